@@ -1,0 +1,21 @@
+# The commands a developer needs; each is a script in scripts/ so CI runs the same thing.
+.PHONY: dev test lint fmt bench ci
+
+dev:   ## Run the whole stack locally (PostgreSQL + NATS found or started, three services)
+	bash scripts/dev.sh
+
+test:  ## Run every test against real PostgreSQL and NATS
+	bash scripts/test.sh
+
+lint:  ## Formatting and clippy, as CI runs them
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+bench: ## Start-up time and idle memory of each service
+	bash bench/startup.sh
+
+ci:    ## What .ci/run does
+	bash .ci/run

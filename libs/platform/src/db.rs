@@ -1,0 +1,198 @@
+//! PostgreSQL: the pool, readiness, pool metrics and the `migrate` command.
+//!
+//! Migrations live in `migrations/<db>/` as reversible pairs (`<version>_<name>.up.sql` /
+//! `.down.sql`) and are embedded in the service binary with `sqlx::migrate!`.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context;
+use clap::Subcommand;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntGaugeVec, Opts};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::DatabaseSettings;
+
+/// A pool that connects lazily: the service starts (unready) while the database is down and
+/// recovers by itself when it returns.
+pub fn pool(settings: &DatabaseSettings, application_name: &str) -> anyhow::Result<PgPool> {
+    let url = settings
+        .database_url
+        .as_ref()
+        .context("DATABASE_URL is not set")?;
+    let options: PgConnectOptions = url
+        .expose()
+        .parse::<PgConnectOptions>()
+        .context("DATABASE_URL is not a valid postgres:// URL")?
+        .application_name(application_name);
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.db_max_connections)
+        .acquire_timeout(settings.db_acquire_timeout)
+        // A connection that broke while the database restarted is noticed before use.
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// Versions of the migrations this build embeds (up steps only).
+fn expected_versions(migrator: &Migrator) -> BTreeSet<i64> {
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect()
+}
+
+/// Versions applied successfully to the database.
+pub async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(BTreeSet::new());
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    Ok(versions.into_iter().collect())
+}
+
+/// Readiness: the database answers and its schema is the one this build expects.
+pub async fn check_ready(pool: &PgPool, migrator: &Migrator) -> Result<(), String> {
+    let applied = applied_versions(pool)
+        .await
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    let expected = expected_versions(migrator);
+    let missing: Vec<i64> = expected.difference(&applied).copied().collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "database schema is behind: migrations {missing:?} not applied (run `migrate up`)"
+        ));
+    }
+    let unknown: Vec<i64> = applied.difference(&expected).copied().collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "database schema is ahead of this build: unknown migrations {unknown:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `<service> migrate …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the newest N applied migrations (default 1).
+    Down {
+        #[arg(default_value_t = 1)]
+        n: usize,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+pub async fn migrate_up(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
+    migrator.run(pool).await.context("applying migrations")?;
+    Ok(())
+}
+
+/// Revert the newest `n` applied migrations.
+pub async fn migrate_down(pool: &PgPool, migrator: &Migrator, n: usize) -> anyhow::Result<()> {
+    let applied: Vec<i64> = applied_versions(pool).await?.into_iter().rev().collect();
+    // Revert everything newer than the (n+1)-th newest applied version.
+    let target = applied.get(n).copied().unwrap_or(0);
+    migrator
+        .undo(pool, target)
+        .await
+        .context("reverting migrations")?;
+    Ok(())
+}
+
+/// One line per migration: version, applied or pending, description.
+pub async fn migration_status(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<Vec<String>> {
+    let applied = applied_versions(pool).await?;
+    let mut lines: Vec<String> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| {
+            let state = if applied.contains(&m.version) {
+                "applied"
+            } else {
+                "pending"
+            };
+            format!("{:>14}  {state:<8} {}", m.version, m.description)
+        })
+        .collect();
+    let expected = expected_versions(migrator);
+    for unknown in applied.difference(&expected) {
+        lines.push(format!(
+            "{unknown:>14}  unknown  (applied, not in this build)"
+        ));
+    }
+    Ok(lines)
+}
+
+/// Run a `migrate` subcommand and print its result on stdout.
+pub async fn run_migrate_command(
+    settings: &DatabaseSettings,
+    migrator: &Migrator,
+    command: MigrateCommand,
+) -> anyhow::Result<()> {
+    let pool = pool(settings, "migrate")?;
+    match command {
+        MigrateCommand::Up => {
+            migrate_up(&pool, migrator).await?;
+            println!("database is up to date");
+        }
+        MigrateCommand::Down { n } => {
+            migrate_down(&pool, migrator, n).await?;
+            println!("reverted up to {n} migration(s)");
+        }
+        MigrateCommand::Status => {
+            for line in migration_status(&pool, migrator).await? {
+                println!("{line}");
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// `db_pool_connections{state="idle"|"active"}`, read from the pool at scrape time.
+pub struct PoolMetrics {
+    pool: PgPool,
+    gauge: IntGaugeVec,
+}
+
+impl PoolMetrics {
+    pub fn new(pool: PgPool) -> Result<Self, prometheus::Error> {
+        let gauge = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Connections held by the database pool, by state.",
+            ),
+            &["state"],
+        )?;
+        Ok(PoolMetrics { pool, gauge })
+    }
+}
+
+impl Collector for PoolMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let size = i64::from(self.pool.size());
+        let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);
+        self.gauge.with_label_values(&["idle"]).set(idle);
+        self.gauge
+            .with_label_values(&["active"])
+            .set((size - idle).max(0));
+        self.gauge.collect()
+    }
+}

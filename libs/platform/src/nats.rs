@@ -1,0 +1,165 @@
+//! NATS: connecting (with retry and backoff), the server-version gate, readiness, and the
+//! namespace that prefixes every subject, stream, bucket and object store.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::connection::State;
+
+use crate::config::NatsSettings;
+
+/// Oldest server we support: async-nats's KV and object store cannot parse 2.9's replies.
+pub const MIN_SERVER_VERSION: (u64, u64) = (2, 10);
+
+/// `NATS_NAMESPACE`: lets several deployments (or parallel tests) share one NATS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} must be 1–32 characters of a-z, A-Z, 0-9, _ or - (it prefixes subjects, streams and buckets)"
+)]
+pub struct InvalidNamespace(String);
+
+impl Namespace {
+    pub fn new(raw: &str) -> Result<Self, InvalidNamespace> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 32
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Namespace(raw.to_owned()))
+        } else {
+            Err(InvalidNamespace(raw.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `jobs.image.thumbnail` → `storefront.jobs.image.thumbnail`
+    pub fn subject(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.0)
+    }
+
+    /// `JOBS` → `STOREFRONT_JOBS` (stream names are upper-case by convention).
+    pub fn stream(&self, name: &str) -> String {
+        format!("{}_{name}", self.0.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// `revocations` → `storefront_revocations` (KV buckets and object stores).
+    pub fn bucket(&self, name: &str) -> String {
+        format!("{}_{name}", self.0.replace('-', "_"))
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parse `major.minor` from a server version such as `2.10.22` or `2.11.0-RC.1`.
+pub fn parse_version(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// `Err` explains why a server of this version is refused.
+pub fn check_server_version(version: &str) -> Result<(), String> {
+    match parse_version(version) {
+        Some(v) if v >= MIN_SERVER_VERSION => Ok(()),
+        Some(_) => Err(format!(
+            "NATS server {version} is too old: Storefront needs >= {}.{} with JetStream (the KV \
+             store and object store fail on older servers)",
+            MIN_SERVER_VERSION.0, MIN_SERVER_VERSION.1
+        )),
+        None => Err(format!(
+            "NATS server reports an unreadable version {version:?}"
+        )),
+    }
+}
+
+/// Connect, retrying with backoff for up to `NATS_CONNECT_TIMEOUT`. If the server is not reachable
+/// by then, the client keeps retrying in the background and readiness reports it; if a server
+/// answers and is too old, start-up is refused.
+pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<async_nats::Client> {
+    let url = settings.nats_url.as_ref().context("NATS_URL is not set")?;
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(3))
+        .reconnect_delay_callback(|attempts| {
+            // 100 ms doubling to 5 s: quick after a blip, gentle during an outage.
+            let exp = u32::try_from(attempts.min(6)).unwrap_or(6);
+            Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5))
+        })
+        .connect(url.expose())
+        .await
+        .context("connecting to NATS")?;
+
+    let deadline = Instant::now() + settings.nats_connect_timeout;
+    while client.connection_state() != State::Connected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if client.connection_state() == State::Connected {
+        let version = client.server_info().version;
+        check_server_version(&version).map_err(anyhow::Error::msg)?;
+        tracing::info!(server_version = %version, "connected to NATS");
+    } else {
+        tracing::warn!(
+            timeout = ?settings.nats_connect_timeout,
+            "NATS not reachable yet; starting unready and retrying in the background"
+        );
+    }
+    Ok(client)
+}
+
+/// Readiness: connected, to a server new enough.
+pub fn check_ready(client: &async_nats::Client) -> Result<(), String> {
+    match client.connection_state() {
+        State::Connected => check_server_version(&client.server_info().version),
+        State::Pending => Err("connecting".to_owned()),
+        State::Disconnected => Err("disconnected".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_prefixes_every_name_kind() {
+        let ns = Namespace::new("storefront").unwrap();
+        assert_eq!(
+            ns.subject("jobs.image.thumbnail"),
+            "storefront.jobs.image.thumbnail"
+        );
+        assert_eq!(ns.stream("JOBS"), "STOREFRONT_JOBS");
+        assert_eq!(ns.bucket("revocations"), "storefront_revocations");
+        let dashed = Namespace::new("t-1").unwrap();
+        assert_eq!(dashed.stream("DLQ"), "T_1_DLQ");
+    }
+
+    #[test]
+    fn namespace_refuses_what_would_break_subjects() {
+        for bad in ["", "a.b", "a*", "a>", "a b", &"x".repeat(33)] {
+            assert!(Namespace::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn servers_older_than_2_10_are_refused() {
+        assert!(check_server_version("2.9.10").is_err());
+        assert!(check_server_version("1.99.0").is_err());
+        assert!(check_server_version("2.10.0").is_ok());
+        assert!(check_server_version("2.15.1").is_ok());
+        assert!(check_server_version("3.0.0-beta.1").is_ok());
+        assert!(check_server_version("garbage").is_err());
+    }
+}

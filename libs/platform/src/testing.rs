@@ -1,0 +1,208 @@
+//! Test harness: a fresh database per test, cloned from a migrated template, and a random NATS
+//! namespace per test, against the real PostgreSQL and NATS that `make test` starts or finds.
+//!
+//! Where they are: `TEST_DATABASE_URL` (an admin connection, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_NATS_URL` (default
+//! `nats://127.0.0.1:4333`, the port `scripts/nats.sh` uses).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection};
+
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4333".to_owned())
+}
+
+/// A namespace no other test uses, so tests can share one NATS server in parallel.
+pub fn nats_namespace() -> String {
+    format!("t{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+fn random_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Connection URL for another database on the admin server.
+pub fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    match admin.rsplit_once('/') {
+        Some((server, tail)) => {
+            let query = tail
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{server}/{database}{query}")
+        }
+        None => format!("{admin}/{database}"),
+    }
+}
+
+/// A database that exists for one test and is dropped when the value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A new database with `migrator`'s schema, copied from a template that is migrated once per
+    /// set of migrations (the template's name holds their checksum, so a changed migration builds
+    /// a new one). `label` names the schema (`auth`, `catalog`).
+    pub async fn new(label: &str, migrator: &'static Migrator) -> TestDb {
+        let template = template_name(label, migrator);
+        let mut admin = admin_connection().await;
+        ensure_template(&mut admin, &template, migrator).await;
+        let name = format!("sf_test_{label}_{}", random_suffix());
+        exec(
+            &mut admin,
+            format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        let _ = admin.close().await;
+        TestDb {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    /// An empty database (no migrations), for tests of the migration machinery itself.
+    pub async fn empty(label: &str) -> TestDb {
+        let mut admin = admin_connection().await;
+        let name = format!("sf_test_{label}_{}", random_suffix());
+        exec(&mut admin, format!(r#"CREATE DATABASE "{name}""#))
+            .await
+            .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        let _ = admin.close().await;
+        TestDb {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.name))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop runs outside async; a short-lived thread with its own runtime does the DROP.
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async move {
+                    if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                        let _ = exec(
+                            &mut admin,
+                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+                        )
+                        .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            }
+        });
+        let _ = dropped.join();
+    }
+}
+
+async fn admin_connection() -> PgConnection {
+    PgConnection::connect(&admin_url())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at TEST_DATABASE_URL ({}): {e}; run `make test`, which finds or starts it", admin_url())
+        })
+}
+
+fn template_name(label: &str, migrator: &Migrator) -> String {
+    // FNV-1a over every migration's checksum: stable across runs, changes with any migration.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in migrator.iter() {
+        for byte in m.version.to_le_bytes().iter().chain(m.checksum.iter()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("sf_template_{label}_{hash:016x}")
+}
+
+async fn ensure_template(admin: &mut PgConnection, template: &str, migrator: &'static Migrator) {
+    // Several test processes may start at once: one builds, the others wait on the lock.
+    let lock_key = i64::from_le_bytes(*b"sf-tmpl!");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(lock_key)
+        .execute(&mut *admin)
+        .await
+        .unwrap_or_else(|e| panic!("locking template creation: {e}"));
+    let existing: BTreeSet<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'sf_template_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    if !existing.contains(template) {
+        exec(admin, format!(r#"CREATE DATABASE "{template}""#))
+            .await
+            .unwrap_or_else(|e| panic!("creating template {template}: {e}"));
+        let mut conn = PgConnection::connect(&url_for(template))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to template {template}: {e}"));
+        migrator
+            .run(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("migrating template {template}: {e}"));
+        let _ = conn.close().await;
+        // Templates of older migration sets are garbage now.
+        let prefix = template
+            .rsplit_once('_')
+            .map(|(p, _)| p)
+            .unwrap_or(template);
+        for stale in existing.iter().filter(|t| t.starts_with(prefix)) {
+            let _ = exec(admin, format!(r#"DROP DATABASE IF EXISTS "{stale}""#)).await;
+        }
+    }
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock_key)
+        .execute(&mut *admin)
+        .await;
+}
+
+/// Poll `probe` until it returns true or `timeout` passes; returns the last answer.
+pub async fn eventually<F, Fut>(timeout: Duration, mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if probe().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,44 @@
+//! `catalog-order` command line: `serve` (default), `migrate up|down [N]|status`.
+
+use std::process::ExitCode;
+
+use catalog_order::settings::Settings;
+use catalog_order::{MIGRATOR, SERVICE, VERSION, app};
+use clap::{Parser, Subcommand};
+use platform::db::MigrateCommand;
+
+#[derive(Parser)]
+#[command(
+    name = "catalog-order",
+    version,
+    about = "Storefront catalog and orders service: categories, items, customers, orders, jobs."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, health and metrics (the default).
+    Serve,
+    /// Manage the `catalog` database schema.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION) {
+        Ok(booted) => booted,
+        Err(code) => return code,
+    };
+    platform::exit_code(runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => app::build(settings).await?.run().await,
+            Command::Migrate(command) => {
+                platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await
+            }
+        }
+    }))
+}

@@ -1,0 +1,8 @@
+//! Storefront worker: consumes jobs from NATS JetStream, runs the scheduler. Owns no database.
+
+pub mod app;
+pub mod settings;
+
+/// Name used in logs, metrics and the NATS connection.
+pub const SERVICE: &str = "worker";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
