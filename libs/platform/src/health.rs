@@ -122,3 +122,65 @@ async fn ready(State(health): State<Health>) -> Response {
     )]));
     problem_response(problem)
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get_ready(health: Health) -> (StatusCode, Value) {
+        let response = health
+            .routes()
+            .oneshot(
+                http::Request::get("/health/ready")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let problem = response.extensions().get::<Problem>().cloned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let value = match problem {
+            Some(p) => serde_json::to_value(p).unwrap(),
+            None => serde_json::from_slice(&body).unwrap(),
+        };
+        (status, value)
+    }
+
+    #[tokio::test]
+    async fn ready_names_the_failing_check() {
+        let mut health = Health::new(CancellationToken::new());
+        health.add_check("postgres", || async { Err("refused".to_owned()) });
+        health.add_check("nats", || async { Ok(()) });
+        let (status, body) = get_ready(health).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["detail"], "failing checks: postgres");
+        assert_eq!(body["checks"]["postgres"]["reason"], "refused");
+        assert_eq!(body["checks"]["nats"]["status"], "ok");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_check_fails_after_the_timeout() {
+        let mut health = Health::new(CancellationToken::new());
+        health.add_check("slow", || std::future::pending());
+        let started = std::time::Instant::now();
+        let (status, _) = get_ready(health).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < CHECK_TIMEOUT + Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn readiness_turns_false_the_moment_shutdown_starts() {
+        let token = CancellationToken::new();
+        let mut health = Health::new(token.clone());
+        health.add_check("postgres", || async { Ok(()) });
+        assert_eq!(get_ready(health.clone()).await.0, StatusCode::OK);
+        token.cancel();
+        let (status, body) = get_ready(health).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["detail"], "shutting down");
+    }
+}
