@@ -90,13 +90,12 @@ async fn spawn_with(tweak: impl FnOnce(&mut PlatformSettings)) -> TestServer {
         .build(routes())
         .await
         .unwrap();
-    let server = TestServer {
+    TestServer {
         base: format!("http://{}", app.http_addr()),
         metrics: format!("http://{}", app.metrics_addr()),
         shutdown: app.shutdown(),
         task: tokio::spawn(app.run()),
-    };
-    server
+    }
 }
 
 async fn spawn() -> TestServer {
