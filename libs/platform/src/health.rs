@@ -165,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn a_hanging_check_fails_after_the_timeout() {
         let mut health = Health::new(CancellationToken::new());
-        health.add_check("slow", || std::future::pending());
+        health.add_check("slow", std::future::pending);
         let started = std::time::Instant::now();
         let (status, _) = get_ready(health).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
