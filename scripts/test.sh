@@ -18,4 +18,26 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://${PGUSER:-postgres}@${P
 export TEST_NATS_URL="nats://127.0.0.1:$nats_port"
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
-cargo test --workspace --locked "$@"
+# promtool lints every service's /metrics exposition (tests/tests/services.rs).
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing promtool (Debian package prometheus)"
+    { apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }; } >/dev/null 2>&1 \
+      || log "could not install promtool; the exposition lint will be skipped"
+  else
+    log "promtool not found (apt install prometheus | brew install prometheus); the exposition lint will be skipped"
+  fi
+fi
+command -v promtool >/dev/null && export REQUIRE_PROMTOOL=1
+
+out=$(mktemp)
+trap 'stop_nats; rm -f "$out"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: cargo prints one per test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1); if ($(i) ~ /^ignored/) s += $(i-1) } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$out"
+exit "$status"

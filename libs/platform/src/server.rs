@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -38,6 +39,9 @@ impl From<&PlatformSettings> for ServerSettings {
         }
     }
 }
+
+/// How long accepted connections get to deliver their first request once shutdown begins.
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Serve `router` on `listener` until `stop` is cancelled, then stop accepting, let in-flight
 /// requests finish (up to the grace period) and return.
@@ -83,26 +87,19 @@ pub async fn serve(
             },
             _ = stop.cancelled() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                req
-            });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        serve_connection(&builder, &graceful, &router, stream, peer, Some(permit));
+    }
+
+    // Connections the kernel completed but we had not accepted yet would be reset when the
+    // listener closes, failing requests their clients already sent: take and serve them too.
+    while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
+        serve_connection(&builder, &graceful, &router, stream, peer, None);
     }
     drop(listener);
 
+    // A connection accepted a moment ago may hold a request hyper has not read yet; telling it
+    // to shut down now would close it unanswered. Give such requests a moment to arrive.
+    tokio::time::sleep(SETTLE.min(settings.grace_period)).await;
     let open = graceful.count();
     if open > 0 {
         tracing::info!(connections = open, "draining open connections");
@@ -113,4 +110,31 @@ pub async fn serve(
     {
         tracing::warn!("grace period over with connections still open; closing them");
     }
+}
+
+fn serve_connection(
+    builder: &Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    router: &Router,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = router
+        .clone()
+        .map_request(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            req
+        });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
+        }
+        drop(permit);
+    });
 }

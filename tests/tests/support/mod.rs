@@ -1,0 +1,166 @@
+//! Starting the real binaries as processes on free ports, against real PostgreSQL and NATS.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use platform::testing::{TestDb, nats_namespace, nats_url};
+
+/// Where cargo put the service binaries: `STOREFRONT_BIN_DIR`, or next to this test's `deps/`.
+pub fn bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("STOREFRONT_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the services first (`cargo build --bins`; `make test` does)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One service process. Its stdout (JSON logs) goes to a file read by `logs()`.
+pub struct Service {
+    pub name: &'static str,
+    pub base: String,
+    pub metrics: String,
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    pub fn start(name: &'static str, env: &HashMap<String, String>) -> Service {
+        let http = free_port();
+        let metrics = free_port();
+        let log = std::env::temp_dir().join(format!("sf-e2e-{name}-{http}.log"));
+        let child = Command::new(bin(name))
+            .env_clear()
+            .envs(env)
+            .env("APP_ENV", "test")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("HTTP_ADDR", format!("127.0.0.1:{http}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Service {
+            name,
+            base: format!("http://127.0.0.1:{http}"),
+            metrics: format!("http://127.0.0.1:{metrics}"),
+            child,
+            log,
+        }
+    }
+
+    pub async fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/health/ready", self.base)).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready within {within:?}; log: {}",
+                self.name,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit, for at most `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Databases and a NATS namespace for one test's services.
+pub struct Deps {
+    pub auth_db: TestDb,
+    pub catalog_db: TestDb,
+    pub namespace: String,
+}
+
+impl Deps {
+    /// Empty databases migrated by the binaries' own `migrate up`.
+    pub async fn new() -> Deps {
+        let deps = Deps {
+            auth_db: TestDb::empty("e2e_auth").await,
+            catalog_db: TestDb::empty("e2e_catalog").await,
+            namespace: nats_namespace(),
+        };
+        for (name, db) in [("auth", &deps.auth_db), ("catalog-order", &deps.catalog_db)] {
+            let out = Command::new(bin(name))
+                .args(["migrate", "up"])
+                .env("APP_ENV", "test")
+                .env("DATABASE_URL", &db.url)
+                .env("NATS_URL", nats_url())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{name} migrate up: {out:?}");
+        }
+        deps
+    }
+
+    pub fn env(&self, service: &str) -> HashMap<String, String> {
+        let mut env = HashMap::from([
+            ("NATS_URL".to_owned(), nats_url()),
+            ("NATS_NAMESPACE".to_owned(), self.namespace.clone()),
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+        ]);
+        let db = match service {
+            "auth" => Some(&self.auth_db),
+            "catalog-order" => Some(&self.catalog_db),
+            _ => None,
+        };
+        if let Some(db) = db {
+            env.insert("DATABASE_URL".to_owned(), db.url.clone());
+        }
+        env
+    }
+}
