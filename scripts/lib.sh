@@ -1,9 +1,13 @@
 # Shared helpers for scripts/*.sh (sourced, not run).
 # shellcheck shell=bash
 
+# Variables used by the scripts that source this file.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC2034
 TOOLS="${STOREFRONT_TOOLS:-$ROOT/.tools}"
+# shellcheck disable=SC2034
 DATA="${STOREFRONT_DATA:-$ROOT/.data}"
+# shellcheck disable=SC2034
 NATS_SERVER_VERSION="2.15.1"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

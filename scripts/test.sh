@@ -11,6 +11,7 @@ bash scripts/postgres.sh
 started_nats=0
 port_open 127.0.0.1 "$nats_port" || started_nats=1
 bash scripts/nats.sh start "$nats_port"
+# shellcheck disable=SC2317 # called from the EXIT trap
 stop_nats() { [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"; true; }
 trap stop_nats EXIT
 

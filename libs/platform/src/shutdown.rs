@@ -84,3 +84,40 @@ impl Shutdown {
         self.trigger();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn triggering_stops_background_tasks_and_waits_for_them() {
+        let shutdown = Shutdown::new();
+        let cleaned_up = Arc::new(AtomicBool::new(false));
+        let token = shutdown.token();
+        let flag = cleaned_up.clone();
+        shutdown.spawn("ticker", async move {
+            token.cancelled().await;
+            // Finishing work after the signal is allowed, within the grace period.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        shutdown.trigger();
+        assert!(shutdown.wait_for_tasks(Duration::from_secs(2)).await);
+        assert!(cleaned_up.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ignores_the_signal_is_abandoned_after_the_grace_period() {
+        let shutdown = Shutdown::new();
+        shutdown.spawn("stubborn", async {
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        shutdown.trigger();
+        assert!(!shutdown.wait_for_tasks(Duration::from_millis(100)).await);
+    }
+}
