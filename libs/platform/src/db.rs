@@ -30,6 +30,9 @@ pub fn pool(settings: &DatabaseSettings, application_name: &str) -> anyhow::Resu
         .application_name(application_name);
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
+        // One connection opened in the background at start-up, so the first request (or
+        // readiness probe) does not pay for connecting.
+        .min_connections(1)
         .acquire_timeout(settings.db_acquire_timeout)
         // A connection that broke while the database restarted is noticed before use.
         .test_before_acquire(true)

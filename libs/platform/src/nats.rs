@@ -85,7 +85,7 @@ pub fn check_server_version(version: &str) -> Result<(), String> {
     }
 }
 
-/// Connect, retrying with backoff for up to `NATS_CONNECT_TIMEOUT`. If the server is not reachable
+/// Connect, retrying with backoff (async-nats's default: immediate, then doubling to 4 s) for up to `NATS_CONNECT_TIMEOUT`. If the server is not reachable
 /// by then, the client keeps retrying in the background and readiness reports it; if a server
 /// answers and is too old, start-up is refused.
 pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<async_nats::Client> {
@@ -94,18 +94,14 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(3))
-        .reconnect_delay_callback(|attempts| {
-            // 100 ms doubling to 5 s: quick after a blip, gentle during an outage.
-            let exp = u32::try_from(attempts.min(6)).unwrap_or(6);
-            Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5))
-        })
+        // The client's default backoff: immediate, then doubling up to 4 s.
         .connect(url.expose())
         .await
         .context("connecting to NATS")?;
 
     let deadline = Instant::now() + settings.nats_connect_timeout;
     while client.connection_state() != State::Connected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     if client.connection_state() == State::Connected {
         let version = client.server_info().version;
