@@ -34,6 +34,8 @@ command -v promtool >/dev/null && export REQUIRE_PROMTOOL=1
 
 out=$(mktemp)
 trap 'stop_nats; rm -f "$out"' EXIT
+# The end-to-end tests start the service binaries, which `cargo test` alone does not build.
+cargo build --workspace --bins --locked
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}

@@ -196,6 +196,9 @@ pub struct PlatformSettings {
     /// Origins allowed by CORS; empty means no CORS headers at all.
     #[serde(with = "comma_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// Networks of reverse proxies whose `X-Forwarded-For` is believed (CIDRs, comma-separated).
+    #[serde(with = "comma_list")]
+    pub trusted_proxies: Vec<String>,
     /// Whole-request deadline; a slower request answers 503.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
@@ -224,6 +227,7 @@ impl PlatformSettings {
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], metrics_port)),
             log_format: None,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             request_timeout: Duration::from_secs(10),
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_period: Duration::from_secs(25),
@@ -262,6 +266,9 @@ impl PlatformSettings {
                     format!("{origin:?} is not a valid origin"),
                 );
             }
+        }
+        if let Err(e) = crate::ratelimit::TrustedProxies::parse(&self.trusted_proxies) {
+            problems.add("TRUSTED_PROXIES", e);
         }
         if self.http_addr == self.metrics_addr && self.http_addr.port() != 0 {
             problems.add("METRICS_ADDR", "must differ from HTTP_ADDR");

@@ -23,6 +23,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     pub http: HttpMetrics,
+    /// `rate_limited_total{scope}`: requests refused by a rate limit.
+    pub rate_limited: IntCounterVec,
 }
 
 /// RED metrics of the HTTP stack.
@@ -87,6 +89,15 @@ impl Metrics {
             .set(1);
         registry.register(Box::new(build_info))?;
 
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Requests refused with 429 by a rate limit, by limit.",
+            ),
+            &["scope"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -99,6 +110,7 @@ impl Metrics {
                 duration,
                 in_flight,
             },
+            rate_limited,
         })
     }
 
