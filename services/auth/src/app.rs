@@ -1,16 +1,56 @@
-//! Wiring: settings → pool, NATS, router, background tasks → a runnable [`App`].
+//! Wiring: settings → pool, NATS, keys, hasher, verifier, router → a runnable [`App`].
 
-use axum::Router;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_nats::jetstream::kv;
+use authn::revocation::{self, RevocationList};
+use authn::{Verifier, VerifierConfig};
+use axum::extract::FromRef;
+use platform::nats::Namespace;
+use platform::pagination::CursorSigner;
+use platform::ratelimit::TrustedProxies;
 use platform::{App, AppBuilder};
+use sqlx::PgPool;
 
-use crate::settings::Settings;
-use crate::{MIGRATOR, SERVICE, VERSION};
+use crate::keys::SigningKeys;
+use crate::metrics::AuthMetrics;
+use crate::passwords::Passwords;
+use crate::settings::{AuthSettings, Settings};
+use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: sqlx::PgPool,
-    pub nats: async_nats::Client,
+    pub db: PgPool,
+    pub keys: Arc<SigningKeys>,
+    pub passwords: Passwords,
+    pub verifier: Arc<Verifier>,
+    pub revocations: kv::Store,
+    pub cursors: CursorSigner,
+    pub metrics: AuthMetrics,
+    pub settings: Arc<AuthSettings>,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+/// The signing keys from settings, or (dev and test only; prod refuses to start without keys)
+/// a key that lives as long as this process.
+pub fn signing_keys(settings: &AuthSettings) -> anyhow::Result<SigningKeys> {
+    match &settings.auth_signing_keys {
+        Some(pem) => SigningKeys::from_pem_list(pem.expose()).map_err(anyhow::Error::msg),
+        None => {
+            tracing::warn!(
+                "AUTH_SIGNING_KEYS is not set: signing with an ephemeral key; tokens will not \
+                 survive a restart and other replicas will not share it"
+            );
+            SigningKeys::ephemeral().map_err(anyhow::Error::msg)
+        }
+    }
 }
 
 /// Build the service; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
@@ -18,11 +58,39 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
     let db = builder.postgres(&settings.database, &MIGRATOR).await?;
     let nats = builder.nats(&settings.nats).await?;
-    let state = AppState { db, nats };
-    builder.build(router(state)).await
-}
+    let namespace = Namespace::new(&settings.nats.nats_namespace)?;
 
-/// The API routes (health and the shared stack are added by the builder).
-fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    let auth = settings.auth.clone();
+    let keys = signing_keys(&auth)?;
+    let revoked = RevocationList::new(auth.access_token_ttl);
+    let verifier = Verifier::with_keys(
+        VerifierConfig::new(&auth.auth_issuer, &auth.auth_audience),
+        keys.jwks(),
+        revoked.clone(),
+    );
+    let js = async_nats::jetstream::new(nats);
+    let revocations = revocation::bucket(&js, &namespace, auth.access_token_ttl)
+        .await
+        .context("opening the revocations bucket")?;
+    revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
+
+    let state = AppState {
+        db,
+        keys: Arc::new(keys),
+        passwords: Passwords::new(&auth).await?,
+        verifier: Arc::new(verifier),
+        revocations,
+        cursors: settings.cursors.signer(),
+        metrics: AuthMetrics::register(builder.metrics())?,
+        settings: Arc::new(auth),
+    };
+    let proxies =
+        TrustedProxies::parse(&settings.platform.trusted_proxies).map_err(anyhow::Error::msg)?;
+    let router = routes::router(
+        state,
+        proxies,
+        &builder.metrics().rate_limited,
+        builder.shutdown(),
+    )?;
+    builder.build(router).await
 }

@@ -1,7 +1,15 @@
-//! Storefront auth service: accounts, passwords, sessions and signing keys.
+//! Storefront auth service: accounts, passwords, sessions and signing keys (DESIGN §4, §5).
 
 pub mod app;
+pub mod domain;
+pub mod keys;
+pub mod maintenance;
+pub mod metrics;
+pub mod passwords;
+pub mod routes;
+pub mod sessions;
 pub mod settings;
+pub mod store;
 
 /// Name used in logs, metrics and the NATS connection.
 pub const SERVICE: &str = "auth";

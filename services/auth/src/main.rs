@@ -1,9 +1,14 @@
-//! `auth` command line: `serve` (default), `migrate up|down [N]|status`.
+//! `auth` command line: `serve` (default), `migrate up|down [N]|status`, `create-admin`,
+//! `purge-sessions`.
 
+use std::io::BufRead;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use auth::domain::{Email, Password};
+use auth::passwords::Passwords;
 use auth::settings::Settings;
-use auth::{MIGRATOR, SERVICE, VERSION, app};
+use auth::{MIGRATOR, SERVICE, VERSION, app, maintenance, store};
 use clap::{Parser, Subcommand};
 use platform::db::MigrateCommand;
 
@@ -25,6 +30,13 @@ enum Command {
     /// Manage the `auth` database schema.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Create an admin account; the password is read from the first line of stdin.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete expired and long-revoked sessions and idle login counters.
+    PurgeSessions,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +51,42 @@ fn main() -> ExitCode {
             Command::Migrate(command) => {
                 platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await
             }
+            Command::CreateAdmin { email } => create_admin(&settings, &email).await,
+            Command::PurgeSessions => {
+                let db = platform::db::pool(&settings.database, "purge-sessions")?;
+                let purged = maintenance::purge_expired(&db).await?;
+                println!(
+                    "purged {} session(s) and {} login counter(s)",
+                    purged.sessions, purged.throttles
+                );
+                Ok(())
+            }
         }
     }))
+}
+
+async fn create_admin(settings: &Settings, email: &str) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = Password::parse(line.trim_end_matches(['\n', '\r']))
+        .map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let db = platform::db::pool(&settings.database, "create-admin")?;
+    let hash = Passwords::new(&settings.auth).await?.hash(password).await?;
+    let user = store::users::insert(&db, email.as_str(), &hash, "admin")
+        .await
+        .map_err(|e| {
+            if store::is_unique_violation(&e) {
+                anyhow::anyhow!(
+                    "{email} already has an account; an admin can change its role with PATCH /v1/auth/users/{{id}}"
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    println!("created admin {} ({})", user.email, user.id);
+    Ok(())
 }

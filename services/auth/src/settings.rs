@@ -1,9 +1,16 @@
-//! Settings of `auth`: the platform's, plus its database and NATS. See README's settings table.
+//! Settings of `auth`: the platform's, its database, NATS, cursors and its own (below). See the
+//! README's settings table.
+
+use std::time::Duration;
 
 use platform::config::{
-    DatabaseSettings, NatsSettings, PlatformSettings, Problems, Profile, ServiceSettings,
+    DatabaseSettings, NatsSettings, PlatformSettings, Problems, Profile, Secret, ServiceSettings,
+    duration,
 };
+use platform::pagination::CursorSettings;
 use serde::{Deserialize, Serialize};
+
+use crate::keys::SigningKeys;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -13,6 +20,120 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(flatten)]
     pub nats: NatsSettings,
+    #[serde(flatten)]
+    pub cursors: CursorSettings,
+    #[serde(flatten)]
+    pub auth: AuthSettings,
+}
+
+/// OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane).
+pub const OWASP_ARGON2_MEMORY_KIB: u32 = 19_456;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// Ed25519 private keys, PKCS#8 PEM, newest first: the first signs, all verify (JWKS).
+    pub auth_signing_keys: Option<Secret>,
+    /// `iss` of issued tokens; verifiers require it.
+    pub auth_issuer: String,
+    /// `aud` of issued tokens; verifiers require it.
+    pub auth_audience: String,
+    #[serde(with = "duration")]
+    pub access_token_ttl: Duration,
+    /// Idle lifetime of a session: every refresh pushes it forward by this much.
+    #[serde(with = "duration")]
+    pub refresh_token_ttl: Duration,
+    /// Absolute lifetime of a session, however often it is refreshed.
+    #[serde(with = "duration")]
+    pub session_max_age: Duration,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Login, register and refresh requests per client IP.
+    pub rate_limit_auth_per_minute: u32,
+    pub rate_limit_auth_burst: u32,
+    /// Failed logins for one email before each further attempt must wait (doubling, ≤ 15 min).
+    pub login_max_failures: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            auth_signing_keys: None,
+            auth_issuer: "storefront-auth".into(),
+            auth_audience: "storefront".into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
+            session_max_age: Duration::from_secs(90 * 24 * 3600),
+            argon2_memory_kib: OWASP_ARGON2_MEMORY_KIB,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            rate_limit_auth_per_minute: 30,
+            rate_limit_auth_burst: 10,
+            login_max_failures: 5,
+        }
+    }
+}
+
+impl AuthSettings {
+    pub fn validate(&self, profile: Profile, problems: &mut Problems) {
+        match &self.auth_signing_keys {
+            None if profile == Profile::Prod => problems.add(
+                "AUTH_SIGNING_KEYS",
+                "is required in prod (Ed25519 PKCS#8 PEM, newest first; see docs/auth.md)",
+            ),
+            None => {}
+            Some(pem) => {
+                if let Err(e) = SigningKeys::from_pem_list(pem.expose()) {
+                    problems.add("AUTH_SIGNING_KEYS", e);
+                }
+            }
+        }
+        for (name, ttl) in [
+            ("ACCESS_TOKEN_TTL", self.access_token_ttl),
+            ("REFRESH_TOKEN_TTL", self.refresh_token_ttl),
+            ("SESSION_MAX_AGE", self.session_max_age),
+        ] {
+            if ttl.is_zero() {
+                problems.add(name, "must be greater than zero");
+            }
+        }
+        if self.access_token_ttl > Duration::from_secs(3600) {
+            problems.add(
+                "ACCESS_TOKEN_TTL",
+                "must be at most 1h: access tokens cannot be recalled once issued",
+            );
+        }
+        if self.refresh_token_ttl > self.session_max_age {
+            problems.add("REFRESH_TOKEN_TTL", "must not exceed SESSION_MAX_AGE");
+        }
+        if argon2::Params::new(
+            self.argon2_memory_kib,
+            self.argon2_iterations,
+            self.argon2_parallelism,
+            None,
+        )
+        .is_err()
+        {
+            problems.add("ARGON2_MEMORY_KIB", "argon2 parameters are invalid");
+        }
+        if profile == Profile::Prod
+            && (self.argon2_memory_kib < OWASP_ARGON2_MEMORY_KIB || self.argon2_iterations < 2)
+        {
+            problems.add(
+                "ARGON2_MEMORY_KIB",
+                "prod needs at least OWASP's argon2id parameters (19456 KiB, 2 iterations)",
+            );
+        }
+        if self.rate_limit_auth_per_minute == 0 || self.rate_limit_auth_burst == 0 {
+            problems.add(
+                "RATE_LIMIT_AUTH_PER_MINUTE",
+                "rate and burst must be positive",
+            );
+        }
+        if self.login_max_failures == 0 {
+            problems.add("LOGIN_MAX_FAILURES", "must be greater than zero");
+        }
+    }
 }
 
 impl Default for Settings {
@@ -21,12 +142,19 @@ impl Default for Settings {
             platform: PlatformSettings::with_ports(8081, 9181),
             database: DatabaseSettings::default(),
             nats: NatsSettings::default(),
+            cursors: CursorSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
 
 impl ServiceSettings for Settings {
-    const SECRETS: &'static [&'static str] = &["DATABASE_URL", "NATS_URL"];
+    const SECRETS: &'static [&'static str] = &[
+        "DATABASE_URL",
+        "NATS_URL",
+        "AUTH_SIGNING_KEYS",
+        "CURSOR_SECRET",
+    ];
 
     fn platform(&self) -> &PlatformSettings {
         &self.platform
@@ -47,8 +175,11 @@ impl ServiceSettings for Settings {
     }
 
     fn validate(&self, problems: &mut Problems) {
+        let profile = self.platform.app_env;
         self.platform.validate(problems);
-        self.database.validate(self.platform.app_env, problems);
+        self.database.validate(profile, problems);
         self.nats.validate(problems);
+        self.cursors.validate(profile, problems);
+        self.auth.validate(profile, problems);
     }
 }

@@ -1,0 +1,204 @@
+//! Register, login, refresh, logout, logout-all, me.
+
+use authn::{CurrentUser, Role};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use platform::extract::Json;
+use platform::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::{Email, Password, RefreshToken};
+use crate::sessions::{self, TokenPair};
+use crate::store;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegisteredUser {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/auth/register` → 201 `{id, email, role}`.
+pub async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = Email::parse(&body.email);
+    let password = Password::parse(&body.password);
+    let (email, password) = match (email, password) {
+        (Ok(e), Ok(p)) => (e, p),
+        (e, p) => {
+            let mut errors = Vec::new();
+            if let Err(m) = e {
+                errors.push(FieldError::new("email", m));
+            }
+            if let Err(m) = p {
+                errors.push(FieldError::new("password", m));
+            }
+            return Err(ApiError::Validation(errors));
+        }
+    };
+    let hash = state.passwords.hash(password).await?;
+    let user = store::users::insert(&state.db, email.as_str(), &hash, Role::Customer.as_str())
+        .await
+        .map_err(|e| {
+            if store::is_unique_violation(&e) {
+                ApiError::Conflict("an account with this email already exists".into())
+            } else {
+                e.into()
+            }
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredUser {
+            id: user.id,
+            email: user.email,
+            role: Role::Customer,
+        }),
+    ))
+}
+
+/// `POST /v1/auth/login` → `{access_token, refresh_token, token_type, expires_in}`.
+///
+/// Unknown email and wrong password take the same time and give the same answer.
+pub async fn login(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<Json<TokenPair>, ApiError> {
+    if body.password.chars().count() > crate::domain::PASSWORD_MAX_LEN {
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be at most 128 characters",
+        ));
+    }
+    // The throttle key is the normalised email even when it is not a valid address, so that
+    // probing with variants of one address shares one counter.
+    let key = body.email.trim().to_lowercase();
+    if key.len() > 254 {
+        return Err(ApiError::invalid_field(
+            "email",
+            "must be at most 254 characters",
+        ));
+    }
+    if let Some(until) = store::throttle::locked_until(&state.db, &key).await? {
+        state.metrics.login("throttled");
+        let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+        return Err(ApiError::TooManyRequests {
+            retry_after: std::time::Duration::from_secs(wait.unsigned_abs()),
+        });
+    }
+    let user = match Email::parse(&key) {
+        Ok(email) => store::users::by_email(&state.db, email.as_str()).await?,
+        Err(_) => None,
+    };
+    let verified = state
+        .passwords
+        .verify(
+            &body.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            store::throttle::record_failure(&state.db, &key, state.settings.login_max_failures)
+                .await?;
+            state.metrics.login("invalid_credentials");
+            return Err(ApiError::Unauthorized("invalid email or password".into()));
+        }
+    };
+    store::throttle::clear(&state.db, &key).await?;
+    if user.disabled {
+        state.metrics.login("disabled");
+        return Err(ApiError::Forbidden("this account is disabled".into()));
+    }
+    let role: Role = user
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?;
+    let pair = sessions::start(&state, user.id, role).await?;
+    state.metrics.login("success");
+    Ok(Json(pair))
+}
+
+fn presented(raw: &str) -> Result<RefreshToken, ApiError> {
+    RefreshToken::parse(raw)
+        .ok_or_else(|| ApiError::Unauthorized("invalid or expired refresh token".into()))
+}
+
+/// `POST /v1/auth/refresh` `{refresh_token}` → a new pair; the old token is spent.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let token = presented(&body.refresh_token)?;
+    Ok(Json(sessions::rotate(&state, &token).await?))
+}
+
+/// `POST /v1/auth/logout` `{refresh_token}` → 204; the session and its access tokens are revoked.
+pub async fn logout(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    let token = presented(&body.refresh_token)?;
+    if sessions::end(&state, token.hash()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::Unauthorized(
+            "invalid or expired refresh token".into(),
+        ))
+    }
+}
+
+/// `POST /v1/auth/logout-all` (bearer) → 204; every session of the user is revoked.
+pub async fn logout_all(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<StatusCode, ApiError> {
+    sessions::end_all(&state, user.id, "logout-all").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/auth/me` (bearer).
+pub async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Me>, ApiError> {
+    let row = store::users::by_id(&state.db, user.id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ApiError::Unauthorized("account no longer active".into()))?;
+    let role = row
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?;
+    Ok(Json(Me {
+        id: row.id,
+        email: row.email,
+        role,
+        created_at: row.created_at,
+    }))
+}

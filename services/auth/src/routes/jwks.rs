@@ -1,0 +1,18 @@
+use axum::extract::State;
+use axum::response::IntoResponse;
+use http::{HeaderValue, header};
+use platform::extract::Json;
+
+use crate::app::AppState;
+
+/// `GET /.well-known/jwks.json`: every key that may have signed a live token.
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        // Verifiers re-fetch on an unknown `kid`, so a short cache is safe during rotation.
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
+        Json(state.keys.jwks().clone()),
+    )
+}

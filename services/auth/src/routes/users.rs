@@ -1,0 +1,135 @@
+//! Admin: list users, change a user's role or disable them.
+
+use authn::{Admin, Role};
+use axum::extract::State;
+use platform::ApiError;
+use platform::extract::{Json, Path, Query};
+use platform::pagination::{Page, PageParams};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::sessions;
+use crate::store;
+use crate::store::users::UserRow;
+
+#[derive(Debug, Serialize)]
+pub struct UserDto {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl TryFrom<UserRow> for UserDto {
+    type Error = ApiError;
+
+    fn try_from(row: UserRow) -> Result<Self, ApiError> {
+        Ok(UserDto {
+            role: row
+                .role
+                .parse()
+                .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?,
+            id: row.id,
+            email: row.email,
+            disabled: row.disabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/auth/users?limit=&cursor=` (admin), oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<UserDto>>, ApiError> {
+    let params = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let limit = params.limit()?;
+    let after: Option<(i128, Uuid)> = params.after(&state.cursors)?;
+    let after = after
+        .map(|(nanos, id)| {
+            OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .map(|at| (at, id))
+                .map_err(|_| ApiError::bad_param("cursor", "is not a cursor this API issued"))
+        })
+        .transpose()?;
+    let rows = store::users::page(&state.db, after, limit).await?;
+    let page = Page::from_rows(
+        rows,
+        limit,
+        &state.cursors,
+        |u| (u.created_at.unix_timestamp_nanos(), u.id),
+        UserDto::try_from,
+    );
+    Ok(Json(Page {
+        items: page.items.into_iter().collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+/// `PATCH /v1/auth/users/{id}` `{role?, disabled?}` (admin). A role change or disabling revokes
+/// every session of the user, so their current tokens stop working everywhere.
+pub async fn update(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<Uuid>,
+    Json(change): Json<UserChange>,
+) -> Result<Json<UserDto>, ApiError> {
+    if change.role.is_none() && change.disabled.is_none() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "give `role` and/or `disabled`",
+        ));
+    }
+    if id == admin.id {
+        return Err(ApiError::Conflict(
+            "admins cannot change their own role or disable themselves".into(),
+        ));
+    }
+    let before = store::users::by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
+    let row = store::users::update(
+        &state.db,
+        id,
+        change.role.map(Role::as_str),
+        change.disabled,
+    )
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
+    let role_changed = row.role != before.role;
+    let newly_disabled = row.disabled && !before.disabled;
+    if role_changed || newly_disabled {
+        let reason = if newly_disabled {
+            "disabled"
+        } else {
+            "role changed"
+        };
+        sessions::end_all(&state, id, reason).await?;
+    }
+    Ok(Json(UserDto::try_from(row)?))
+}

@@ -1,0 +1,161 @@
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::RefreshTokenHash;
+
+pub async fn create(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    expires_at: OffsetDateTime,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user_id)
+    .bind(expires_at)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn add_refresh_token(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    hash: RefreshTokenHash,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(hash.0.as_slice())
+        .bind(session_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// A presented refresh token with its session and user, locked for the rotation.
+#[derive(Debug, Clone, FromRow)]
+pub struct PresentedToken {
+    pub session_id: Uuid,
+    pub used_at: Option<OffsetDateTime>,
+    pub session_created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub user_id: Uuid,
+    pub role: String,
+    pub disabled: bool,
+}
+
+/// Look a token up and lock its row, so two concurrent uses of one token are serialised: the
+/// second sees it used (and is treated as reuse).
+pub async fn presented_for_update(
+    db: impl PgExecutor<'_>,
+    hash: RefreshTokenHash,
+) -> Result<Option<PresentedToken>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.session_id, t.used_at, s.created_at AS session_created_at, s.expires_at,
+                s.revoked_at, u.id AS user_id, u.role, u.disabled
+         FROM refresh_tokens t
+         JOIN sessions s ON s.id = t.session_id
+         JOIN users u ON u.id = s.user_id
+         WHERE t.token_hash = $1
+         FOR UPDATE OF t",
+    )
+    .bind(hash.0.as_slice())
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn mark_used(db: impl PgExecutor<'_>, hash: RefreshTokenHash) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
+        .bind(hash.0.as_slice())
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn extend(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    expires_at: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET expires_at = $2 WHERE id = $1")
+        .bind(session_id)
+        .bind(expires_at)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Revoke one session (idempotent). Returns its user when the session exists.
+pub async fn revoke(
+    db: impl PgExecutor<'_>,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = coalesce(revoked_at, now()),
+                             revoked_reason = coalesce(revoked_reason, $2)
+         WHERE id = $1
+         RETURNING user_id",
+    )
+    .bind(session_id)
+    .bind(reason)
+    .fetch_optional(db)
+    .await
+}
+
+/// Revoke every live session of a user; returns their ids.
+pub async fn revoke_all(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    reason: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .fetch_all(db)
+    .await
+}
+
+/// The session a refresh token belongs to, whatever its state.
+pub async fn session_of(
+    db: impl PgExecutor<'_>,
+    hash: RefreshTokenHash,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash.0.as_slice())
+        .fetch_optional(db)
+        .await
+}
+
+/// Delete sessions that expired, or were revoked, more than `grace` ago (their tokens with them).
+pub async fn purge(db: impl PgExecutor<'_>, grace: time::Duration) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM sessions
+         WHERE expires_at < now() - $1::interval
+            OR revoked_at < now() - $1::interval",
+    )
+    .bind(grace)
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+/// Sessions of a user revoked within `window` (their access tokens may still be unexpired).
+pub async fn recently_revoked(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    window: time::Duration,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at > now() - $2::interval",
+    )
+    .bind(user_id)
+    .bind(window)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,95 @@
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at, updated_at";
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    email: &str,
+    password_hash: &str,
+    role: &str,
+) -> Result<UserRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(email)
+    .bind(password_hash)
+    .bind(role)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn by_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE email = $1"
+    )))
+    .bind(email)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Users after `after` in (created_at, id) order; `limit + 1` rows so the caller knows if more exist.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: u32,
+) -> Result<Vec<UserRow>, sqlx::Error> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users
+         WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2)
+         ORDER BY created_at, id
+         LIMIT $3"
+    )))
+    .bind(after_at)
+    .bind(after_id)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db)
+    .await
+}
+
+/// Change role and/or disabled; `None` leaves a field as it is.
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    role: Option<&str>,
+    disabled: Option<bool>,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled),
+                          updated_at = now()
+         WHERE id = $1
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(role)
+    .bind(disabled)
+    .fetch_optional(db)
+    .await
+}
