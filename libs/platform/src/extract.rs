@@ -93,11 +93,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     errors: Vec::new(),
                 }),
                 Category::Data => {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    Err(ApiError::Validation(vec![FieldError::new(
-                        field,
-                        without_position(&inner.to_string()),
-                    )]))
+                    let message = without_position(&inner.to_string());
+                    // A missing field has the parent's path; the message names the field.
+                    let field = match (path.as_str(), missing_field_name(&message)) {
+                        (".", Some(name)) => name,
+                        (".", None) => "body".to_owned(),
+                        (parent, Some(name)) => format!("{parent}.{name}"),
+                        (_, None) => path,
+                    };
+                    Err(ApiError::Validation(vec![FieldError::new(field, message)]))
                 }
             }
         }
@@ -222,10 +226,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_field_is_a_422() {
+    fn a_missing_field_is_a_422_naming_it() {
         let err = parse_json::<Order>(b"{}").unwrap_err();
-        let (status, _) = field_of(err);
-        assert_eq!(status, 422);
+        assert_eq!(field_of(err), (422, vec!["lines".to_owned()]));
+        let err = parse_json::<Order>(br#"{"lines":[{"item_id":1}]}"#).unwrap_err();
+        assert_eq!(field_of(err), (422, vec!["lines[0].quantity".to_owned()]));
     }
 
     #[test]

@@ -1,0 +1,185 @@
+//! Starting the real auth `App` in-process on port 0, against a fresh database and NATS
+//! namespace, and a small client for its API.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use auth::settings::Settings;
+use platform::config::{Profile, Secret};
+use platform::shutdown::Shutdown;
+use platform::testing::{TestDb, nats_namespace, nats_url};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestAuth {
+    pub base: String,
+    pub metrics: String,
+    pub db: TestDb,
+    pub settings: Settings,
+    pub shutdown: Shutdown,
+    pub client: reqwest::Client,
+}
+
+/// Settings for a test: port 0, own database and namespace, cheap argon2, generous rate limits.
+pub async fn settings(db: &TestDb) -> Settings {
+    let mut s = Settings::default();
+    s.platform.app_env = Profile::Test;
+    s.platform.http_addr = "127.0.0.1:0".parse().unwrap();
+    s.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    s.database.database_url = Some(Secret::new(&db.url));
+    s.nats.nats_url = Some(Secret::new(nats_url()));
+    s.nats.nats_namespace = nats_namespace();
+    s.auth.argon2_memory_kib = 1024;
+    s.auth.argon2_iterations = 1;
+    s.auth.rate_limit_auth_per_minute = 10_000;
+    s.auth.rate_limit_auth_burst = 10_000;
+    s.auth.auth_signing_keys = Some(Secret::new(auth::keys::generate_pem().unwrap()));
+    s
+}
+
+impl TestAuth {
+    pub async fn spawn() -> TestAuth {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestAuth {
+        let db = TestDb::new("auth", &auth::MIGRATOR).await;
+        let mut s = settings(&db).await;
+        tweak(&mut s);
+        Self::start(db, s).await
+    }
+
+    /// Start an app on an existing database (a "restart" with other settings).
+    pub async fn start(db: TestDb, settings: Settings) -> TestAuth {
+        let app = auth::app::build(settings.clone()).await.unwrap();
+        let t = TestAuth {
+            base: format!("http://{}", app.http_addr()),
+            metrics: format!("http://{}", app.metrics_addr()),
+            shutdown: app.shutdown(),
+            db,
+            settings,
+            client: reqwest::Client::new(),
+        };
+        tokio::spawn(app.run());
+        t
+    }
+
+    /// Stop this instance and hand back its database.
+    pub async fn stop(self) -> (TestDb, Settings) {
+        self.shutdown.trigger();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let TestAuth { db, settings, .. } = self;
+        (db, settings)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_bearer(&self, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut req = self.client.post(self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let r = self
+            .post(
+                "/v1/auth/register",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+        r.json().await.unwrap()
+    }
+
+    /// Log in; returns `{access_token, refresh_token, …}`.
+    pub async fn login(&self, email: &str) -> Value {
+        let r = self
+            .post(
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    /// A registered, logged-in customer.
+    pub async fn customer(&self, email: &str) -> Value {
+        self.register(email).await;
+        self.login(email).await
+    }
+
+    /// An admin (created as the CLI does), logged in.
+    pub async fn admin(&self, email: &str) -> Value {
+        let body = self.register(email).await;
+        let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+            .bind(id)
+            .execute(&self.db.pool().await)
+            .await
+            .unwrap();
+        self.login(email).await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.get_bearer("/v1/auth/me", access_token).await
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.metrics))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.db.pool().await)
+            .await
+            .unwrap()
+    }
+}
+
+pub fn token(v: &Value, field: &str) -> String {
+    v[field].as_str().unwrap().to_owned()
+}
+
+/// Assert a problem+json answer with this status; returns the body.
+pub async fn problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert!(body["request_id"].is_string(), "{body}");
+    body
+}
