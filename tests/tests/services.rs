@@ -159,6 +159,9 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
         if name != "worker" {
             expected.push("DATABASE_URL");
         }
+        if name == "auth" {
+            expected.extend(["AUTH_SIGNING_KEYS", "CURSOR_SECRET"]);
+        }
         for setting in &expected {
             assert!(
                 stderr.contains(&format!("- {setting}:")),
