@@ -68,10 +68,8 @@ pub async fn start(
 ) -> Result<TokenPair, ApiError> {
     let refresh = RefreshToken::generate();
     let expires_at = OffsetDateTime::now_utc() + to_time(state.settings.refresh_token_ttl);
-    let mut tx = state.db.begin().await?;
-    let session_id = store::sessions::create(&mut *tx, user_id, expires_at).await?;
-    store::sessions::add_refresh_token(&mut *tx, session_id, refresh.hash()).await?;
-    tx.commit().await?;
+    let session_id =
+        store::sessions::create(&state.db, user_id, expires_at, refresh.hash()).await?;
     let access = access_token(state, user_id, role, session_id)?;
     Ok(pair(state, access, &refresh))
 }

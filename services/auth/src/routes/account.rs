@@ -98,7 +98,8 @@ pub async fn login(
         ));
     }
     // The throttle key is the normalised email even when it is not a valid address, so that
-    // probing with variants of one address shares one counter.
+    // probing with variants of one address shares one counter. Stored emails are normalised and
+    // valid, so an invalid one simply finds no account.
     let key = body.email.trim().to_lowercase();
     if key.len() > 254 {
         return Err(ApiError::invalid_field(
@@ -106,43 +107,36 @@ pub async fn login(
             "must be at most 254 characters",
         ));
     }
-    if let Some(until) = store::throttle::locked_until(&state.db, &key).await? {
+    let candidate = store::users::login_candidate(&state.db, &key).await?;
+    if let Some(until) = candidate.locked_until {
         state.metrics.login("throttled");
         let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
         return Err(ApiError::TooManyRequests {
             retry_after: std::time::Duration::from_secs(wait.unsigned_abs()),
         });
     }
-    let user = match Email::parse(&key) {
-        Ok(email) => store::users::by_email(&state.db, email.as_str()).await?,
-        Err(_) => None,
-    };
     let verified = state
         .passwords
-        .verify(
-            &body.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
+        .verify(&body.password, candidate.password_hash.as_deref())
         .await;
-    let user = match user {
-        Some(user) if verified => user,
-        _ => {
-            store::throttle::record_failure(&state.db, &key, state.settings.login_max_failures)
-                .await?;
-            state.metrics.login("invalid_credentials");
-            return Err(ApiError::Unauthorized("invalid email or password".into()));
-        }
+    let (Some(user_id), Some(role), Some(disabled), true) =
+        (candidate.id, candidate.role, candidate.disabled, verified)
+    else {
+        store::throttle::record_failure(&state.db, &key, state.settings.login_max_failures).await?;
+        state.metrics.login("invalid_credentials");
+        return Err(ApiError::Unauthorized("invalid email or password".into()));
     };
-    store::throttle::clear(&state.db, &key).await?;
-    if user.disabled {
+    if candidate.has_failures {
+        store::throttle::clear(&state.db, &key).await?;
+    }
+    if disabled {
         state.metrics.login("disabled");
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
-    let role: Role = user
-        .role
+    let role: Role = role
         .parse()
         .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?;
-    let pair = sessions::start(&state, user.id, role).await?;
+    let pair = sessions::start(&state, user_id, role).await?;
     state.metrics.login("success");
     Ok(Json(pair))
 }

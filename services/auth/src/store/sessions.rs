@@ -4,17 +4,24 @@ use uuid::Uuid;
 
 use crate::domain::RefreshTokenHash;
 
+/// A new session with its first refresh token, in one statement.
 pub async fn create(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     expires_at: OffsetDateTime,
+    first_token: RefreshTokenHash,
 ) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3) RETURNING id",
+        "WITH s AS (
+             INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3) RETURNING id
+         )
+         INSERT INTO refresh_tokens (token_hash, session_id) SELECT $4, id FROM s
+         RETURNING session_id",
     )
     .bind(Uuid::now_v7())
     .bind(user_id)
     .bind(expires_at)
+    .bind(first_token.0.as_slice())
     .fetch_one(db)
     .await
 }

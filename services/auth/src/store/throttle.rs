@@ -1,21 +1,6 @@
 //! Per-email failed-login counter (see the migration for why it is keyed by email, not user).
 
 use sqlx::PgExecutor;
-use time::OffsetDateTime;
-
-/// When the next attempt for this email is allowed, if it is locked now.
-pub async fn locked_until(
-    db: impl PgExecutor<'_>,
-    email: &str,
-) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT locked_until FROM login_throttle WHERE email = $1 AND locked_until > now()",
-    )
-    .bind(email)
-    .fetch_optional(db)
-    .await
-    .map(Option::flatten)
-}
 
 /// Count a failure. From the `max_failures`-th on, each failure locks the email for
 /// 2^(failures - max) seconds, at most 15 minutes.

@@ -33,18 +33,6 @@ pub async fn insert(
     .await
 }
 
-pub async fn by_email(
-    db: impl PgExecutor<'_>,
-    email: &str,
-) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users WHERE email = $1"
-    )))
-    .bind(email)
-    .fetch_optional(db)
-    .await
-}
-
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = $1"
@@ -91,5 +79,35 @@ pub async fn update(
     .bind(role)
     .bind(disabled)
     .fetch_optional(db)
+    .await
+}
+
+/// What a login needs in one round trip: the account (if any) and the email's throttle state.
+#[derive(Debug, Clone, FromRow)]
+pub struct LoginCandidate {
+    pub id: Option<Uuid>,
+    pub password_hash: Option<String>,
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+    /// Set while further attempts for this email must wait.
+    pub locked_until: Option<OffsetDateTime>,
+    /// Whether failures are on record (cleared by a successful login).
+    pub has_failures: bool,
+}
+
+pub async fn login_candidate(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<LoginCandidate, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.password_hash, u.role, u.disabled,
+                CASE WHEN t.locked_until > now() THEN t.locked_until END AS locked_until,
+                t.email IS NOT NULL AS has_failures
+         FROM (SELECT $1::text AS email) k
+         LEFT JOIN users u ON u.email = k.email
+         LEFT JOIN login_throttle t ON t.email = k.email",
+    )
+    .bind(email)
+    .fetch_one(db)
     .await
 }

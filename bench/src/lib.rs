@@ -1,0 +1,1 @@
+//! Baseline programs live in `src/bin/`.
