@@ -109,3 +109,28 @@ fn a_signing_key_that_is_not_ed25519_is_refused() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AUTH_SIGNING_KEYS"));
 }
+
+#[tokio::test]
+async fn the_auth_schema_goes_down_and_up_again_with_data_in_it() {
+    let db = TestDb::new("auth", &auth::MIGRATOR).await;
+    let pool = db.pool().await;
+    let out = auth(
+        &db,
+        &["create-admin", "--email", "keep@example.com"],
+        "a long admin password\n",
+    );
+    assert!(out.status.success());
+    let down = auth(&db, &["migrate", "down", "99"], "");
+    assert!(down.status.success(), "{down:?}");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+    let up = auth(&db, &["migrate", "up"], "");
+    assert!(up.status.success(), "{up:?}");
+    let status = auth(&db, &["migrate", "status"], "");
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("pending"));
+}
