@@ -12,8 +12,37 @@ pub mod claims;
 pub mod extract;
 pub mod jwks;
 pub mod revocation;
+pub mod settings;
 pub mod verifier;
 
 pub use claims::{Claims, Role};
 pub use extract::{Admin, CurrentUser};
 pub use verifier::{AuthError, Verifier, VerifierConfig};
+
+use std::sync::Arc;
+
+use platform::nats::Namespace;
+use platform::shutdown::Shutdown;
+
+/// A verifier for a service other than auth: keys from `AUTH_JWKS_URL`, revocations watched in
+/// the NATS KV bucket until shutdown.
+pub async fn remote_verifier(
+    settings: &settings::VerifierSettings,
+    nats: async_nats::Client,
+    namespace: &Namespace,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Arc<Verifier>> {
+    let url = settings
+        .auth_jwks_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("AUTH_JWKS_URL is not set"))?;
+    let revoked = revocation::RevocationList::new(settings.access_token_ttl);
+    let js = async_nats::jetstream::new(nats);
+    let bucket = revocation::bucket(&js, namespace, settings.access_token_ttl).await?;
+    revocation::spawn_watcher(bucket, revoked.clone(), shutdown);
+    Ok(Arc::new(Verifier::with_jwks_url(
+        VerifierConfig::new(&settings.auth_issuer, &settings.auth_audience),
+        url,
+        revoked,
+    )))
+}

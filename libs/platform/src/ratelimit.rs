@@ -140,6 +140,62 @@ where
     Ok(GovernorLayer::new(config).error_handler(move |error| refusal(error, &refused)))
 }
 
+/// A rate limit keyed by something only a handler knows (the verified user), checked with
+/// [`KeyedLimiter::check`].
+#[derive(Clone)]
+pub struct KeyedLimiter<K: Hash + Eq + Clone + Send + Sync + 'static> {
+    limiter: Arc<governor::DefaultKeyedRateLimiter<K>>,
+    refused: prometheus::IntCounter,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimiter<K> {
+    pub fn new(
+        scope: &'static str,
+        quota: Quota,
+        counter: &IntCounterVec,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Self> {
+        let burst = std::num::NonZeroU32::new(quota.burst)
+            .ok_or_else(|| anyhow::anyhow!("rate limit {scope}: burst must be positive"))?;
+        anyhow::ensure!(
+            quota.per_minute > 0,
+            "rate limit {scope}: rate must be positive"
+        );
+        let period = Duration::from_secs(60) / quota.per_minute;
+        let quota = governor::Quota::with_period(period)
+            .ok_or_else(|| anyhow::anyhow!("rate limit {scope}: invalid period"))?
+            .allow_burst(burst);
+        let limiter = Arc::new(governor::RateLimiter::keyed(quota));
+        let gc = limiter.clone();
+        let stop = shutdown.token();
+        shutdown.spawn("rate-limit-gc", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => gc.retain_recent(),
+                    _ = stop.cancelled() => return Ok(()),
+                }
+            }
+        });
+        Ok(KeyedLimiter {
+            limiter,
+            refused: counter.with_label_values(&[scope]),
+        })
+    }
+
+    /// `Ok` when `key` may go on; a 429 with `Retry-After` otherwise.
+    pub fn check(&self, key: &K) -> Result<(), ApiError> {
+        use governor::clock::{Clock, DefaultClock};
+        self.limiter.check_key(key).map_err(|not_until| {
+            self.refused.inc();
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::TooManyRequests {
+                retry_after: wait.max(Duration::from_secs(1)),
+            }
+        })
+    }
+}
+
 fn refusal(error: GovernorError, refused: &prometheus::IntCounter) -> Response {
     match error {
         GovernorError::TooManyRequests { wait_time, .. } => {

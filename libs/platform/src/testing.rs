@@ -292,3 +292,115 @@ pub fn host_port(url: &str) -> String {
         .unwrap_or(authority)
         .to_owned()
 }
+
+/// A proxy in front of PostgreSQL that counts the statements a client executes (protocol
+/// `Execute` messages), so a test can prove a request runs a fixed number of queries whatever
+/// the data (no N+1). The client must not use TLS: give it `?sslmode=disable`.
+pub struct StatementCounter {
+    pub addr: std::net::SocketAddr,
+    executed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StatementCounter {
+    /// Start the counter (from inside a Tokio runtime; it need not be awaited, so that settings
+    /// closures can call it).
+    pub fn start(target: &str) -> StatementCounter {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .unwrap_or_else(|e| panic!("binding counter: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("counter address: {e}"));
+        let executed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let target = target.to_owned();
+        let counter = executed.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut client_rx, mut client_tx) = inbound.into_split();
+                    let (mut server_rx, mut server_tx) = outbound.into_split();
+                    let down = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+                    });
+                    // Startup packet: length-prefixed, no type byte.
+                    let mut len = [0u8; 4];
+                    if client_rx.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                    if client_rx.read_exact(&mut body).await.is_err()
+                        || server_tx.write_all(&len).await.is_err()
+                        || server_tx.write_all(&body).await.is_err()
+                    {
+                        return;
+                    }
+                    // Then typed messages: one byte of type, four of length.
+                    loop {
+                        let mut head = [0u8; 5];
+                        if client_rx.read_exact(&mut head).await.is_err() {
+                            break;
+                        }
+                        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                        let mut body = vec![0u8; len.saturating_sub(4)];
+                        if client_rx.read_exact(&mut body).await.is_err() {
+                            break;
+                        }
+                        if head[0] == b'E' || head[0] == b'Q' {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if server_tx.write_all(&head).await.is_err()
+                            || server_tx.write_all(&body).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    down.abort();
+                });
+            }
+        });
+        StatementCounter {
+            addr,
+            executed,
+            task,
+        }
+    }
+
+    /// Statements executed through the proxy so far.
+    pub fn executed(&self) -> u64 {
+        self.executed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `url` pointed at the counter, without TLS.
+    pub fn rewrite(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let userinfo = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!(
+            "{scheme}://{userinfo}{}{path}{sep}sslmode=disable",
+            self.addr
+        )
+    }
+}
+
+impl Drop for StatementCounter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

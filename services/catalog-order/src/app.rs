@@ -1,16 +1,32 @@
-//! Wiring: settings → pool, NATS, router, background tasks → a runnable [`App`].
+//! Wiring: settings → pool, NATS, token verifier, router → a runnable [`App`].
 
-use axum::Router;
+use std::sync::Arc;
+
+use authn::Verifier;
+use axum::extract::FromRef;
+use platform::nats::Namespace;
+use platform::pagination::CursorSigner;
+use platform::ratelimit::{KeyedLimiter, Quota};
 use platform::{App, AppBuilder};
+use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::settings::Settings;
-use crate::{MIGRATOR, SERVICE, VERSION};
+use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: sqlx::PgPool,
-    pub nats: async_nats::Client,
+    pub db: PgPool,
+    pub verifier: Arc<Verifier>,
+    pub cursors: CursorSigner,
+    pub write_limiter: KeyedLimiter<Uuid>,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 /// Build the service; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
@@ -18,11 +34,23 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
     let db = builder.postgres(&settings.database, &MIGRATOR).await?;
     let nats = builder.nats(&settings.nats).await?;
-    let state = AppState { db, nats };
-    builder.build(router(state)).await
-}
-
-/// The API routes (health and the shared stack are added by the builder).
-fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    let namespace = Namespace::new(&settings.nats.nats_namespace)?;
+    let verifier =
+        authn::remote_verifier(&settings.tokens, nats, &namespace, builder.shutdown()).await?;
+    let write_limiter = KeyedLimiter::new(
+        "write",
+        Quota {
+            per_minute: settings.rate_limit_write_per_minute,
+            burst: settings.rate_limit_write_burst,
+        },
+        &builder.metrics().rate_limited,
+        builder.shutdown(),
+    )?;
+    let state = AppState {
+        db,
+        verifier,
+        cursors: settings.cursors.signer(),
+        write_limiter,
+    };
+    builder.build(routes::router(state)).await
 }

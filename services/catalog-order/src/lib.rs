@@ -1,7 +1,10 @@
-//! Storefront catalog and orders service: categories, items, customers, orders, jobs.
+//! Storefront catalog and orders service: categories, items, customers, orders (DESIGN §4).
 
 pub mod app;
+pub mod domain;
+pub mod routes;
 pub mod settings;
+pub mod store;
 
 /// Name used in logs, metrics and the NATS connection.
 pub const SERVICE: &str = "catalog-order";

@@ -1,8 +1,11 @@
-//! Settings of `catalog-order`: the platform's, plus its database and NATS. See README's settings table.
+//! Settings of `catalog-order`: the platform's, its database, NATS, cursors, token verification
+//! and its write rate limit. See the README's settings table.
 
+use authn::settings::VerifierSettings;
 use platform::config::{
     DatabaseSettings, NatsSettings, PlatformSettings, Problems, Profile, ServiceSettings,
 };
+use platform::pagination::CursorSettings;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -13,6 +16,13 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(flatten)]
     pub nats: NatsSettings,
+    #[serde(flatten)]
+    pub cursors: CursorSettings,
+    #[serde(flatten)]
+    pub tokens: VerifierSettings,
+    /// Mutations (POST/PUT/PATCH/DELETE) per signed-in user.
+    pub rate_limit_write_per_minute: u32,
+    pub rate_limit_write_burst: u32,
 }
 
 impl Default for Settings {
@@ -21,12 +31,16 @@ impl Default for Settings {
             platform: PlatformSettings::with_ports(8082, 9182),
             database: DatabaseSettings::default(),
             nats: NatsSettings::default(),
+            cursors: CursorSettings::default(),
+            tokens: VerifierSettings::default(),
+            rate_limit_write_per_minute: 120,
+            rate_limit_write_burst: 30,
         }
     }
 }
 
 impl ServiceSettings for Settings {
-    const SECRETS: &'static [&'static str] = &["DATABASE_URL", "NATS_URL"];
+    const SECRETS: &'static [&'static str] = &["DATABASE_URL", "NATS_URL", "CURSOR_SECRET"];
 
     fn platform(&self) -> &PlatformSettings {
         &self.platform
@@ -42,13 +56,26 @@ impl ServiceSettings for Settings {
                     "postgres://postgres@127.0.0.1:5432/catalog".into(),
                 ),
                 ("nats_url", "nats://127.0.0.1:4222".into()),
+                (
+                    "auth_jwks_url",
+                    "http://127.0.0.1:8081/.well-known/jwks.json".into(),
+                ),
             ],
         }
     }
 
     fn validate(&self, problems: &mut Problems) {
+        let profile = self.platform.app_env;
         self.platform.validate(problems);
-        self.database.validate(self.platform.app_env, problems);
+        self.database.validate(profile, problems);
         self.nats.validate(problems);
+        self.cursors.validate(profile, problems);
+        self.tokens.validate(profile, problems);
+        if self.rate_limit_write_per_minute == 0 || self.rate_limit_write_burst == 0 {
+            problems.add(
+                "RATE_LIMIT_WRITE_PER_MINUTE",
+                "rate and burst must be positive",
+            );
+        }
     }
 }

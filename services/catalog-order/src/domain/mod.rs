@@ -1,0 +1,14 @@
+//! Types that cannot hold invalid values: parse once at the edge, trust afterwards.
+
+mod money;
+mod order_status;
+mod text;
+
+pub use money::{Currency, Money, PriceCents};
+pub use order_status::OrderStatus;
+pub use text::{Name, Sku, Slug};
+
+/// Quantity of one order line.
+pub const MAX_QUANTITY: u32 = 1000;
+/// Lines of one order.
+pub const MAX_LINES: usize = 100;

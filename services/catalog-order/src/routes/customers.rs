@@ -1,0 +1,125 @@
+//! `GET|PUT /v1/customers/me`: the signed-in customer's profile, created on first use.
+
+use authn::CurrentUser;
+use axum::extract::State;
+use platform::extract::Json;
+use platform::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::store;
+use crate::store::customers::CustomerRow;
+
+#[derive(Debug, Serialize)]
+pub struct CustomerDto {
+    pub id: Uuid,
+    pub full_name: String,
+    pub phone: String,
+    pub address_line: String,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<CustomerRow> for CustomerDto {
+    fn from(r: CustomerRow) -> Self {
+        CustomerDto {
+            id: r.id,
+            full_name: r.full_name,
+            phone: r.phone,
+            address_line: r.address_line,
+            city: r.city,
+            postal_code: r.postal_code,
+            country: r.country,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<CustomerDto>, ApiError> {
+    let row = store::customers::get_or_create(&state.db, user.id).await?;
+    Ok(Json(row.into()))
+}
+
+/// The whole profile; every field is required (send "" to clear one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    pub full_name: String,
+    pub phone: String,
+    pub address_line: String,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 (`DE`), or "".
+    pub country: String,
+}
+
+impl ProfileBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        for (field, value, max) in [
+            ("full_name", &self.full_name, 200),
+            ("phone", &self.phone, 40),
+            ("address_line", &self.address_line, 500),
+            ("city", &self.city, 100),
+            ("postal_code", &self.postal_code, 20),
+        ] {
+            if value.chars().count() > max {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
+            } else if value.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    field,
+                    "must not contain control characters",
+                ));
+            }
+        }
+        let country_ok = self.country.is_empty()
+            || (self.country.len() == 2 && self.country.bytes().all(|b| b.is_ascii_uppercase()));
+        if !country_ok {
+            errors.push(FieldError::new(
+                "country",
+                "must be an ISO 3166-1 code such as DE, or empty",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<ProfileBody>,
+) -> Result<Json<CustomerDto>, ApiError> {
+    body.validate()?;
+    let row = store::customers::put(
+        &state.db,
+        user.id,
+        &store::customers::Profile {
+            full_name: body.full_name.trim(),
+            phone: body.phone.trim(),
+            address_line: body.address_line.trim(),
+            city: body.city.trim(),
+            postal_code: body.postal_code.trim(),
+            country: &body.country,
+        },
+    )
+    .await?;
+    Ok(Json(row.into()))
+}

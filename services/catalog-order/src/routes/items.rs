@@ -1,0 +1,321 @@
+//! Items: the public, filtered and sorted list; read; admin writes.
+
+use authn::Admin;
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::extract::{Json, Path, Query};
+use platform::pagination::{Page, PageParams};
+use platform::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::{Currency, Name, PriceCents, Sku};
+use crate::store;
+use crate::store::items::{ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
+
+#[derive(Debug, Serialize)]
+pub struct ItemDto {
+    pub id: Uuid,
+    pub category_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub stock: i32,
+    pub active: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ItemRow> for ItemDto {
+    fn from(r: ItemRow) -> Self {
+        ItemDto {
+            id: r.id,
+            category_id: r.category_id,
+            sku: r.sku,
+            name: r.name,
+            description: r.description,
+            price_cents: r.price_cents,
+            currency: r.currency,
+            stock: r.stock,
+            active: r.active,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// `-created_at` (default), `price`, `-price`, `name`.
+    pub sort: Option<String>,
+    /// A category id or slug.
+    pub category: Option<String>,
+    /// Words to search in name and description.
+    pub q: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub in_stock: Option<bool>,
+}
+
+fn parse_sort(raw: Option<&str>) -> Result<ItemSort, ApiError> {
+    match raw.unwrap_or("-created_at") {
+        "-created_at" => Ok(ItemSort::NewestFirst),
+        "price" => Ok(ItemSort::PriceAsc),
+        "-price" => Ok(ItemSort::PriceDesc),
+        "name" => Ok(ItemSort::NameAsc),
+        _ => Err(ApiError::bad_param(
+            "sort",
+            "must be one of -created_at, price, -price, name",
+        )),
+    }
+}
+
+/// A cursor remembers its sort and filters: reusing it with others is a 400, not a wrong page.
+#[derive(Debug, Serialize, Deserialize)]
+struct ItemCursor {
+    f: String,
+    k: ItemKey,
+}
+
+fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
+    let text = format!(
+        "{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        filter.category_id, filter.q, filter.min_price, filter.max_price, filter.in_stock
+    );
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /v1/items` (public): active items, filtered, sorted, keyset-paginated.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<ItemDto>>, ApiError> {
+    let params = PageParams {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let limit = params.limit()?;
+    let sort = parse_sort(query.sort.as_deref())?;
+    for (name, value) in [
+        ("min_price", query.min_price),
+        ("max_price", query.max_price),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(ApiError::bad_param(name, "must not be negative"));
+        }
+    }
+    if let (Some(min), Some(max)) = (query.min_price, query.max_price)
+        && min > max
+    {
+        return Err(ApiError::bad_param(
+            "min_price",
+            "must not exceed max_price",
+        ));
+    }
+    let q = match query.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(q) if q.chars().count() > 200 => {
+            return Err(ApiError::bad_param("q", "must be at most 200 characters"));
+        }
+        Some(q) => Some(q.to_owned()),
+    };
+    let category_id = match query.category.as_deref() {
+        None => None,
+        Some(raw) => match raw.parse::<Uuid>() {
+            Ok(id) => Some(id),
+            // A slug; an unknown one matches nothing, like an unknown id.
+            Err(_) => Some(
+                store::categories::id_by_slug(&state.db, raw)
+                    .await?
+                    .unwrap_or(Uuid::nil()),
+            ),
+        },
+    };
+    let filter = ItemFilter {
+        category_id,
+        q,
+        min_price: query.min_price,
+        max_price: query.max_price,
+        in_stock: query.in_stock,
+    };
+    let print = fingerprint(sort, &filter);
+    let after = match params.after::<ItemCursor>(&state.cursors)? {
+        Some(cursor) if cursor.f == print => Some(cursor.k),
+        Some(_) => {
+            return Err(ApiError::bad_param(
+                "cursor",
+                "belongs to another sort or filter; start again without it",
+            ));
+        }
+        None => None,
+    };
+    let rows = store::items::page(&state.db, &filter, sort, after.as_ref(), limit)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Protocol(m) => ApiError::bad_param("cursor", m),
+            other => other.into(),
+        })?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        &state.cursors,
+        |r| ItemCursor {
+            f: print.clone(),
+            k: sort.key(r),
+        },
+        ItemDto::from,
+    )))
+}
+
+/// `GET /v1/items/{id}` (public; inactive items are not found).
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ItemDto>, ApiError> {
+    store::items::by_id(&state.db, id)
+        .await?
+        .filter(|r| r.active)
+        .map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewItemBody {
+    pub category_id: Uuid,
+    pub sku: Sku,
+    pub name: Name,
+    #[serde(default)]
+    pub description: String,
+    pub price_cents: PriceCents,
+    pub currency: Currency,
+    pub stock: u32,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn check_description(d: &str) -> Result<(), ApiError> {
+    if d.chars().count() > 5000 {
+        return Err(ApiError::invalid_field(
+            "description",
+            "must be at most 5000 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_stock(stock: u32) -> Result<i32, ApiError> {
+    i32::try_from(stock)
+        .ok()
+        .filter(|s| *s <= 1_000_000_000)
+        .ok_or_else(|| ApiError::invalid_field("stock", "must be at most 1000000000"))
+}
+
+fn write_error(e: sqlx::Error) -> ApiError {
+    if store::is_unique_violation(&e) {
+        ApiError::Conflict("an item with this SKU already exists".into())
+    } else if store::is_foreign_key_violation(&e) {
+        ApiError::Validation(vec![FieldError::new("category_id", "no such category")])
+    } else {
+        e.into()
+    }
+}
+
+/// `POST /v1/items` (admin) → 201.
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Json(body): Json<NewItemBody>,
+) -> Result<(StatusCode, Json<ItemDto>), ApiError> {
+    check_description(&body.description)?;
+    let stock = check_stock(body.stock)?;
+    let row = store::items::insert(
+        &state.db,
+        &NewItem {
+            category_id: body.category_id,
+            sku: body.sku.as_str(),
+            name: body.name.as_str(),
+            description: body.description.trim(),
+            price_cents: body.price_cents.get(),
+            currency: body.currency.as_str(),
+            stock,
+            active: body.active,
+        },
+    )
+    .await
+    .map_err(write_error)?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemChangeBody {
+    pub category_id: Option<Uuid>,
+    pub sku: Option<Sku>,
+    pub name: Option<Name>,
+    pub description: Option<String>,
+    pub price_cents: Option<PriceCents>,
+    pub currency: Option<Currency>,
+    pub stock: Option<u32>,
+    pub active: Option<bool>,
+}
+
+/// `PATCH /v1/items/{id}` (admin): any subset of the fields.
+pub async fn update(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ItemChangeBody>,
+) -> Result<Json<ItemDto>, ApiError> {
+    if let Some(d) = &body.description {
+        check_description(d)?;
+    }
+    let stock = body.stock.map(check_stock).transpose()?;
+    let change = ItemChange {
+        category_id: body.category_id,
+        sku: body.sku.as_ref().map(Sku::as_str),
+        name: body.name.as_ref().map(Name::as_str),
+        description: body.description.as_deref().map(str::trim),
+        price_cents: body.price_cents.map(PriceCents::get),
+        currency: body.currency.as_ref().map(Currency::as_str),
+        stock,
+        active: body.active,
+    };
+    store::items::update(&state.db, id, &change)
+        .await
+        .map_err(write_error)?
+        .map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
+}
+
+/// `DELETE /v1/items/{id}` (admin) → 204. Items are deactivated, not erased: past orders refer
+/// to them.
+pub async fn delete(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let change = ItemChange {
+        active: Some(false),
+        ..ItemChange::default()
+    };
+    store::items::update(&state.db, id, &change)
+        .await?
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
+}

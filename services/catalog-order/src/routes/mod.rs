@@ -1,0 +1,57 @@
+//! The HTTP API of catalog-order (DESIGN §4). Each module: request/response DTOs and thin handlers.
+
+pub mod categories;
+pub mod customers;
+pub mod items;
+pub mod orders;
+
+use authn::CurrentUser;
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::Method;
+
+use crate::app::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/categories",
+            get(categories::list).post(categories::create),
+        )
+        .route(
+            "/v1/categories/{id}",
+            get(categories::get)
+                .patch(categories::update)
+                .delete(categories::delete),
+        )
+        .route("/v1/items", get(items::list).post(items::create))
+        .route(
+            "/v1/items/{id}",
+            get(items::get).patch(items::update).delete(items::delete),
+        )
+        .route("/v1/customers/me", get(customers::get).put(customers::put))
+        .route("/v1/orders", get(orders::list).post(orders::create))
+        .route("/v1/orders/{id}", get(orders::get))
+        .route("/v1/orders/{id}/cancel", post(orders::cancel))
+        .route("/v1/orders/{id}/status", post(orders::set_status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
+        .with_state(state)
+}
+
+/// Mutations are rate limited per signed-in user. Anonymous mutations pass through here and
+/// are refused (401) by their handler; the verified user is kept for the handler to reuse.
+async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    if let Ok(user) = CurrentUser::from_request_parts(&mut parts, &state).await
+        && let Err(refused) = state.write_limiter.check(&user.id)
+    {
+        return refused.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}

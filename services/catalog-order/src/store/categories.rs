@@ -1,0 +1,95 @@
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CategoryRow {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub parent_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    slug: &str,
+    parent_id: Option<Uuid>,
+) -> Result<CategoryRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO categories (id, name, slug, parent_id) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, slug, parent_id, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(slug)
+    .bind(parent_id)
+    .fetch_one(db)
+    .await
+}
+
+/// Categories after `after` in (name, id) order; `limit + 1` rows.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    after: Option<(String, Uuid)>,
+    limit: u32,
+) -> Result<Vec<CategoryRow>, sqlx::Error> {
+    let (after_name, after_id) = after.unzip();
+    sqlx::query_as(
+        "SELECT id, name, slug, parent_id, created_at FROM categories
+         WHERE $1::text IS NULL OR (name, id) > ($1, $2)
+         ORDER BY name, id
+         LIMIT $3",
+    )
+    .bind(after_name)
+    .bind(after_id)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CategoryRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, name, slug, parent_id, created_at FROM categories WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn id_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    name: Option<&str>,
+    slug: Option<&str>,
+    parent_id: Option<Option<Uuid>>,
+) -> Result<Option<CategoryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE categories SET name = coalesce($2, name), slug = coalesce($3, slug),
+                parent_id = CASE WHEN $4 THEN $5 ELSE parent_id END
+         WHERE id = $1
+         RETURNING id, name, slug, parent_id, created_at",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(slug)
+    .bind(parent_id.is_some())
+    .bind(parent_id.flatten())
+    .fetch_optional(db)
+    .await
+}
+
+/// `Ok(false)` when there is no such category; a foreign-key error when items or children use it.
+pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM categories WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}

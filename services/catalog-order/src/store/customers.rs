@@ -1,0 +1,66 @@
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub full_name: String,
+    pub phone: String,
+    pub address_line: String,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str =
+    "id, full_name, phone, address_line, city, postal_code, country, created_at, updated_at";
+
+/// The profile of the token's subject, created empty on first use.
+pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<CustomerRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO customers (id) VALUES ($1)
+         ON CONFLICT (id) DO UPDATE SET id = excluded.id
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
+pub struct Profile<'a> {
+    pub full_name: &'a str,
+    pub phone: &'a str,
+    pub address_line: &'a str,
+    pub city: &'a str,
+    pub postal_code: &'a str,
+    pub country: &'a str,
+}
+
+/// Replace the profile (creating it if needed).
+pub async fn put(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    p: &Profile<'_>,
+) -> Result<CustomerRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO customers (id, full_name, phone, address_line, city, postal_code, country)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET
+             full_name = excluded.full_name, phone = excluded.phone,
+             address_line = excluded.address_line, city = excluded.city,
+             postal_code = excluded.postal_code, country = excluded.country, updated_at = now()
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(p.full_name)
+    .bind(p.phone)
+    .bind(p.address_line)
+    .bind(p.city)
+    .bind(p.postal_code)
+    .bind(p.country)
+    .fetch_one(db)
+    .await
+}

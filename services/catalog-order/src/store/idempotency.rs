@@ -1,0 +1,99 @@
+//! `Idempotency-Key`: claimed inside the transaction of the request it protects, so the key and
+//! the effect commit (or roll back) together. A second request with the same key waits on the
+//! first one's row lock, then sees its stored answer.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Keys are kept this long.
+pub const TTL_HOURS: i32 = 24;
+
+pub enum Claim {
+    /// First use: go on, and `complete` the key before committing.
+    New,
+    /// Seen before with the same request: answer this again.
+    Replay { status: u16, body: Vec<u8> },
+    /// Seen before with another request body.
+    Mismatch,
+}
+
+pub async fn claim(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    key: &str,
+    request_hash: &[u8],
+) -> Result<Claim, sqlx::Error> {
+    // An expired key is free again.
+    sqlx::query(
+        "DELETE FROM idempotency_keys
+         WHERE user_id = $1 AND key = $2 AND created_at < now() - make_interval(hours => $3)",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(TTL_HOURS)
+    .execute(&mut *tx)
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(request_hash)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let (stored_hash, status, body): (Vec<u8>, Option<i32>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT request_hash, status_code, response_body FROM idempotency_keys
+         WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user_id)
+    .bind(key)
+    .fetch_one(&mut *tx)
+    .await?;
+    if stored_hash != request_hash {
+        return Ok(Claim::Mismatch);
+    }
+    match (status, body) {
+        (Some(status), Some(body)) => Ok(Claim::Replay {
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+        }),
+        // A committed key always has its answer; treat anything else as another body.
+        _ => Ok(Claim::Mismatch),
+    }
+}
+
+pub async fn complete(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    key: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET status_code = $3, response_body = $4
+         WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(i32::from(status))
+    .bind(body)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
+}
+
+/// Forget keys older than the TTL (maintenance).
+pub async fn purge_expired(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+    )
+    .bind(TTL_HOURS)
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected())
+}

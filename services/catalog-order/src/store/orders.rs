@@ -1,0 +1,213 @@
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct LineRow {
+    pub order_id: Uuid,
+    pub line_no: i32,
+    pub item_id: Uuid,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_cents: i64,
+}
+
+/// An item as an order sees it, locked until the order's transaction ends.
+#[derive(Debug, Clone, FromRow)]
+pub struct StockRow {
+    pub id: Uuid,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub stock: i32,
+    pub active: bool,
+}
+
+const ORDER_COLUMNS: &str =
+    "id, customer_id, status, total_cents, currency, created_at, updated_at";
+
+/// Lock the ordered items, always in id order so that concurrent orders cannot deadlock.
+pub async fn lock_items(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<StockRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, price_cents, currency, stock, active FROM items
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await
+}
+
+/// Take `quantities[i]` of `ids[i]` from stock (the rows are locked and checked already).
+pub async fn take_stock(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    quantities: &[i32],
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE items i SET stock = i.stock - l.quantity, updated_at = now()
+         FROM unnest($1::uuid[], $2::int4[]) AS l (id, quantity)
+         WHERE i.id = l.id AND i.stock >= l.quantity",
+    )
+    .bind(ids)
+    .bind(quantities)
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected())
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    customer_id: Uuid,
+    total_cents: i64,
+    currency: &str,
+) -> Result<OrderRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO orders (id, customer_id, status, total_cents, currency)
+         VALUES ($1, $2, 'pending', $3, $4)
+         RETURNING {ORDER_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(customer_id)
+    .bind(total_cents)
+    .bind(currency)
+    .fetch_one(db)
+    .await
+}
+
+/// Insert all lines of an order in one statement.
+pub async fn insert_lines(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+    item_ids: &[Uuid],
+    names: &[String],
+    quantities: &[i32],
+    unit_prices: &[i64],
+) -> Result<Vec<LineRow>, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO order_lines (order_id, line_no, item_id, name, quantity, unit_price_cents)
+         SELECT $1, l.n::int4, l.item_id, l.name, l.quantity, l.price
+         FROM unnest($2::uuid[], $3::text[], $4::int4[], $5::int8[])
+              WITH ORDINALITY AS l (item_id, name, quantity, price, n)
+         RETURNING order_id, line_no, item_id, name, quantity, unit_price_cents",
+    )
+    .bind(order_id)
+    .bind(item_ids)
+    .bind(names)
+    .bind(quantities)
+    .bind(unit_prices)
+    .fetch_all(db)
+    .await
+}
+
+/// The lines of several orders in one query, whatever their number.
+pub async fn lines_of(
+    db: impl PgExecutor<'_>,
+    order_ids: &[Uuid],
+) -> Result<Vec<LineRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT order_id, line_no, item_id, name, quantity, unit_price_cents FROM order_lines
+         WHERE order_id = ANY($1) ORDER BY order_id, line_no",
+    )
+    .bind(order_ids)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: &str,
+) -> Result<OrderRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 RETURNING {ORDER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(status)
+    .fetch_one(db)
+    .await
+}
+
+/// Put an order's quantities back in stock.
+pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE items i SET stock = i.stock + l.quantity, updated_at = now()
+         FROM order_lines l WHERE l.order_id = $1 AND i.id = l.item_id",
+    )
+    .bind(order_id)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Default)]
+pub struct OrderFilter {
+    pub customer_id: Option<Uuid>,
+    pub status: Option<&'static str>,
+    pub created_from: Option<OffsetDateTime>,
+    pub created_to: Option<OffsetDateTime>,
+}
+
+/// Orders matching `filter`, newest first, after `after`; `limit + 1` rows.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    filter: &OrderFilter,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: u32,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE true"));
+    if let Some(customer) = filter.customer_id {
+        q.push(" AND customer_id = ").push_bind(customer);
+    }
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").push_bind(status);
+    }
+    if let Some(from) = filter.created_from {
+        q.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.created_to {
+        q.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some((at, id)) = after {
+        q.push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    q.build_query_as().fetch_all(db).await
+}

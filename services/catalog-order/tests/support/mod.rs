@@ -1,0 +1,231 @@
+//! The real catalog-order `App` in-process, with a real auth `App` beside it issuing the tokens
+//! (its JWKS and revocations are what catalog-order verifies against).
+#![allow(dead_code)]
+
+use catalog_order::settings::Settings;
+use platform::config::{Profile, Secret};
+use platform::testing::{TestDb, nats_namespace, nats_url};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Shop {
+    pub base: String,
+    pub auth: String,
+    pub db: TestDb,
+    pub auth_db: TestDb,
+    pub client: reqwest::Client,
+    shutdowns: Vec<platform::shutdown::Shutdown>,
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        for s in &self.shutdowns {
+            s.trigger();
+        }
+    }
+}
+
+impl Shop {
+    pub async fn spawn() -> Shop {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Shop {
+        let namespace = nats_namespace();
+        let auth_db = TestDb::new("auth", &auth::MIGRATOR).await;
+        let mut a = auth::settings::Settings::default();
+        a.platform.app_env = Profile::Test;
+        a.platform.http_addr = "127.0.0.1:0".parse().unwrap();
+        a.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
+        a.database.database_url = Some(Secret::new(&auth_db.url));
+        a.nats.nats_url = Some(Secret::new(nats_url()));
+        a.nats.nats_namespace = namespace.clone();
+        a.auth.argon2_memory_kib = 1024;
+        a.auth.argon2_iterations = 1;
+        a.auth.rate_limit_auth_per_minute = 100_000;
+        a.auth.rate_limit_auth_burst = 100_000;
+        let auth_app = auth::app::build(a).await.unwrap();
+        let auth_base = format!("http://{}", auth_app.http_addr());
+        let auth_stop = auth_app.shutdown();
+        tokio::spawn(auth_app.run());
+
+        let db = TestDb::new("catalog", &catalog_order::MIGRATOR).await;
+        let mut s = Settings::default();
+        s.platform.app_env = Profile::Test;
+        s.platform.http_addr = "127.0.0.1:0".parse().unwrap();
+        s.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
+        s.database.database_url = Some(Secret::new(&db.url));
+        s.database.db_max_connections = 20;
+        s.nats.nats_url = Some(Secret::new(nats_url()));
+        s.nats.nats_namespace = namespace;
+        s.tokens.auth_jwks_url = Some(format!("{auth_base}/.well-known/jwks.json"));
+        s.rate_limit_write_per_minute = 100_000;
+        s.rate_limit_write_burst = 100_000;
+        tweak(&mut s);
+        let app = catalog_order::app::build(s).await.unwrap();
+        let shop = Shop {
+            base: format!("http://{}", app.http_addr()),
+            auth: auth_base,
+            db,
+            auth_db,
+            client: reqwest::Client::new(),
+            shutdowns: vec![auth_stop, app.shutdown()],
+        };
+        tokio::spawn(app.run());
+        shop
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A registered customer's access token.
+    pub async fn customer(&self, email: &str) -> String {
+        let creds = json!({"email": email, "password": PASSWORD});
+        let r = self
+            .client
+            .post(format!("{}/v1/auth/register", self.auth))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let pair: Value = self
+            .client
+            .post(format!("{}/v1/auth/login", self.auth))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pair["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An admin's access token.
+    pub async fn admin(&self, email: &str) -> String {
+        let creds = json!({"email": email, "password": PASSWORD});
+        let r = self
+            .client
+            .post(format!("{}/v1/auth/register", self.auth))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+            .bind(email)
+            .execute(&self.auth_db.pool().await)
+            .await
+            .unwrap();
+        let pair: Value = self
+            .client
+            .post(format!("{}/v1/auth/login", self.auth))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pair["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.send(reqwest::Method::POST, path, token, body).await
+    }
+
+    pub async fn category(&self, admin: &str, slug: &str) -> String {
+        let r = self
+            .post("/v1/categories", admin, json!({"name": slug, "slug": slug}))
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn item(
+        &self,
+        admin: &str,
+        category: &str,
+        sku: &str,
+        price: i64,
+        stock: u32,
+    ) -> String {
+        let r = self
+            .post(
+                "/v1/items",
+                admin,
+                json!({"category_id": category, "sku": sku, "name": format!("Item {sku}"),
+                       "description": "a fine thing", "price_cents": price, "currency": "EUR",
+                       "stock": stock}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn stock(&self, item: &str) -> i64 {
+        let v: Value = self
+            .get(&format!("/v1/items/{item}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["stock"].as_i64().unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.db.pool().await)
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn problem(r: Response, status: StatusCode) -> Value {
+    let got = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+    body
+}
+
+pub fn fields(p: &Value) -> Vec<String> {
+    p["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
