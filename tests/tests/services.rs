@@ -159,8 +159,10 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
         if name != "worker" {
             expected.push("DATABASE_URL");
         }
-        if name == "auth" {
-            expected.extend(["AUTH_SIGNING_KEYS", "CURSOR_SECRET"]);
+        match name {
+            "auth" => expected.extend(["AUTH_SIGNING_KEYS", "CURSOR_SECRET"]),
+            "catalog-order" => expected.extend(["AUTH_JWKS_URL", "CURSOR_SECRET"]),
+            _ => {}
         }
         for setting in &expected {
             assert!(

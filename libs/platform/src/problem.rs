@@ -206,6 +206,16 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut => {
                 ApiError::Unavailable("the database is busy or unreachable; try again".into())
             }
+            // SQLSTATE class 22, "data exception" (a NUL byte in text, a number out of range):
+            // a value the client sent that validation let through. Still the client's mistake,
+            // so a 400 rather than a 500; the cause is logged to close the validation gap.
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                tracing::warn!(error = %db, "database refused a value; validation missed it");
+                ApiError::BadRequest {
+                    detail: "a value in the request cannot be stored".into(),
+                    errors: Vec::new(),
+                }
+            }
             other => ApiError::Internal(other.into()),
         }
     }

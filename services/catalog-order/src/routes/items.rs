@@ -128,6 +128,12 @@ pub async fn list(
         Some(q) if q.chars().count() > 200 => {
             return Err(ApiError::bad_param("q", "must be at most 200 characters"));
         }
+        Some(q) if q.chars().any(char::is_control) => {
+            return Err(ApiError::bad_param(
+                "q",
+                "must not contain control characters",
+            ));
+        }
         Some(q) => Some(q.to_owned()),
     };
     let category_id = match query.category.as_deref() {
@@ -214,6 +220,15 @@ fn check_description(d: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid_field(
             "description",
             "must be at most 5000 characters",
+        ));
+    }
+    // Line breaks and tabs are text; other control characters (NUL above all) are not.
+    if d.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid_field(
+            "description",
+            "must not contain control characters",
         ));
     }
     Ok(())

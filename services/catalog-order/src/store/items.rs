@@ -109,8 +109,9 @@ pub enum ItemSort {
 }
 
 /// Where the previous page ended, in the sort's own key.
+// Externally tagged: the variants have the same shape, so an untagged cursor could decode as
+// the wrong one.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
 pub enum ItemKey {
     Created(i128, Uuid),
     Price(i64, Uuid),
