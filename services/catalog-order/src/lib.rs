@@ -3,6 +3,7 @@
 pub mod app;
 pub mod domain;
 pub mod routes;
+pub mod seed;
 pub mod settings;
 pub mod store;
 

@@ -1,4 +1,4 @@
-//! `catalog-order` command line: `serve` (default), `migrate up|down [N]|status`.
+//! `catalog-order` command line: `serve` (default), `migrate up|down [N]|status`, `seed-demo`.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,8 @@ enum Command {
     /// Manage the `catalog` database schema.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Load the demo catalog (8 categories, 320 items); running it again adds nothing.
+    SeedDemo,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,15 @@ fn main() -> ExitCode {
             Command::Serve => app::build(settings).await?.run().await,
             Command::Migrate(command) => {
                 platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await
+            }
+            Command::SeedDemo => {
+                let db = platform::db::pool(&settings.database, "seed-demo")?;
+                let seeded = catalog_order::seed::seed_demo(&db).await?;
+                println!(
+                    "seeded {} categories and {} items",
+                    seeded.categories, seeded.items
+                );
+                Ok(())
             }
         }
     }))
