@@ -147,19 +147,20 @@ pub async fn page(
     after: Option<&ItemKey>,
     limit: u32,
 ) -> Result<Vec<ItemRow>, sqlx::Error> {
-    let mut sql = page_query(filter, sort, after, limit).map_err(sqlx::Error::Protocol)?;
+    let mut sql = page_query("", filter, sort, after, limit).map_err(sqlx::Error::Protocol)?;
     sql.build_query_as().fetch_all(db).await
 }
 
 /// The list query, built from fixed fragments with every value bound (no value is ever
-/// spliced into the SQL text). Public for the EXPLAIN tests.
+/// spliced into the SQL text). `prefix` is "" to run it, "EXPLAIN " to see its plan (tests).
 pub fn page_query(
+    prefix: &str,
     filter: &ItemFilter,
     sort: ItemSort,
     after: Option<&ItemKey>,
     limit: u32,
 ) -> Result<QueryBuilder<Postgres>, String> {
-    let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM items WHERE active"));
+    let mut q = QueryBuilder::new(format!("{prefix}SELECT {COLUMNS} FROM items WHERE active"));
     if let Some(category) = filter.category_id {
         q.push(" AND category_id = ").push_bind(category);
     }
