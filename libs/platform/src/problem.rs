@@ -203,7 +203,7 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut => {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 ApiError::Unavailable("the database is busy or unreachable; try again".into())
             }
             // SQLSTATE class 22, "data exception" (a NUL byte in text, a number out of range):
