@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod nats;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod ratelimit;

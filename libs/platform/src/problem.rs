@@ -14,7 +14,7 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One field or parameter at fault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -29,9 +29,10 @@ impl FieldError {
     }
 }
 
-/// A problem body before the envelope fills in `instance` and `request_id`.
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem: the body of every error answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `/problems/<slug>`: a stable identifier of the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -43,6 +44,7 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Extra members specific to one problem type (e.g. the checks of a failed readiness probe).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

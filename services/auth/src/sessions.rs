@@ -16,7 +16,7 @@ use crate::domain::{RefreshToken, RefreshTokenHash};
 use crate::store;
 
 /// What login and refresh answer (DESIGN §4).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

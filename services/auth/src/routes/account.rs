@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use platform::extract::Json;
+use platform::problem::Problem;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,21 +16,22 @@ use crate::domain::{Email, Password, RefreshToken};
 use crate::sessions::{self, TokenPair};
 use crate::store;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(example = "ann@example.com")]
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RegisteredUser {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub id: Uuid,
     pub email: String,
@@ -38,13 +40,16 @@ pub struct Me {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 /// `POST /v1/auth/register` → 201 `{id, email, role}`.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = RegisteredUser), (status = 409, description = "Email taken", body = Problem),
+        (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
 pub async fn register(
     State(state): State<AppState>,
     Json(body): Json<Credentials>,
@@ -87,6 +92,10 @@ pub async fn register(
 /// `POST /v1/auth/login` → `{access_token, refresh_token, token_type, expires_in}`.
 ///
 /// Unknown email and wrong password take the same time and give the same answer.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Wrong email or password", body = Problem),
+        (status = 403, description = "Account disabled", body = Problem), (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem),
+        (status = 429, description = "Rate limited or throttled", body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,
     Json(body): Json<Credentials>,
@@ -147,6 +156,9 @@ fn presented(raw: &str) -> Result<RefreshToken, ApiError> {
 }
 
 /// `POST /v1/auth/refresh` `{refresh_token}` → a new pair; the old token is spent.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Invalid, spent or revoked", body = Problem),
+        (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
 pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
@@ -156,6 +168,8 @@ pub async fn refresh(
 }
 
 /// `POST /v1/auth/logout` `{refresh_token}` → 204; the session and its access tokens are revoked.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Session revoked"), (status = 401, body = Problem), (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem)))]
 pub async fn logout(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
@@ -171,6 +185,8 @@ pub async fn logout(
 }
 
 /// `POST /v1/auth/logout-all` (bearer) → 204; every session of the user is revoked.
+#[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Every session revoked"), (status = 401, body = Problem)))]
 pub async fn logout_all(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -180,6 +196,8 @@ pub async fn logout_all(
 }
 
 /// `GET /v1/auth/me` (bearer).
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
 pub async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Me>, ApiError> {
     let row = store::users::by_id(&state.db, user.id)
         .await?

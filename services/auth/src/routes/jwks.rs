@@ -6,6 +6,8 @@ use platform::extract::Json;
 use crate::app::AppState;
 
 /// `GET /.well-known/jwks.json`: every key that may have signed a live token.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, body = authn::jwks::JwkSet)))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         // Verifiers re-fetch on an unknown `kid`, so a short cache is safe during rotation.

@@ -6,9 +6,22 @@ pub mod users;
 
 use axum::Router;
 use axum::routing::{get, patch, post};
+use platform::openapi::BearerAuth;
 use platform::ratelimit::{self, ClientIpKey, Quota, TrustedProxies};
 
 use crate::app::AppState;
+
+/// The OpenAPI document of auth.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Storefront auth", description = "Accounts, tokens and sessions. Errors are RFC 9457 problem+json."),
+    paths(account::register, account::login, account::refresh, account::logout, account::logout_all,
+          account::me, users::list, users::update, jwks::jwks),
+    components(schemas(platform::problem::Problem, platform::FieldError)),
+    modifiers(&BearerAuth),
+    tags((name = "auth", description = "Sign up, sign in, tokens"), (name = "admin", description = "User management"))
+)]
+pub struct ApiDoc;
 
 pub fn router(
     state: AppState,
@@ -40,5 +53,8 @@ pub fn router(
         .route("/v1/auth/users", get(users::list))
         .route("/v1/auth/users/{id}", patch(users::update))
         .route("/.well-known/jwks.json", get(jwks::jwks))
-        .with_state(state))
+        .with_state(state)
+        .merge(platform::openapi::docs(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        )))
 }

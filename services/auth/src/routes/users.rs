@@ -5,6 +5,7 @@ use axum::extract::State;
 use platform::ApiError;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
+use platform::problem::Problem;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,7 +15,7 @@ use crate::sessions;
 use crate::store;
 use crate::store::users::UserRow;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserDto {
     pub id: Uuid,
     pub email: String,
@@ -44,14 +45,19 @@ impl TryFrom<UserRow> for UserDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1–100, default 20.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 /// `GET /v1/auth/users?limit=&cursor=` (admin), oldest first.
+#[utoipa::path(get, path = "/v1/auth/users", tag = "admin", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = Page<UserDto>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: Admin,
@@ -84,7 +90,7 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     pub role: Option<Role>,
@@ -93,6 +99,11 @@ pub struct UserChange {
 
 /// `PATCH /v1/auth/users/{id}` `{role?, disabled?}` (admin). A role change or disabling revokes
 /// every session of the user, so their current tokens stop working everywhere.
+#[utoipa::path(patch, path = "/v1/auth/users/{id}", tag = "admin", request_body = UserChange,
+    params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = UserDto), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, description = "Changing oneself", body = Problem),
+        (status = 422, body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
     Admin(admin): Admin,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `pending → paid → shipped`, and `pending | paid → cancelled`. Nothing leaves `shipped` or
 /// `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderStatus {
     Pending,

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use platform::ApiError;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
+use platform::problem::Problem;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use crate::domain::{Name, Slug};
 use crate::store;
 use crate::store::categories::CategoryRow;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CategoryDto {
     pub id: Uuid,
     pub name: String,
@@ -37,14 +38,17 @@ impl From<CategoryRow> for CategoryDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 /// `GET /v1/categories` (public), by name.
+#[utoipa::path(get, path = "/v1/categories", tag = "catalog", params(ListQuery),
+    responses((status = 200, body = Page<CategoryDto>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -66,6 +70,8 @@ pub async fn list(
 }
 
 /// `GET /v1/categories/{id}` (public).
+#[utoipa::path(get, path = "/v1/categories/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+    responses((status = 200, body = CategoryDto), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -76,10 +82,12 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("no category {id}")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCategory {
+    #[schema(value_type = String, example = "Running shoes")]
     pub name: Name,
+    #[schema(value_type = String, example = "running-shoes")]
     pub slug: Slug,
     pub parent_id: Option<Uuid>,
 }
@@ -95,6 +103,8 @@ fn write_error(e: sqlx::Error) -> ApiError {
 }
 
 /// `POST /v1/categories` (admin) → 201.
+#[utoipa::path(post, path = "/v1/categories", tag = "catalog", request_body = NewCategory, security(("bearer" = [])),
+    responses((status = 201, body = CategoryDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
@@ -111,10 +121,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryChange {
+    #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
+    #[schema(value_type = Option<String>)]
     pub slug: Option<Slug>,
     /// `null` makes it a top-level category; absent leaves it.
     #[serde(default, deserialize_with = "present")]
@@ -127,6 +139,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>
 }
 
 /// `PATCH /v1/categories/{id}` (admin).
+#[utoipa::path(patch, path = "/v1/categories/{id}", tag = "catalog", request_body = CategoryChange,
+    params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = CategoryDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
     _admin: Admin,
@@ -153,6 +168,8 @@ pub async fn update(
 }
 
 /// `DELETE /v1/categories/{id}` (admin) → 204; 409 while items or subcategories use it.
+#[utoipa::path(delete, path = "/v1/categories/{id}", tag = "catalog", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
     _admin: Admin,

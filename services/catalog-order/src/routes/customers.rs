@@ -3,6 +3,7 @@
 use authn::CurrentUser;
 use axum::extract::State;
 use platform::extract::Json;
+use platform::problem::Problem;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,7 +13,7 @@ use crate::app::AppState;
 use crate::store;
 use crate::store::customers::CustomerRow;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerDto {
     pub id: Uuid,
     pub full_name: String,
@@ -43,6 +44,8 @@ impl From<CustomerRow> for CustomerDto {
     }
 }
 
+#[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("bearer" = [])),
+    responses((status = 200, body = CustomerDto), (status = 401, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -52,7 +55,7 @@ pub async fn get(
 }
 
 /// The whole profile; every field is required (send "" to clear one).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
     pub full_name: String,
@@ -102,6 +105,8 @@ impl ProfileBody {
     }
 }
 
+#[utoipa::path(put, path = "/v1/customers/me", tag = "customers", request_body = ProfileBody, security(("bearer" = [])),
+    responses((status = 200, body = CustomerDto), (status = 401, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn put(
     State(state): State<AppState>,
     user: CurrentUser,

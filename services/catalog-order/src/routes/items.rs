@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
+use platform::problem::Problem;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,7 +17,7 @@ use crate::domain::{Currency, Name, PriceCents, Sku};
 use crate::store;
 use crate::store::items::{ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemDto {
     pub id: Uuid,
     pub category_id: Uuid,
@@ -51,8 +52,9 @@ impl From<ItemRow> for ItemDto {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -97,6 +99,8 @@ fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
 }
 
 /// `GET /v1/items` (public): active items, filtered, sorted, keyset-paginated.
+#[utoipa::path(get, path = "/v1/items", tag = "catalog", params(ListQuery),
+    responses((status = 200, body = Page<ItemDto>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -185,6 +189,8 @@ pub async fn list(
 }
 
 /// `GET /v1/items/{id}` (public; inactive items are not found).
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ItemDto), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -196,15 +202,21 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItemBody {
     pub category_id: Uuid,
+    #[schema(value_type = String, example = "TEE-BLK-M")]
     pub sku: Sku,
+    #[schema(value_type = String, example = "Organic tee")]
     pub name: Name,
     #[serde(default)]
     pub description: String,
+    /// Minor units (cents), an integer.
+    #[schema(value_type = i64, minimum = 0, example = 1999)]
     pub price_cents: PriceCents,
+    /// ISO 4217.
+    #[schema(value_type = String, example = "EUR")]
     pub currency: Currency,
     pub stock: u32,
     #[serde(default = "yes")]
@@ -252,6 +264,8 @@ fn write_error(e: sqlx::Error) -> ApiError {
 }
 
 /// `POST /v1/items` (admin) → 201.
+#[utoipa::path(post, path = "/v1/items", tag = "catalog", request_body = NewItemBody, security(("bearer" = [])),
+    responses((status = 201, body = ItemDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
@@ -277,20 +291,27 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemChangeBody {
     pub category_id: Option<Uuid>,
+    #[schema(value_type = Option<String>)]
     pub sku: Option<Sku>,
+    #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
     pub description: Option<String>,
+    #[schema(value_type = Option<i64>, minimum = 0)]
     pub price_cents: Option<PriceCents>,
+    #[schema(value_type = Option<String>)]
     pub currency: Option<Currency>,
     pub stock: Option<u32>,
     pub active: Option<bool>,
 }
 
 /// `PATCH /v1/items/{id}` (admin): any subset of the fields.
+#[utoipa::path(patch, path = "/v1/items/{id}", tag = "catalog", request_body = ItemChangeBody,
+    params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ItemDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
     _admin: Admin,
@@ -320,6 +341,8 @@ pub async fn update(
 
 /// `DELETE /v1/items/{id}` (admin) → 204. Items are deactivated, not erased: past orders refer
 /// to them.
+#[utoipa::path(delete, path = "/v1/items/{id}", tag = "catalog", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deactivated"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
     _admin: Admin,

@@ -12,8 +12,24 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::Method;
+use platform::openapi::BearerAuth;
 
 use crate::app::AppState;
+
+/// The OpenAPI document of catalog-order.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Storefront catalog and orders", description = "Categories, items, customers and orders. Errors are RFC 9457 problem+json."),
+    paths(categories::list, categories::get, categories::create, categories::update, categories::delete,
+          items::list, items::get, items::create, items::update, items::delete,
+          customers::get, customers::put,
+          orders::create, orders::list, orders::get, orders::cancel, orders::set_status),
+    components(schemas(platform::problem::Problem, platform::FieldError)),
+    modifiers(&BearerAuth),
+    tags((name = "catalog", description = "Categories and items"), (name = "customers", description = "The signed-in customer"),
+         (name = "orders", description = "Placing and following orders"))
+)]
+pub struct ApiDoc;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -39,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/status", post(orders::set_status))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .with_state(state)
+        .merge(platform::openapi::docs(
+            <ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
 }
 
 /// Mutations are rate limited per signed-in user. Anonymous mutations pass through here and

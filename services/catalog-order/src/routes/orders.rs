@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
+use platform::problem::Problem;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use crate::store;
 use crate::store::idempotency::Claim;
 use crate::store::orders::{LineRow, OrderFilter, OrderRow};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LineDto {
     pub item_id: Uuid,
     pub name: String,
@@ -29,7 +30,7 @@ pub struct LineDto {
     pub unit_price_cents: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderDto {
     pub id: Uuid,
     pub customer_id: Uuid,
@@ -64,14 +65,14 @@ fn to_dto(order: OrderRow, lines: Vec<LineRow>) -> OrderDto {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub item_id: Uuid,
     pub quantity: u32,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     pub lines: Vec<LineRequest>,
@@ -125,6 +126,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// `POST /v1/orders` → 201 with the order. Prices come from the catalog, never the client.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
+    responses((status = 201, body = OrderDto), (status = 401, body = Problem), (status = 409, description = "Not enough stock", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -243,8 +247,9 @@ fn replay(status: u16, body: Vec<u8>) -> Response {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -261,6 +266,8 @@ pub struct ListQuery {
 
 /// `GET /v1/orders`: a customer's own orders, newest first; admins see everyone's and may filter
 /// by customer. Lines come in one extra query per page, whatever its size.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = Page<OrderDto>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -336,6 +343,8 @@ fn visible(order: Option<OrderRow>, user: &CurrentUser, id: Uuid) -> Result<Orde
 }
 
 /// `GET /v1/orders/{id}` with its lines (two queries).
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = OrderDto), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -374,6 +383,8 @@ async fn transition(
 
 /// `POST /v1/orders/{id}/cancel`: customers cancel their own pending orders; admins also paid
 /// ones. The items go back to stock.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = OrderDto), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -393,13 +404,16 @@ pub async fn cancel(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     pub status: OrderStatus,
 }
 
 /// `POST /v1/orders/{id}/status` `{status}` (admin).
+#[utoipa::path(post, path = "/v1/orders/{id}/status", tag = "orders", request_body = StatusChange,
+    params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = OrderDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_status(
     State(state): State<AppState>,
     authn::Admin(admin): authn::Admin,
