@@ -34,3 +34,31 @@ async fn seed_demo_loads_a_catalog_once() {
     assert!(in_stock > 250, "{in_stock}");
     assert_eq!(priced, 320);
 }
+
+#[tokio::test]
+async fn the_catalog_schema_goes_down_and_up_again_with_data_in_it() {
+    let db = TestDb::new("catalog", &catalog_order::MIGRATOR).await;
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_catalog-order"))
+            .args(args)
+            .env_clear()
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["seed-demo"]).status.success());
+    assert!(run(&["migrate", "down", "99"]).status.success());
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_one(&db.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+    assert!(run(&["migrate", "up"]).status.success());
+    let seeded = run(&["seed-demo"]);
+    assert!(String::from_utf8_lossy(&seeded.stdout).contains("seeded 8 categories and 320 items"));
+}

@@ -275,6 +275,61 @@ async fn the_same_idempotency_key_replays_the_first_answer() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_expires_after_a_day() {
+    let shop = Shop::spawn().await;
+    let admin = shop.admin("admin@example.com").await;
+    let cat = shop.category(&admin, "c").await;
+    let a = shop.item(&admin, &cat, "A-1", 250, 10).await;
+    let ann = shop.customer("ann@example.com").await;
+    assert_eq!(
+        order(
+            &shop,
+            &ann,
+            json!([{"item_id": a, "quantity": 1}]),
+            Some("daily")
+        )
+        .await
+        .status(),
+        201
+    );
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&shop.db.pool().await)
+        .await
+        .unwrap();
+    // A day later the key is free again, even for another body.
+    let r = order(
+        &shop,
+        &ann,
+        json!([{"item_id": a, "quantity": 2}]),
+        Some("daily"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    assert_eq!(shop.count("orders").await, 2);
+    assert_eq!(shop.count("idempotency_keys").await, 1);
+}
+
+#[tokio::test]
+async fn an_oversized_order_body_is_413_and_writes_nothing() {
+    let shop = Shop::spawn().await;
+    let ann = shop.customer("ann@example.com").await;
+    let lines: Vec<Value> = (0..30_000)
+        .map(|_| json!({"item_id": uuid::Uuid::new_v4(), "quantity": 1}))
+        .collect();
+    let r = shop
+        .client
+        .post(shop.url("/v1/orders"))
+        .bearer_auth(&ann)
+        .json(&json!({"lines": lines}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(shop.count("orders").await, 0);
+}
+
+#[tokio::test]
 async fn concurrent_requests_with_one_key_create_one_order() {
     let shop = Shop::spawn().await;
     let admin = shop.admin("admin@example.com").await;

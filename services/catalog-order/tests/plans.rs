@@ -144,3 +144,64 @@ async fn list_queries_use_their_indexes_on_100k_items() {
         );
     }
 }
+
+#[tokio::test]
+async fn order_lists_use_their_indexes_on_100k_orders() {
+    use catalog_order::store::orders::{OrderFilter, page_query};
+    let test_db = TestDb::new("catalog", &catalog_order::MIGRATOR).await;
+    let db = test_db.pool().await;
+    sqlx::query(
+        "INSERT INTO customers (id) SELECT gen_random_uuid() FROM generate_series(1, 2000)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO orders (id, customer_id, status, total_cents, currency, created_at)
+         SELECT gen_random_uuid(), c.id, (ARRAY['pending','paid','shipped','cancelled'])[1 + n % 4],
+                n, 'EUR', now() - make_interval(secs => n)
+         FROM generate_series(1, 100000) n
+         JOIN LATERAL (SELECT id FROM customers OFFSET (n % 2000) LIMIT 1) c ON true",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(&db).await.unwrap();
+    let customer: Uuid = sqlx::query_scalar("SELECT id FROM customers LIMIT 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "a customer's orders",
+            OrderFilter {
+                customer_id: Some(customer),
+                ..OrderFilter::default()
+            },
+            "orders_customer_created",
+        ),
+        (
+            "everyone's, newest first",
+            OrderFilter::default(),
+            "orders_created",
+        ),
+        (
+            "by status",
+            OrderFilter {
+                status: Some("paid"),
+                ..OrderFilter::default()
+            },
+            "orders_status_created",
+        ),
+    ];
+    for (name, filter, index) in cases {
+        let mut q = page_query("EXPLAIN ", &filter, None, 20);
+        let text: Vec<String> = q.build_query_scalar().fetch_all(&db).await.unwrap();
+        let text = text.join("\n");
+        assert!(text.contains(index), "{name}: expected {index} in\n{text}");
+        assert!(
+            !text.contains("Seq Scan on orders"),
+            "{name}: sequential scan\n{text}"
+        );
+    }
+}

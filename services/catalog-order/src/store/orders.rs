@@ -186,8 +186,22 @@ pub async fn page(
     after: Option<(OffsetDateTime, Uuid)>,
     limit: u32,
 ) -> Result<Vec<OrderRow>, sqlx::Error> {
-    let mut q: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE true"));
+    page_query("", filter, after, limit)
+        .build_query_as()
+        .fetch_all(db)
+        .await
+}
+
+/// The order list query, every value bound; `prefix` is "" to run it, "EXPLAIN " to see its plan.
+pub fn page_query(
+    prefix: &str,
+    filter: &OrderFilter,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: u32,
+) -> QueryBuilder<Postgres> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "{prefix}SELECT {ORDER_COLUMNS} FROM orders WHERE true"
+    ));
     if let Some(customer) = filter.customer_id {
         q.push(" AND customer_id = ").push_bind(customer);
     }
@@ -209,5 +223,5 @@ pub async fn page(
     }
     q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
-    q.build_query_as().fetch_all(db).await
+    q
 }
