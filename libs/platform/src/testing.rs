@@ -263,16 +263,7 @@ impl FaultProxy {
 
     /// `url` with its `host:port` replaced by the proxy's address.
     pub fn rewrite(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let userinfo = authority
-            .rsplit_once('@')
-            .map(|(u, _)| format!("{u}@"))
-            .unwrap_or_default();
-        format!("{scheme}://{userinfo}{}{path}", self.addr)
+        with_host(url, self.addr)
     }
 }
 
@@ -280,6 +271,20 @@ impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// `url` (`scheme://user@host:port/path`) with `host:port` replaced by `addr`.
+fn with_host(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{userinfo}{addr}{path}")
 }
 
 /// `host:port` of a URL such as `postgres://u@host:5432/db` or `nats://host:4222`.
@@ -382,20 +387,9 @@ impl StatementCounter {
 
     /// `url` pointed at the counter, without TLS.
     pub fn rewrite(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let userinfo = authority
-            .rsplit_once('@')
-            .map(|(u, _)| format!("{u}@"))
-            .unwrap_or_default();
-        let sep = if path.contains('?') { '&' } else { '?' };
-        format!(
-            "{scheme}://{userinfo}{}{path}{sep}sslmode=disable",
-            self.addr
-        )
+        let url = with_host(url, self.addr);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
     }
 }
 

@@ -68,20 +68,13 @@ pub async fn list(
         cursor: query.cursor,
     };
     let limit = params.limit()?;
-    let after: Option<(i128, Uuid)> = params.after(&state.cursors)?;
-    let after = after
-        .map(|(nanos, id)| {
-            OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                .map(|at| (at, id))
-                .map_err(|_| ApiError::bad_param("cursor", "is not a cursor this API issued"))
-        })
-        .transpose()?;
+    let after: Option<(OffsetDateTime, Uuid)> = params.after(&state.cursors)?;
     let rows = store::users::page(&state.db, after, limit).await?;
     let page = Page::from_rows(
         rows,
         limit,
         &state.cursors,
-        |u| (u.created_at.unix_timestamp_nanos(), u.id),
+        |u| (u.created_at, u.id),
         UserDto::try_from,
     );
     Ok(Json(Page {

@@ -295,14 +295,7 @@ pub async fn list(
             "must be before created_to",
         ));
     }
-    let after: Option<(i128, Uuid)> = params.after(&state.cursors)?;
-    let after = after
-        .map(|(nanos, id)| {
-            OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                .map(|at| (at, id))
-                .map_err(|_| ApiError::bad_param("cursor", "is not a cursor this API issued"))
-        })
-        .transpose()?;
+    let after: Option<(OffsetDateTime, Uuid)> = params.after(&state.cursors)?;
     let filter = OrderFilter {
         customer_id,
         status: query.status.map(OrderStatus::as_str),
@@ -314,7 +307,7 @@ pub async fn list(
         orders,
         limit,
         &state.cursors,
-        |o| (o.created_at.unix_timestamp_nanos(), o.id),
+        |o| (o.created_at, o.id),
         |o| o,
     );
     let ids: Vec<Uuid> = page.items.iter().map(|o| o.id).collect();
