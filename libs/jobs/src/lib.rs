@@ -1,0 +1,9 @@
+//! Jobs over NATS JetStream (DESIGN §6).
+//!
+//! [`topology`] is the one definition of every stream, consumer, KV bucket and object store, and
+//! [`topology::provision`] creates or updates them idempotently at start-up. The job envelope,
+//! the outbox relay and the consumer runtime (retry, backoff, DLQ, idempotency) build on it.
+
+pub mod topology;
+
+pub use topology::{FAMILIES, Family, Topology, provision};

@@ -1,0 +1,262 @@
+//! Streams, consumers, KV buckets and the object store, defined once.
+//!
+//! - `{NS}_JOBS`: work queue of `{ns}.jobs.<kind>`; each message is delivered to one consumer and
+//!   removed when acknowledged. A 2-minute duplicate window absorbs re-publishes with the same
+//!   `Nats-Msg-Id` (the outbox relay crashing between publish and mark, schedulers racing).
+//! - `{NS}_EVENTS`: `{ns}.events.>` (job status changes and results), kept for a week.
+//! - `{NS}_DLQ`: `{ns}.dlq.>`, jobs that failed for good, kept for 30 days for inspection and replay.
+//! - One durable pull consumer per job family on `{NS}_JOBS`, with disjoint filters.
+//! - KV `{ns}_jobs_done`: the idempotency record of applied jobs. Object store `{ns}_images`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use platform::nats::Namespace;
+
+/// A family of jobs served by one durable consumer.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// Consumer name and the first token of the family's job kinds (`image` → `image.thumbnail`).
+    pub name: &'static str,
+    /// How long a delivery may stay unacknowledged (long jobs send in-progress acks).
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+    /// Redelivery delays after an ack timeout (explicit failures `Nak` with their own delay).
+    pub backoff: &'static [Duration],
+    /// Deliveries outstanding at once across the family's workers.
+    pub max_ack_pending: i64,
+}
+
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "image",
+        ack_wait: Duration::from_secs(60),
+        max_deliver: 5,
+        backoff: &[
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+            Duration::from_secs(300),
+            Duration::from_secs(600),
+        ],
+        max_ack_pending: 8,
+    },
+    Family {
+        name: "email",
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 8,
+        backoff: &[
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+            Duration::from_secs(900),
+        ],
+        max_ack_pending: 32,
+    },
+    Family {
+        name: "maintenance",
+        ack_wait: Duration::from_secs(120),
+        max_deliver: 3,
+        backoff: &[Duration::from_secs(120), Duration::from_secs(300)],
+        max_ack_pending: 1,
+    },
+];
+
+/// The names of everything in one namespace.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub namespace: Namespace,
+}
+
+impl Topology {
+    pub fn new(namespace: Namespace) -> Self {
+        Topology { namespace }
+    }
+
+    pub fn jobs_stream(&self) -> String {
+        self.namespace.stream("JOBS")
+    }
+
+    pub fn events_stream(&self) -> String {
+        self.namespace.stream("EVENTS")
+    }
+
+    pub fn dlq_stream(&self) -> String {
+        self.namespace.stream("DLQ")
+    }
+
+    /// `image.thumbnail` → `{ns}.jobs.image.thumbnail`
+    pub fn job_subject(&self, kind: &str) -> String {
+        self.namespace.subject(&format!("jobs.{kind}"))
+    }
+
+    pub fn event_subject(&self, name: &str) -> String {
+        self.namespace.subject(&format!("events.{name}"))
+    }
+
+    pub fn dlq_subject(&self, kind: &str) -> String {
+        self.namespace.subject(&format!("dlq.{kind}"))
+    }
+
+    /// The family a job kind belongs to, if any.
+    pub fn family_of(kind: &str) -> Option<&'static Family> {
+        let first = kind.split('.').next()?;
+        FAMILIES.iter().find(|f| f.name == first)
+    }
+
+    pub fn consumer_name(&self, family: &Family) -> String {
+        format!("{}-jobs", family.name)
+    }
+
+    pub fn jobs_done_bucket(&self) -> String {
+        self.namespace.bucket("jobs_done")
+    }
+
+    pub fn images_store(&self) -> String {
+        self.namespace.bucket("images")
+    }
+
+    fn streams(&self) -> Vec<stream::Config> {
+        vec![
+            stream::Config {
+                name: self.jobs_stream(),
+                subjects: vec![self.namespace.subject("jobs.>")],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            },
+            stream::Config {
+                name: self.events_stream(),
+                subjects: vec![self.namespace.subject("events.>")],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            },
+            stream::Config {
+                name: self.dlq_stream(),
+                subjects: vec![self.namespace.subject("dlq.>")],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(30 * 24 * 3600),
+                ..Default::default()
+            },
+        ]
+    }
+
+    fn consumer(&self, family: &Family) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.consumer_name(family)),
+            filter_subject: self.namespace.subject(&format!("jobs.{}.>", family.name)),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: family.ack_wait,
+            max_deliver: family.max_deliver,
+            backoff: family.backoff.to_vec(),
+            max_ack_pending: family.max_ack_pending,
+            ..Default::default()
+        }
+    }
+}
+
+/// Create or update every stream, consumer, bucket and store. Safe to run on every start of every
+/// replica: an unchanged definition changes nothing.
+pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::Result<()> {
+    for config in topology.streams() {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .with_context(|| format!("provisioning stream {name}"))?;
+    }
+    let jobs = js
+        .get_stream(topology.jobs_stream())
+        .await
+        .context("opening the jobs stream")?;
+    for family in FAMILIES {
+        let config = topology.consumer(family);
+        let name = topology.consumer_name(family);
+        jobs.create_consumer(config)
+            .await
+            .with_context(|| format!("provisioning consumer {name}"))?;
+    }
+    let bucket = topology.jobs_done_bucket();
+    js.create_or_update_key_value(kv::Config {
+        bucket: bucket.clone(),
+        description: "Job ids whose effect has happened (idempotency)".into(),
+        history: 1,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("provisioning KV bucket {bucket}"))?;
+    let store = topology.images_store();
+    if js.get_object_store(&store).await.is_err() {
+        js.create_object_store(object_store::Config {
+            bucket: store.clone(),
+            description: Some("Item images: originals and thumbnails".into()),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("provisioning object store {store}"))?;
+    }
+    tracing::info!(namespace = %topology.namespace, "JetStream topology provisioned");
+    Ok(())
+}
+
+/// Delete everything of a namespace (tests clean up after themselves with this).
+pub async fn teardown(js: &jetstream::Context, topology: &Topology) {
+    for stream in [
+        topology.jobs_stream(),
+        topology.events_stream(),
+        topology.dlq_stream(),
+    ] {
+        let _ = js.delete_stream(stream).await;
+    }
+    let _ = js.delete_key_value(topology.jobs_done_bucket()).await;
+    let _ = js.delete_object_store(topology.images_store()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_filters_are_disjoint_and_cover_every_kind() {
+        let t = Topology::new(Namespace::new("shop").unwrap());
+        let filters: Vec<String> = FAMILIES
+            .iter()
+            .map(|f| t.consumer(f).filter_subject)
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                "shop.jobs.image.>",
+                "shop.jobs.email.>",
+                "shop.jobs.maintenance.>"
+            ]
+        );
+        for kind in [
+            "image.thumbnail",
+            "email.order_confirmation",
+            "maintenance.expire_orders",
+        ] {
+            assert!(Topology::family_of(kind).is_some(), "{kind}");
+        }
+        assert!(Topology::family_of("unknown.kind").is_none());
+        assert_eq!(
+            t.job_subject("image.thumbnail"),
+            "shop.jobs.image.thumbnail"
+        );
+        assert_eq!(t.jobs_stream(), "SHOP_JOBS");
+    }
+
+    #[test]
+    fn backoff_never_outlives_max_deliver() {
+        for f in FAMILIES {
+            assert!((f.backoff.len() as i64) < f.max_deliver, "{}", f.name);
+        }
+    }
+}

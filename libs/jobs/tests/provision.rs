@@ -1,0 +1,57 @@
+//! Provisioning against a real NATS server: idempotent, with the retention and dedupe we rely on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use jobs::topology::teardown;
+use jobs::{FAMILIES, Topology, provision};
+use platform::nats::Namespace;
+use platform::testing::{nats_namespace, nats_url};
+
+#[tokio::test]
+async fn provisioning_twice_changes_nothing_and_dedupes_by_message_id() {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = jetstream::new(client);
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    provision(&js, &topology).await.unwrap();
+    provision(&js, &topology).await.unwrap();
+
+    let mut jobs = js.get_stream(topology.jobs_stream()).await.unwrap();
+    let info = jobs.info().await.unwrap().clone();
+    assert_eq!(info.config.retention, stream::RetentionPolicy::WorkQueue);
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
+    for family in FAMILIES {
+        let name = topology.consumer_name(family);
+        let mut consumer: jetstream::consumer::PullConsumer =
+            jobs.get_consumer(&name).await.unwrap();
+        let config = &consumer.info().await.unwrap().config;
+        assert_eq!(config.max_deliver, family.max_deliver, "{name}");
+        assert_eq!(config.ack_policy, jetstream::consumer::AckPolicy::Explicit);
+    }
+    js.get_key_value(topology.jobs_done_bucket()).await.unwrap();
+    js.get_object_store(topology.images_store()).await.unwrap();
+
+    // The same Nats-Msg-Id twice within the window is stored once.
+    let subject = topology.job_subject("email.order_confirmation");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "job-1");
+    let first = js
+        .publish_with_headers(subject.clone(), headers.clone(), "a".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let second = js
+        .publish_with_headers(subject, headers, "a".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(jobs.info().await.unwrap().state.messages, 1);
+
+    teardown(&js, &topology).await;
+    assert!(js.get_stream(topology.jobs_stream()).await.is_err());
+}
