@@ -140,6 +140,7 @@ async fn auth_and_catalog_order_document_every_route() {
             ("GET", "/v1/orders/{id}"),
             ("POST", "/v1/orders/{id}/cancel"),
             ("POST", "/v1/orders/{id}/status"),
+            ("GET", "/v1/jobs/{id}"),
         ],
     )
     .await;

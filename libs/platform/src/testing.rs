@@ -298,20 +298,28 @@ pub fn host_port(url: &str) -> String {
         .to_owned()
 }
 
-/// A proxy in front of PostgreSQL that counts the statements a client executes (protocol
-/// `Execute` messages), so a test can prove a request runs a fixed number of queries whatever
-/// the data (no N+1). The client must not use TLS: give it `?sslmode=disable`.
+/// A proxy in front of PostgreSQL that records the SQL of every statement a client executes
+/// (simple `Query`, or `Execute` of a bound prepared statement), so a test can prove a request
+/// runs a fixed number of queries whatever the data (no N+1). The client must not use TLS: give
+/// it `?sslmode=disable` ([`StatementCounter::rewrite`] does).
 pub struct StatementCounter {
     pub addr: std::net::SocketAddr,
-    executed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    executed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The NUL-terminated string at the start of `bytes`, and the rest.
+fn cstring(bytes: &[u8]) -> (String, &[u8]) {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    let rest = bytes.get(end + 1..).unwrap_or(&[]);
+    (String::from_utf8_lossy(&bytes[..end]).into_owned(), rest)
 }
 
 impl StatementCounter {
     /// Start the counter (from inside a Tokio runtime; it need not be awaited, so that settings
     /// closures can call it).
     pub fn start(target: &str) -> StatementCounter {
-        use std::sync::atomic::Ordering;
+        use std::collections::HashMap;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -321,13 +329,13 @@ impl StatementCounter {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("counter address: {e}"));
-        let executed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let executed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let target = target.to_owned();
-        let counter = executed.clone();
+        let log = executed.clone();
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let target = target.clone();
-                let counter = counter.clone();
+                let log = log.clone();
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
                         return;
@@ -350,6 +358,8 @@ impl StatementCounter {
                         return;
                     }
                     // Then typed messages: one byte of type, four of length.
+                    let mut statements: HashMap<String, String> = HashMap::new();
+                    let mut portals: HashMap<String, String> = HashMap::new();
                     loop {
                         let mut head = [0u8; 5];
                         if client_rx.read_exact(&mut head).await.is_err() {
@@ -360,8 +370,35 @@ impl StatementCounter {
                         if client_rx.read_exact(&mut body).await.is_err() {
                             break;
                         }
-                        if head[0] == b'E' || head[0] == b'Q' {
-                            counter.fetch_add(1, Ordering::SeqCst);
+                        match head[0] {
+                            b'Q' => {
+                                let (sql, _) = cstring(&body);
+                                if let Ok(mut l) = log.lock() {
+                                    l.push(sql);
+                                }
+                            }
+                            b'P' => {
+                                let (name, rest) = cstring(&body);
+                                let (sql, _) = cstring(rest);
+                                statements.insert(name, sql);
+                            }
+                            b'B' => {
+                                let (portal, rest) = cstring(&body);
+                                let (statement, _) = cstring(rest);
+                                portals.insert(portal, statement);
+                            }
+                            b'E' => {
+                                let (portal, _) = cstring(&body);
+                                let sql = portals
+                                    .get(&portal)
+                                    .and_then(|s| statements.get(s))
+                                    .cloned()
+                                    .unwrap_or_default();
+                                if let Ok(mut l) = log.lock() {
+                                    l.push(sql);
+                                }
+                            }
+                            _ => {}
                         }
                         if server_tx.write_all(&head).await.is_err()
                             || server_tx.write_all(&body).await.is_err()
@@ -380,9 +417,12 @@ impl StatementCounter {
         }
     }
 
-    /// Statements executed through the proxy so far.
-    pub fn executed(&self) -> u64 {
-        self.executed.load(std::sync::atomic::Ordering::SeqCst)
+    /// How many executed statements so far match `filter` (e.g. mention a table).
+    pub fn executed(&self, filter: impl Fn(&str) -> bool) -> usize {
+        self.executed
+            .lock()
+            .map(|l| l.iter().filter(|sql| filter(sql)).count())
+            .unwrap_or(0)
     }
 
     /// `url` pointed at the counter, without TLS.

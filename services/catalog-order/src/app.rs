@@ -35,8 +35,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let db = builder.postgres(&settings.database, &MIGRATOR).await?;
     let nats = builder.nats(&settings.nats).await?;
     let namespace = Namespace::new(&settings.nats.nats_namespace)?;
+    let nats_client = nats.clone();
     let verifier =
         authn::remote_verifier(&settings.tokens, nats, &namespace, builder.shutdown()).await?;
+    jobs::outbox::spawn_relay(
+        db.clone(),
+        async_nats::jetstream::new(nats_client),
+        jobs::Topology::new(namespace),
+        jobs::outbox::OutboxMetrics::register(builder.metrics())?,
+        builder.shutdown(),
+    );
     let write_limiter = KeyedLimiter::new(
         "write",
         Quota {

@@ -3,6 +3,7 @@
 pub mod categories;
 pub mod customers;
 pub mod items;
+pub mod jobs;
 pub mod orders;
 
 use authn::CurrentUser;
@@ -23,11 +24,12 @@ use crate::app::AppState;
     paths(categories::list, categories::get, categories::create, categories::update, categories::delete,
           items::list, items::get, items::create, items::update, items::delete,
           customers::get, customers::put,
-          orders::create, orders::list, orders::get, orders::cancel, orders::set_status),
+          orders::create, orders::list, orders::get, orders::cancel, orders::set_status, jobs::get),
     components(schemas(platform::problem::Problem, platform::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "catalog", description = "Categories and items"), (name = "customers", description = "The signed-in customer"),
-         (name = "orders", description = "Placing and following orders"))
+         (name = "orders", description = "Placing and following orders"),
+         (name = "jobs", description = "Background jobs"))
 )]
 pub struct ApiDoc;
 
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/cancel", post(orders::cancel))
         .route("/v1/orders/{id}/status", post(orders::set_status))
+        .route("/v1/jobs/{id}", get(jobs::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .with_state(state)
         .merge(platform::openapi::docs(

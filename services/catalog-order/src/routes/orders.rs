@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::extract::{Json, Path, Query};
+use platform::http::RequestId;
 use platform::pagination::{Page, PageParams};
 use platform::problem::Problem;
 use platform::{ApiError, FieldError};
@@ -132,6 +133,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
+    RequestId(request_id): RequestId,
     headers: HeaderMap,
     Json(body): Json<NewOrder>,
 ) -> Result<Response, ApiError> {
@@ -217,6 +219,15 @@ pub async fn create(
     let prices: Vec<i64> = ids.iter().map(|id| items[id].price_cents).collect();
     let lines =
         store::orders::insert_lines(&mut *tx, order.id, &ids, &names, &quantities, &prices).await?;
+    // The confirmation e-mail is a job, committed with the order or not at all.
+    store::jobs::enqueue(
+        &mut *tx,
+        "email.order_confirmation",
+        &serde_json::json!({"order_id": order.id, "customer_id": user.id}),
+        Some(user.id),
+        Some(&request_id),
+    )
+    .await?;
     let dto = to_dto(order, lines);
     let bytes = serde_json::to_vec(&dto).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     if let Some(key) = &key {

@@ -4,6 +4,7 @@ pub mod categories;
 pub mod customers;
 pub mod idempotency;
 pub mod items;
+pub mod jobs;
 pub mod orders;
 
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -12,6 +12,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Shop {
     pub base: String,
+    pub namespace: String,
+    pub settings: Settings,
     pub auth: String,
     pub db: TestDb,
     pub auth_db: TestDb,
@@ -59,14 +61,16 @@ impl Shop {
         s.database.database_url = Some(Secret::new(&db.url));
         s.database.db_max_connections = 20;
         s.nats.nats_url = Some(Secret::new(nats_url()));
-        s.nats.nats_namespace = namespace;
+        s.nats.nats_namespace = namespace.clone();
         s.tokens.auth_jwks_url = Some(format!("{auth_base}/.well-known/jwks.json"));
         s.rate_limit_write_per_minute = 100_000;
         s.rate_limit_write_burst = 100_000;
         tweak(&mut s);
-        let app = catalog_order::app::build(s).await.unwrap();
+        let app = catalog_order::app::build(s.clone()).await.unwrap();
         let shop = Shop {
             base: format!("http://{}", app.http_addr()),
+            namespace,
+            settings: s,
             auth: auth_base,
             db,
             auth_db,
@@ -75,6 +79,17 @@ impl Shop {
         };
         tokio::spawn(app.run());
         shop
+    }
+
+    /// Another replica of catalog-order on the same database and namespace.
+    pub async fn add_replica(&mut self) -> String {
+        let app = catalog_order::app::build(self.settings.clone())
+            .await
+            .unwrap();
+        let base = format!("http://{}", app.http_addr());
+        self.shutdowns.push(app.shutdown());
+        tokio::spawn(app.run());
+        base
     }
 
     pub fn url(&self, path: &str) -> String {

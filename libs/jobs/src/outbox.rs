@@ -1,0 +1,201 @@
+//! The transactional outbox relay (DESIGN §6).
+//!
+//! A service writes a row into its `jobs` table in the same transaction as the change that causes
+//! the job (see `migrations/catalog/*_jobs_outbox.up.sql` for the table). Every replica runs a
+//! relay: it takes unpublished rows with `FOR UPDATE SKIP LOCKED` (so replicas share the work),
+//! publishes each with `Nats-Msg-Id` = job id, waits for JetStream's ack, and marks the rows. A crash
+//! between publish and mark re-publishes on the next pass, which the stream's duplicate window
+//! absorbs. The relay is woken by `NOTIFY outbox` and polls once a second as a fallback.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use platform::shutdown::Shutdown;
+use prometheus::{Gauge, IntCounter, IntGauge};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use uuid::Uuid;
+
+use crate::topology::{Topology, provision};
+
+/// Rows published per transaction.
+const BATCH: i64 = 100;
+/// Poll interval when no notification arrives.
+const POLL: Duration = Duration::from_secs(1);
+
+/// `jobs_published_total`, `outbox_pending`, `outbox_oldest_age_seconds`.
+#[derive(Clone)]
+pub struct OutboxMetrics {
+    pub published: IntCounter,
+    pub pending: IntGauge,
+    pub oldest_age: Gauge,
+}
+
+impl OutboxMetrics {
+    pub fn register(metrics: &platform::metrics::Metrics) -> Result<Self, prometheus::Error> {
+        let m = OutboxMetrics {
+            published: IntCounter::new(
+                "jobs_published_total",
+                "Jobs published from the outbox to JetStream.",
+            )?,
+            pending: IntGauge::new("outbox_pending", "Jobs committed but not yet published.")?,
+            oldest_age: Gauge::new(
+                "outbox_oldest_age_seconds",
+                "Age of the oldest unpublished job, in seconds (0 when none).",
+            )?,
+        };
+        metrics.register(Box::new(m.published.clone()))?;
+        metrics.register(Box::new(m.pending.clone()))?;
+        metrics.register(Box::new(m.oldest_age.clone()))?;
+        Ok(m)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Unpublished {
+    id: Uuid,
+    kind: String,
+    payload: serde_json::Value,
+    request_id: Option<String>,
+}
+
+/// Run the relay until shutdown (as a task owned by `shutdown`).
+pub fn spawn_relay(
+    db: PgPool,
+    js: jetstream::Context,
+    topology: Topology,
+    metrics: OutboxMetrics,
+    shutdown: &Shutdown,
+) {
+    let stop = shutdown.token();
+    shutdown.spawn("outbox-relay", async move {
+        let mut backoff = Duration::from_millis(100);
+        // The streams must exist before anything is published to them.
+        loop {
+            match provision(&js, &topology).await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "provisioning JetStream; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+        let mut listener: Option<PgListener> = None;
+        loop {
+            if listener.is_none() {
+                listener = listen(&db).await;
+            }
+            match relay_batch(&db, &js, &topology, &metrics).await {
+                Ok(n) if n == BATCH as usize => continue,
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "outbox relay pass failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            update_gauges(&db, &metrics).await;
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.map(|_| ()),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = notified => if result.is_err() { listener = None },
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+    });
+}
+
+async fn listen(db: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(db).await.ok()?;
+    listener.listen("outbox").await.ok()?;
+    Some(listener)
+}
+
+/// Publish up to one batch; returns how many rows were published.
+pub async fn relay_batch(
+    db: &PgPool,
+    js: &jetstream::Context,
+    topology: &Topology,
+    metrics: &OutboxMetrics,
+) -> anyhow::Result<usize> {
+    let mut tx = db.begin().await?;
+    let rows: Vec<Unpublished> = sqlx::query_as(
+        "SELECT id, kind, payload, request_id FROM jobs
+         WHERE published_at IS NULL ORDER BY created_at
+         LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut published = Vec::with_capacity(rows.len());
+    let mut failure = None;
+    for row in &rows {
+        match publish(js, topology, row).await {
+            Ok(()) => published.push(row.id),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    if !published.is_empty() {
+        sqlx::query("UPDATE jobs SET published_at = now() WHERE id = ANY($1)")
+            .bind(&published)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    metrics.published.inc_by(published.len() as u64);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(published.len()),
+    }
+}
+
+async fn publish(
+    js: &jetstream::Context,
+    topology: &Topology,
+    row: &Unpublished,
+) -> anyhow::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", row.id.to_string().as_str());
+    headers.insert("job-kind", row.kind.as_str());
+    if let Some(request_id) = &row.request_id {
+        headers.insert("x-request-id", request_id.as_str());
+    }
+    let body = serde_json::to_vec(&row.payload)?;
+    let ack = js
+        .publish_with_headers(topology.job_subject(&row.kind), headers, body.into())
+        .await
+        .with_context(|| format!("publishing job {}", row.id))?;
+    tokio::time::timeout(Duration::from_secs(5), ack)
+        .await
+        .with_context(|| format!("no JetStream ack for job {} within 5 s", row.id))?
+        .with_context(|| format!("JetStream refused job {}", row.id))?;
+    Ok(())
+}
+
+async fn update_gauges(db: &PgPool, metrics: &OutboxMetrics) {
+    let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
+         FROM jobs WHERE published_at IS NULL",
+    )
+    .fetch_one(db)
+    .await;
+    if let Ok((pending, oldest)) = row {
+        metrics.pending.set(pending);
+        metrics.oldest_age.set(oldest.unwrap_or(0.0));
+    }
+}

@@ -1,0 +1,3 @@
+DROP TRIGGER jobs_outbox_notify ON jobs;
+DROP FUNCTION jobs_notify_outbox();
+DROP TABLE jobs;
