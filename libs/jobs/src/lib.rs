@@ -5,6 +5,7 @@
 //! the outbox relay and the consumer runtime (retry, backoff, DLQ, idempotency) build on it.
 
 pub mod outbox;
+pub mod runtime;
 pub mod topology;
 
 pub use topology::{FAMILIES, Family, Topology, provision};

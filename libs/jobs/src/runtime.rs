@@ -1,0 +1,349 @@
+//! The consumer runtime: pulls a family's jobs, applies each job's effect once, retries with
+//! exponential delay, dead-letters what fails for good, and reports every status change as an
+//! event that catalog-order applies to its `jobs` table.
+//!
+//! - Idempotency: a job id in KV `{ns}_jobs_done` means its effect happened; a redelivery is
+//!   acknowledged without running the handler again.
+//! - Retry: a retryable error `Nak`s with 1 s, 2 s, 4 s … (at most 5 min) until `max_deliver`;
+//!   the consumer's own `backoff` only covers deliveries whose handler never answered.
+//! - Dead letters: a permanent error, or the last attempt, copies the message (headers, payload,
+//!   attempts, last error) to `{ns}.dlq.<kind>` and terminates it.
+//! - Shutdown: the job in hand is finished before the loop stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, kv};
+use futures_util::StreamExt;
+use platform::shutdown::Shutdown;
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::topology::{Family, Topology};
+
+/// A job as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Uuid,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// 1 on the first delivery.
+    pub attempt: i64,
+    pub request_id: Option<String>,
+}
+
+/// Why a job did not succeed.
+#[derive(Debug, Clone)]
+pub enum JobError {
+    /// Worth another attempt (a timeout, a dependency down).
+    Retry(String),
+    /// Will never succeed (a corrupt input): dead-lettered at once.
+    Fail(String),
+}
+
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, job: &Job) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+/// A job's status change, published to `{ns}.events.job.status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub event_id: Uuid,
+    pub job_id: Uuid,
+    pub kind: String,
+    /// `running`, `succeeded`, `failed` (will be retried) or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// `jobs_processed_total{kind,outcome}`, `job_duration_seconds{kind}`, `jobs_dead_lettered_total`.
+#[derive(Clone)]
+pub struct JobMetrics {
+    processed: IntCounterVec,
+    duration: HistogramVec,
+    dead_lettered: IntCounter,
+}
+
+impl JobMetrics {
+    pub fn register(metrics: &platform::metrics::Metrics) -> Result<Self, prometheus::Error> {
+        let m = JobMetrics {
+            processed: IntCounterVec::new(
+                Opts::new(
+                    "jobs_processed_total",
+                    "Job deliveries handled, by kind and outcome.",
+                ),
+                &["kind", "outcome"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new("job_duration_seconds", "Time a handler took, by kind.")
+                    .buckets(vec![
+                        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    ]),
+                &["kind"],
+            )?,
+            dead_lettered: IntCounter::new(
+                "jobs_dead_lettered_total",
+                "Jobs moved to the dead-letter stream.",
+            )?,
+        };
+        metrics.register(Box::new(m.processed.clone()))?;
+        metrics.register(Box::new(m.duration.clone()))?;
+        metrics.register(Box::new(m.dead_lettered.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Delay before retry `attempt` (1-based): 1 s, 2 s, 4 s … at most 5 minutes.
+pub fn retry_delay(attempt: i64) -> Duration {
+    let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::from_secs(2u64.saturating_pow(exp)).min(Duration::from_secs(300))
+}
+
+struct Runtime<H> {
+    js: jetstream::Context,
+    topology: Topology,
+    family: &'static Family,
+    handler: Arc<H>,
+    done: kv::Store,
+    metrics: JobMetrics,
+}
+
+/// Consume `family`'s jobs with `handler` until shutdown.
+pub fn spawn_family<H: Handler>(
+    js: jetstream::Context,
+    topology: Topology,
+    family: &'static Family,
+    handler: Arc<H>,
+    metrics: JobMetrics,
+    shutdown: &Shutdown,
+) {
+    let stop = shutdown.token();
+    shutdown.spawn("job-consumer", async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = async {
+                let done = js.get_key_value(topology.jobs_done_bucket()).await?;
+                let stream = js.get_stream(topology.jobs_stream()).await?;
+                let consumer: PullConsumer =
+                    stream.get_consumer(&topology.consumer_name(family)).await.map_err(anyhow::Error::msg)?;
+                let messages = consumer.messages().await?;
+                anyhow::Ok((done, messages))
+            };
+            let (done, mut messages) = tokio::select! {
+                started = started => match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(family = family.name, error = format!("{e:#}"), "cannot consume yet; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.cancelled() => return Ok(()),
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                },
+                _ = stop.cancelled() => return Ok(()),
+            };
+            backoff = Duration::from_millis(100);
+            let runtime = Runtime {
+                js: js.clone(),
+                topology: topology.clone(),
+                family,
+                handler: handler.clone(),
+                done,
+                metrics: metrics.clone(),
+            };
+            loop {
+                let next = tokio::select! {
+                    next = messages.next() => next,
+                    _ = stop.cancelled() => return Ok(()),
+                };
+                match next {
+                    Some(Ok(message)) => runtime.process(message).await,
+                    Some(Err(e)) => {
+                        tracing::warn!(family = family.name, error = %e, "pull failed; re-subscribing");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    });
+}
+
+impl<H: Handler> Runtime<H> {
+    async fn process(&self, message: jetstream::Message) {
+        let attempt = message.info().map(|i| i.delivered).unwrap_or(1);
+        let job = match parse(&message, attempt) {
+            Ok(job) => job,
+            Err(e) => {
+                let kind = header(&message, "job-kind").unwrap_or_else(|| "unknown".into());
+                self.dead_letter(&message, &kind, attempt, &e).await;
+                return;
+            }
+        };
+        if let Err(e) = self.run(&message, &job).await {
+            // Bookkeeping failed (NATS down): leave the message unacknowledged; it is redelivered
+            // after ack_wait and the done marker keeps its effect single.
+            tracing::warn!(job_id = %job.id, error = format!("{e:#}"), "job bookkeeping failed");
+        }
+    }
+
+    async fn run(&self, message: &jetstream::Message, job: &Job) -> anyhow::Result<()> {
+        if self.done.get(job.id.to_string()).await?.is_some() {
+            message.ack().await.map_err(anyhow::Error::msg)?;
+            return Ok(());
+        }
+        self.event(job, "running", None).await?;
+        let started = std::time::Instant::now();
+        let handler = self.handler.clone();
+        let owned = job.clone();
+        // A panicking handler is a failed attempt, not a dead worker.
+        let outcome = tokio::spawn(async move { handler.handle(&owned).await })
+            .await
+            .unwrap_or_else(|e| Err(JobError::Retry(format!("handler panicked: {e}"))));
+        self.metrics
+            .duration
+            .with_label_values(&[&job.kind])
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(()) => {
+                self.done
+                    .put(job.id.to_string(), "1".into())
+                    .await
+                    .context("recording the job as done")?;
+                self.event(job, "succeeded", None).await?;
+                message.ack().await.map_err(anyhow::Error::msg)?;
+                self.count(job, "succeeded");
+            }
+            Err(JobError::Retry(error)) if job.attempt < self.family.max_deliver => {
+                self.event(job, "failed", Some(&error)).await?;
+                message
+                    .ack_with(AckKind::Nak(Some(retry_delay(job.attempt))))
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                self.count(job, "retried");
+            }
+            Err(JobError::Retry(error) | JobError::Fail(error)) => {
+                self.dead_letter(message, &job.kind, job.attempt, &error)
+                    .await;
+                self.event(job, "dead", Some(&error)).await?;
+                self.count(job, "dead");
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&self, job: &Job, outcome: &str) {
+        self.metrics
+            .processed
+            .with_label_values(&[&job.kind, outcome])
+            .inc();
+    }
+
+    async fn event(&self, job: &Job, status: &str, error: Option<&str>) -> anyhow::Result<()> {
+        let event = JobEvent {
+            event_id: Uuid::now_v7(),
+            job_id: job.id,
+            kind: job.kind.clone(),
+            status: status.to_owned(),
+            attempts: job.attempt,
+            error: error.map(str::to_owned),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
+        if let Some(request_id) = &job.request_id {
+            headers.insert("x-request-id", request_id.as_str());
+        }
+        self.js
+            .publish_with_headers(
+                self.topology.event_subject("job.status"),
+                headers,
+                serde_json::to_vec(&event)?.into(),
+            )
+            .await?
+            .await
+            .context("publishing a job event")?;
+        Ok(())
+    }
+
+    /// Copy the message to the DLQ with why and how often it failed, then stop its deliveries.
+    async fn dead_letter(
+        &self,
+        message: &jetstream::Message,
+        kind: &str,
+        attempt: i64,
+        error: &str,
+    ) {
+        let mut headers = message.headers.clone().unwrap_or_default();
+        headers.insert("job-attempts", attempt.to_string().as_str());
+        headers.insert("job-error", error.replace(['\r', '\n'], " ").as_str());
+        // The DLQ copy gets its own id: the original's is still inside the jobs stream's window.
+        let original = header(message, "Nats-Msg-Id").unwrap_or_default();
+        headers.insert("Nats-Msg-Id", format!("dlq-{original}").as_str());
+        headers.insert("job-original-id", original.as_str());
+        let published = async {
+            self.js
+                .publish_with_headers(
+                    self.topology.dlq_subject(kind),
+                    headers,
+                    message.payload.clone(),
+                )
+                .await?
+                .await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match published {
+            Ok(()) => {
+                self.metrics.dead_lettered.inc();
+                let _ = message.ack_with(AckKind::Term).await;
+                tracing::error!(kind, job_id = %original, attempt, error, "job dead-lettered");
+            }
+            // Not in the DLQ yet: leave it to be redelivered rather than lose it.
+            Err(e) => tracing::error!(error = format!("{e:#}"), "dead-lettering failed"),
+        }
+    }
+}
+
+fn header(message: &jetstream::Message, name: &str) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_owned())
+}
+
+fn parse(message: &jetstream::Message, attempt: i64) -> Result<Job, String> {
+    let id = header(message, "Nats-Msg-Id")
+        .and_then(|v| v.parse::<Uuid>().ok())
+        .ok_or("the message has no job id (Nats-Msg-Id)")?;
+    let kind = header(message, "job-kind").ok_or("the message has no job-kind header")?;
+    let payload = serde_json::from_slice(&message.payload)
+        .map_err(|e| format!("the payload is not JSON: {e}"))?;
+    Ok(Job {
+        id,
+        kind,
+        payload,
+        attempt,
+        request_id: header(message, "x-request-id"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_five_minutes() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(2), Duration::from_secs(2));
+        assert_eq!(retry_delay(4), Duration::from_secs(8));
+        assert_eq!(retry_delay(30), Duration::from_secs(300));
+        assert_eq!(retry_delay(0), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,312 @@
+//! The consumer runtime against a real NATS server: once-only effects, retries with delay,
+//! dead letters with their reason, panics contained, events for every status change.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use jobs::runtime::{Handler, Job, JobError, JobEvent, JobMetrics, spawn_family};
+use jobs::topology::teardown;
+use jobs::{FAMILIES, Topology, provision};
+use platform::nats::Namespace;
+use platform::shutdown::Shutdown;
+use platform::testing::{eventually, nats_namespace, nats_url};
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Scripted {
+    calls: Mutex<Vec<(Uuid, i64)>>,
+}
+
+impl Handler for Scripted {
+    async fn handle(&self, job: &Job) -> Result<(), JobError> {
+        self.calls.lock().unwrap().push((job.id, job.attempt));
+        match job.payload["outcome"].as_str().unwrap_or("ok") {
+            "ok" => Ok(()),
+            "fail" => Err(JobError::Fail("corrupt input".into())),
+            "flaky" if job.attempt < 2 => Err(JobError::Retry("not yet".into())),
+            "panic_once" if job.attempt < 2 => panic!("boom"),
+            "always_retry" => Err(JobError::Retry("still down".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct Rig {
+    js: jetstream::Context,
+    topology: Topology,
+    handler: Arc<Scripted>,
+    events: Arc<Mutex<Vec<JobEvent>>>,
+    shutdown: Shutdown,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+async fn rig(family: &str) -> Rig {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    provision(&js, &topology).await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut sub = client
+        .subscribe(topology.event_subject("job.status"))
+        .await
+        .unwrap();
+    let sink = events.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&m.payload).unwrap());
+        }
+    });
+    let handler = Arc::new(Scripted::default());
+    let shutdown = Shutdown::new();
+    let family = FAMILIES.iter().find(|f| f.name == family).unwrap();
+    let registry = platform::metrics::Metrics::new("test", "0").unwrap();
+    spawn_family(
+        js.clone(),
+        topology.clone(),
+        family,
+        handler.clone(),
+        JobMetrics::register(&registry).unwrap(),
+        &shutdown,
+    );
+    Rig {
+        js,
+        topology,
+        handler,
+        events,
+        shutdown,
+    }
+}
+
+impl Rig {
+    async fn publish(&self, kind: &str, id: Uuid, payload: serde_json::Value) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.to_string().as_str());
+        headers.insert("job-kind", kind);
+        self.js
+            .publish_with_headers(
+                self.topology.job_subject(kind),
+                headers,
+                serde_json::to_vec(&payload).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    fn statuses(&self, id: Uuid) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.job_id == id)
+            .map(|e| e.status.clone())
+            .collect()
+    }
+
+    fn calls(&self, id: Uuid) -> Vec<i64> {
+        self.handler
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(j, _)| *j == id)
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
+    async fn dlq(&self) -> Vec<jetstream::message::StreamMessage> {
+        let stream = self
+            .js
+            .get_stream(self.topology.dlq_stream())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut seq = 1;
+        while let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(m);
+            seq += 1;
+        }
+        out
+    }
+
+    async fn settled(&self, id: Uuid, last: &str, within: Duration) -> bool {
+        eventually(within, || async {
+            self.statuses(id).last().map(String::as_str) == Some(last)
+        })
+        .await
+    }
+
+    async fn cleanup(&self) {
+        self.shutdown.trigger();
+        teardown(&self.js, &self.topology).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_runs_once_and_reports_running_then_succeeded() {
+    let rig = rig("email").await;
+    let id = Uuid::now_v7();
+    rig.publish("email.order_confirmation", id, json!({"outcome": "ok"}))
+        .await;
+    assert!(rig.settled(id, "succeeded", Duration::from_secs(5)).await);
+    assert_eq!(rig.statuses(id), ["running", "succeeded"]);
+    assert_eq!(rig.calls(id), [1]);
+    let done = rig
+        .js
+        .get_key_value(rig.topology.jobs_done_bucket())
+        .await
+        .unwrap();
+    assert!(done.get(id.to_string()).await.unwrap().is_some());
+
+    // A delivery of a job whose effect already happened is acknowledged, not run.
+    let again = Uuid::now_v7();
+    done.put(again.to_string(), "1".into()).await.unwrap();
+    rig.publish("email.order_confirmation", again, json!({"outcome": "ok"}))
+        .await;
+    let js = rig.js.clone();
+    let stream = rig.topology.jobs_stream();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (js, stream) = (js.clone(), stream.clone());
+            async move {
+                let mut jobs = js.get_stream(stream).await.unwrap();
+                jobs.info().await.unwrap().state.messages == 0
+            }
+        })
+        .await
+    );
+    assert!(rig.calls(again).is_empty());
+    rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_after_a_delay() {
+    let rig = rig("email").await;
+    let id = Uuid::now_v7();
+    rig.publish("email.order_confirmation", id, json!({"outcome": "flaky"}))
+        .await;
+    assert!(rig.settled(id, "succeeded", Duration::from_secs(10)).await);
+    assert_eq!(
+        rig.statuses(id),
+        ["running", "failed", "running", "succeeded"]
+    );
+    assert_eq!(rig.calls(id), [1, 2]);
+    let failed = rig
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e.status == "failed")
+        .cloned()
+        .unwrap();
+    assert_eq!(failed.error.as_deref(), Some("not yet"));
+    rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_counts_as_a_failed_attempt() {
+    let rig = rig("email").await;
+    let id = Uuid::now_v7();
+    rig.publish(
+        "email.order_confirmation",
+        id,
+        json!({"outcome": "panic_once"}),
+    )
+    .await;
+    assert!(rig.settled(id, "succeeded", Duration::from_secs(10)).await);
+    assert_eq!(rig.calls(id), [1, 2]);
+    rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_goes_to_the_dlq_at_once_with_its_reason() {
+    let rig = rig("email").await;
+    let id = Uuid::now_v7();
+    rig.publish("email.order_confirmation", id, json!({"outcome": "fail"}))
+        .await;
+    assert!(rig.settled(id, "dead", Duration::from_secs(5)).await);
+    assert_eq!(rig.calls(id), [1]);
+    let dlq = rig.dlq().await;
+    assert_eq!(dlq.len(), 1);
+    let headers = &dlq[0].headers;
+    assert_eq!(headers.get("job-error").unwrap().as_str(), "corrupt input");
+    assert_eq!(headers.get("job-attempts").unwrap().as_str(), "1");
+    assert_eq!(
+        headers.get("job-original-id").unwrap().as_str(),
+        id.to_string()
+    );
+    assert_eq!(
+        headers.get("job-kind").unwrap().as_str(),
+        "email.order_confirmation"
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&dlq[0].payload).unwrap()["outcome"],
+        "fail"
+    );
+    let mut jobs = rig.js.get_stream(rig.topology.jobs_stream()).await.unwrap();
+    assert_eq!(jobs.info().await.unwrap().state.messages, 0);
+    rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn retries_end_in_the_dlq_after_max_deliver() {
+    // maintenance jobs get 3 deliveries: after 1 s and 2 s of delay the third is the last.
+    let rig = rig("maintenance").await;
+    let id = Uuid::now_v7();
+    rig.publish(
+        "maintenance.purge_sessions",
+        id,
+        json!({"outcome": "always_retry"}),
+    )
+    .await;
+    let dead = rig.settled(id, "dead", Duration::from_secs(15)).await;
+    assert!(dead, "{:?} {:?}", rig.statuses(id), rig.calls(id));
+    assert_eq!(rig.calls(id), [1, 2, 3]);
+    assert_eq!(
+        rig.dlq().await[0]
+            .headers
+            .get("job-attempts")
+            .unwrap()
+            .as_str(),
+        "3"
+    );
+    rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_dead_lettered_not_retried() {
+    let rig = rig("email").await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "not-a-uuid");
+    headers.insert("job-kind", "email.order_confirmation");
+    rig.js
+        .publish_with_headers(
+            rig.topology.job_subject("email.order_confirmation"),
+            headers,
+            "{".into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            rig.dlq().await.len() == 1
+        })
+        .await
+    );
+    assert!(rig.handler.calls.lock().unwrap().is_empty());
+    rig.cleanup().await;
+}
