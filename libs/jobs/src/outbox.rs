@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::topology::{Topology, provision};
+use crate::topology::{Topology, provision_with_retry};
 
 /// Rows published per transaction.
 const BATCH: i64 = 100;
@@ -71,18 +71,11 @@ pub fn spawn_relay(
 ) {
     let stop = shutdown.token();
     shutdown.spawn("outbox-relay", async move {
-        let mut backoff = Duration::from_millis(100);
         // The streams must exist before anything is published to them.
-        loop {
-            match provision(&js, &topology).await {
-                Ok(()) => break,
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "provisioning JetStream; retrying"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
-                _ = stop.cancelled() => return Ok(()),
-            }
+        if !provision_with_retry(&js, &topology, &stop).await {
+            return Ok(());
         }
+        let mut backoff = Duration::from_millis(100);
         let mut listener: Option<PgListener> = None;
         loop {
             if listener.is_none() {

@@ -310,6 +310,75 @@ impl<H: Handler> Runtime<H> {
     }
 }
 
+/// Apply job status events with `apply` until shutdown (catalog-order's side). `apply` must be
+/// idempotent per `event_id`; the event is acknowledged only after it returns `Ok`.
+pub fn spawn_event_listener<F, Fut>(
+    js: jetstream::Context,
+    topology: Topology,
+    apply: F,
+    shutdown: &Shutdown,
+) where
+    F: Fn(JobEvent) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let stop = shutdown.token();
+    shutdown.spawn("job-event-listener", async move {
+        if !crate::topology::provision_with_retry(&js, &topology, &stop).await {
+            return Ok(());
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let opened = async {
+                let stream = js.get_stream(topology.events_stream()).await?;
+                let consumer: PullConsumer = stream
+                    .get_consumer(topology.job_status_consumer())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                anyhow::Ok(consumer.messages().await?)
+            };
+            let mut messages = tokio::select! {
+                opened = opened => match opened {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "cannot read job events yet; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.cancelled() => return Ok(()),
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                },
+                _ = stop.cancelled() => return Ok(()),
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let next = tokio::select! {
+                    next = messages.next() => next,
+                    _ = stop.cancelled() => return Ok(()),
+                };
+                let message = match next {
+                    Some(Ok(m)) => m,
+                    _ => break,
+                };
+                match serde_json::from_slice::<JobEvent>(&message.payload) {
+                    Ok(event) => match apply(event).await {
+                        Ok(()) => {
+                            let _ = message.ack().await;
+                        }
+                        // Not acknowledged: redelivered after ack_wait.
+                        Err(e) => tracing::warn!(error = format!("{e:#}"), "applying a job event failed"),
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable job event; dropping it");
+                        let _ = message.ack_with(AckKind::Term).await;
+                    }
+                }
+            }
+        }
+    });
+}
+
 fn header(message: &jetstream::Message, name: &str) -> Option<String> {
     message
         .headers

@@ -93,6 +93,21 @@ impl Topology {
         format!("{}-jobs", family.name)
     }
 
+    /// catalog-order's durable consumer of job status events.
+    pub fn job_status_consumer(&self) -> &'static str {
+        "catalog-order-job-status"
+    }
+
+    fn job_status_consumer_config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.job_status_consumer().to_owned()),
+            filter_subject: self.event_subject("job.>"),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        }
+    }
+
     pub fn jobs_done_bucket(&self) -> String {
         self.namespace.bucket("jobs_done")
     }
@@ -168,6 +183,12 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
             .await
             .with_context(|| format!("provisioning consumer {name}"))?;
     }
+    js.get_stream(topology.events_stream())
+        .await
+        .context("opening the events stream")?
+        .create_consumer(topology.job_status_consumer_config())
+        .await
+        .context("provisioning the job status consumer")?;
     let bucket = topology.jobs_done_bucket();
     js.create_or_update_key_value(kv::Config {
         bucket: bucket.clone(),
@@ -192,6 +213,26 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
     }
     tracing::info!(namespace = %topology.namespace, "JetStream topology provisioned");
     Ok(())
+}
+
+/// Provision, retrying with backoff until it works or `stop` is cancelled (then `false`). Services
+/// call this from a background task: NATS may come up after them.
+pub async fn provision_with_retry(
+    js: &jetstream::Context,
+    topology: &Topology,
+    stop: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match provision(js, topology).await {
+            Ok(()) => return true,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "provisioning JetStream; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+            _ = stop.cancelled() => return false,
+        }
+    }
 }
 
 /// Delete everything of a namespace (tests clean up after themselves with this).

@@ -38,11 +38,23 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let nats_client = nats.clone();
     let verifier =
         authn::remote_verifier(&settings.tokens, nats, &namespace, builder.shutdown()).await?;
+    let js = async_nats::jetstream::new(nats_client);
+    let topology = jobs::Topology::new(namespace);
     jobs::outbox::spawn_relay(
         db.clone(),
-        async_nats::jetstream::new(nats_client),
-        jobs::Topology::new(namespace),
+        js.clone(),
+        topology.clone(),
         jobs::outbox::OutboxMetrics::register(builder.metrics())?,
+        builder.shutdown(),
+    );
+    let inbox = db.clone();
+    jobs::runtime::spawn_event_listener(
+        js,
+        topology,
+        move |event| {
+            let db = inbox.clone();
+            async move { Ok(crate::store::jobs::apply_event(&db, &event).await?) }
+        },
         builder.shutdown(),
     );
     let write_limiter = KeyedLimiter::new(

@@ -124,6 +124,72 @@ async fn an_order_publishes_one_confirmation_job_its_owner_can_follow() {
 }
 
 #[tokio::test]
+async fn an_order_confirmation_is_sent_once_and_its_job_reports_succeeded() {
+    let mut shop = Shop::spawn().await;
+    let worker_metrics = shop.add_worker().await;
+    let (js, topology) = jetstream_of(&shop).await;
+    let admin = shop.admin("admin@example.com").await;
+    let cat = shop.category(&admin, "c").await;
+    let item = shop.item(&admin, &cat, "A-1", 100, 5).await;
+    let ann = shop.customer("ann@example.com").await;
+    let place = || {
+        shop.client
+            .post(shop.url("/v1/orders"))
+            .bearer_auth(&ann)
+            .header("idempotency-key", "once")
+            .json(&json!({"lines": [{"item_id": item, "quantity": 1}]}))
+            .send()
+    };
+    assert_eq!(place().await.unwrap().status(), StatusCode::CREATED);
+    // The same trigger again (a client retry): replayed, no second job.
+    assert_eq!(place().await.unwrap().status(), StatusCode::CREATED);
+    let job_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM jobs")
+        .fetch_one(&shop.db.pool().await)
+        .await
+        .unwrap();
+    let status = || async {
+        let job: Value = shop
+            .get(&format!("/v1/jobs/{job_id}"), Some(&ann))
+            .await
+            .json()
+            .await
+            .unwrap();
+        job["status"].as_str().unwrap_or("").to_owned()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            status().await == "succeeded"
+        })
+        .await,
+        "job status stayed {}",
+        status().await
+    );
+    let job: Value = shop
+        .get(&format!("/v1/jobs/{job_id}"), Some(&ann))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["attempts"], 1);
+    let metrics = reqwest::get(&worker_metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"jobs_processed_total{kind="email.order_confirmation",outcome="succeeded",service="worker"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(
+        shop.count("job_event_inbox").await,
+        2,
+        "running and succeeded, each applied once"
+    );
+    jobs::topology::teardown(&js, &topology).await;
+}
+
+#[tokio::test]
 async fn a_refused_order_leaves_no_job() {
     let shop = Shop::spawn().await;
     let admin = shop.admin("admin@example.com").await;

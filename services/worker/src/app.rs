@@ -1,14 +1,47 @@
-//! Wiring: settings → NATS, health → a runnable [`App`]. Its HTTP port serves health only.
+//! Wiring: settings → NATS, job consumers, health → a runnable [`App`]. Its HTTP port serves
+//! health only.
+
+use std::sync::Arc;
 
 use axum::Router;
+use jobs::runtime::{JobMetrics, spawn_family};
+use jobs::{FAMILIES, Topology};
+use platform::nats::Namespace;
 use platform::{App, AppBuilder};
 
+use crate::email::OrderConfirmationEmail;
 use crate::settings::Settings;
 use crate::{SERVICE, VERSION};
 
 /// Build the worker; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
-    let _nats = builder.nats(&settings.nats).await?;
+    let nats = builder.nats(&settings.nats).await?;
+    let js = async_nats::jetstream::new(nats);
+    let topology = Topology::new(Namespace::new(&settings.nats.nats_namespace)?);
+    let stop = builder.shutdown().token();
+    {
+        // Consumers need the topology; provisioning waits for NATS without blocking start-up.
+        let (js, topology) = (js.clone(), topology.clone());
+        builder.shutdown().spawn("provision", async move {
+            jobs::topology::provision_with_retry(&js, &topology, &stop).await;
+            Ok(())
+        });
+    }
+    let metrics = JobMetrics::register(builder.metrics())?;
+    let email = FAMILIES
+        .iter()
+        .find(|f| f.name == "email")
+        .ok_or_else(|| anyhow::anyhow!("no email job family"))?;
+    spawn_family(
+        js,
+        topology,
+        email,
+        Arc::new(OrderConfirmationEmail {
+            from: settings.email_from.clone(),
+        }),
+        metrics,
+        builder.shutdown(),
+    );
     builder.build(Router::new()).await
 }

@@ -1,6 +1,7 @@
 //! Storefront worker: consumes jobs from NATS JetStream, runs the scheduler. Owns no database.
 
 pub mod app;
+pub mod email;
 pub mod settings;
 
 /// Name used in logs, metrics and the NATS connection.

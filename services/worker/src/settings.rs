@@ -9,6 +9,10 @@ pub struct Settings {
     pub platform: PlatformSettings,
     #[serde(flatten)]
     pub nats: NatsSettings,
+    /// How e-mail leaves: `log` (writes it to the log; SMTP comes with lettre).
+    pub email_transport: String,
+    /// Sender name in e-mails.
+    pub email_from: String,
 }
 
 impl Default for Settings {
@@ -16,6 +20,8 @@ impl Default for Settings {
         Settings {
             platform: PlatformSettings::with_ports(8083, 9183),
             nats: NatsSettings::default(),
+            email_transport: "log".into(),
+            email_from: "Storefront".into(),
         }
     }
 }
@@ -37,5 +43,11 @@ impl ServiceSettings for Settings {
     fn validate(&self, problems: &mut Problems) {
         self.platform.validate(problems);
         self.nats.validate(problems);
+        if self.email_transport != "log" {
+            problems.add(
+                "EMAIL_TRANSPORT",
+                "must be `log` (SMTP is not available yet)",
+            );
+        }
     }
 }

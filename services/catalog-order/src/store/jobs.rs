@@ -44,3 +44,31 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, 
     .fetch_optional(db)
     .await
 }
+
+/// Apply a job status event once: the inbox row and the status change commit together, and an
+/// event seen before changes nothing.
+pub async fn apply_event(
+    db: &sqlx::PgPool,
+    event: &jobs::runtime::JobEvent,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let fresh =
+        sqlx::query("INSERT INTO job_event_inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(event.event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if fresh {
+        sqlx::query(
+            "UPDATE jobs SET status = $2, attempts = $3, error = $4, updated_at = now() WHERE id = $1",
+        )
+        .bind(event.job_id)
+        .bind(&event.status)
+        .bind(i32::try_from(event.attempts).unwrap_or(i32::MAX))
+        .bind(&event.error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
