@@ -164,6 +164,7 @@ async fn publish(
 ) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", row.id.to_string().as_str());
+    headers.insert("job-id", row.id.to_string().as_str());
     headers.insert("job-kind", row.kind.as_str());
     if let Some(request_id) = &row.request_id {
         headers.insert("x-request-id", request_id.as_str());

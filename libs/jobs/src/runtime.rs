@@ -283,9 +283,12 @@ impl<H: Handler> Runtime<H> {
         headers.insert("job-attempts", attempt.to_string().as_str());
         headers.insert("job-error", error.replace(['\r', '\n'], " ").as_str());
         // The DLQ copy gets its own id: the original's is still inside the jobs stream's window.
-        let original = header(message, "Nats-Msg-Id").unwrap_or_default();
-        headers.insert("Nats-Msg-Id", format!("dlq-{original}").as_str());
-        headers.insert("job-original-id", original.as_str());
+        let original = header(message, "job-id")
+            .or_else(|| header(message, "Nats-Msg-Id"))
+            .unwrap_or_default();
+        let message_id = header(message, "Nats-Msg-Id").unwrap_or_default();
+        headers.insert("Nats-Msg-Id", format!("dlq-{message_id}").as_str());
+        headers.insert("job-id", original.as_str());
         let published = async {
             self.js
                 .publish_with_headers(
@@ -388,9 +391,11 @@ fn header(message: &jetstream::Message, name: &str) -> Option<String> {
 }
 
 fn parse(message: &jetstream::Message, attempt: i64) -> Result<Job, String> {
-    let id = header(message, "Nats-Msg-Id")
+    // `job-id`; the message id is the same for fresh jobs but differs for DLQ replays.
+    let id = header(message, "job-id")
+        .or_else(|| header(message, "Nats-Msg-Id"))
         .and_then(|v| v.parse::<Uuid>().ok())
-        .ok_or("the message has no job id (Nats-Msg-Id)")?;
+        .ok_or("the message has no job id (job-id header)")?;
     let kind = header(message, "job-kind").ok_or("the message has no job-kind header")?;
     let payload = serde_json::from_slice(&message.payload)
         .map_err(|e| format!("the payload is not JSON: {e}"))?;

@@ -1,4 +1,4 @@
-//! `worker` command line: `serve` (default).
+//! `worker` command line: `serve` (default), `dlq list|replay SEQ|purge`.
 
 use std::process::ExitCode;
 
@@ -21,6 +21,19 @@ struct Cli {
 enum Command {
     /// Consume jobs and serve health and metrics (the default).
     Serve,
+    /// Inspect and act on dead jobs.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// One line per dead job: sequence, kind, job id, attempts, last error.
+    List,
+    /// Send the dead job at SEQ back to the work queue (same job id, fresh attempts).
+    Replay { seq: u64 },
+    /// Drop every dead job.
+    Purge,
 }
 
 fn main() -> ExitCode {
@@ -32,6 +45,42 @@ fn main() -> ExitCode {
     platform::exit_code(runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => app::build(settings).await?.run().await,
+            Command::Dlq(command) => dlq(&settings, command).await,
         }
     }))
+}
+
+async fn dlq(settings: &Settings, command: DlqCommand) -> anyhow::Result<()> {
+    let nats = platform::nats::connect(&settings.nats, "worker-dlq").await?;
+    let js = async_nats::jetstream::new(nats);
+    let topology = jobs::Topology::new(platform::nats::Namespace::new(
+        &settings.nats.nats_namespace,
+    )?);
+    // Idempotent, and makes `list` answer "empty" rather than "no such stream" on a new namespace.
+    jobs::provision(&js, &topology).await?;
+    match command {
+        DlqCommand::List => {
+            let dead = jobs::dlq::list(&js, &topology).await?;
+            if dead.is_empty() {
+                println!("the dead-letter queue is empty");
+            }
+            for d in dead {
+                println!(
+                    "{:>6}  {:<28} {}  attempts={}  error={}",
+                    d.sequence, d.kind, d.job_id, d.attempts, d.error
+                );
+            }
+        }
+        DlqCommand::Replay { seq } => {
+            let d = jobs::dlq::replay(&js, &topology, seq).await?;
+            println!("replayed {} job {} (was: {})", d.kind, d.job_id, d.error);
+        }
+        DlqCommand::Purge => {
+            println!(
+                "purged {} dead job(s)",
+                jobs::dlq::purge(&js, &topology).await?
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,102 @@
+//! The dead-letter stream as operators see it: list, replay, purge (`worker dlq …`).
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+
+use crate::topology::Topology;
+
+/// One dead job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    /// Sequence in the DLQ stream: what `replay` takes.
+    pub sequence: u64,
+    pub job_id: String,
+    pub kind: String,
+    pub attempts: String,
+    pub error: String,
+}
+
+fn get(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+pub async fn list(js: &jetstream::Context, topology: &Topology) -> anyhow::Result<Vec<DeadJob>> {
+    let mut stream = js
+        .get_stream(topology.dlq_stream())
+        .await
+        .context("opening the DLQ stream")?;
+    let state = stream.info().await?.state.clone();
+    let mut dead = Vec::new();
+    if state.messages == 0 {
+        return Ok(dead);
+    }
+    for sequence in state.first_sequence..=state.last_sequence {
+        // Replayed messages leave gaps.
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        dead.push(DeadJob {
+            sequence,
+            job_id: get(&message.headers, "job-id"),
+            kind: get(&message.headers, "job-kind"),
+            attempts: get(&message.headers, "job-attempts"),
+            error: get(&message.headers, "job-error"),
+        });
+    }
+    Ok(dead)
+}
+
+/// Send a dead job back to the work queue (as the same job id, with fresh attempts) and remove it
+/// from the DLQ.
+pub async fn replay(
+    js: &jetstream::Context,
+    topology: &Topology,
+    sequence: u64,
+) -> anyhow::Result<DeadJob> {
+    let stream = js.get_stream(topology.dlq_stream()).await?;
+    let message = stream
+        .get_raw_message(sequence)
+        .await
+        .with_context(|| format!("no dead job at sequence {sequence}"))?;
+    let job_id = get(&message.headers, "job-id");
+    let kind = get(&message.headers, "job-kind");
+    anyhow::ensure!(!kind.is_empty(), "dead message {sequence} has no job-kind");
+    let mut headers = HeaderMap::new();
+    headers.insert("job-id", job_id.as_str());
+    headers.insert("job-kind", kind.as_str());
+    let request_id = get(&message.headers, "x-request-id");
+    if !request_id.is_empty() {
+        headers.insert("x-request-id", request_id.as_str());
+    }
+    // A message id of its own: the original's may still be inside the duplicate window.
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("replay-{sequence}-{job_id}").as_str(),
+    );
+    js.publish_with_headers(
+        topology.job_subject(&kind),
+        headers,
+        message.payload.clone(),
+    )
+    .await?
+    .await
+    .context("re-publishing the job")?;
+    stream.delete_message(sequence).await?;
+    Ok(DeadJob {
+        sequence,
+        attempts: get(&message.headers, "job-attempts"),
+        error: get(&message.headers, "job-error"),
+        job_id,
+        kind,
+    })
+}
+
+/// Drop every dead job; returns how many.
+pub async fn purge(js: &jetstream::Context, topology: &Topology) -> anyhow::Result<u64> {
+    let stream = js.get_stream(topology.dlq_stream()).await?;
+    Ok(stream.purge().await?.purged)
+}

@@ -1,0 +1,75 @@
+//! `worker dlq list|replay|purge` against a real NATS server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use platform::nats::Namespace;
+use platform::testing::{nats_namespace, nats_url};
+
+fn worker(namespace: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args(args)
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("NATS_URL", nats_url())
+        .env("NATS_NAMESPACE", namespace)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn dead_jobs_are_listed_replayed_and_purged_from_the_command_line() {
+    let namespace = nats_namespace();
+    let (ok, out) = worker(&namespace, &["dlq", "list"]);
+    assert!(ok && out.contains("empty"), "{out}");
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let topology = jobs::Topology::new(Namespace::new(&namespace).unwrap());
+    for n in 0..2 {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "job-id",
+            format!("00000000-0000-0000-0000-00000000000{n}").as_str(),
+        );
+        headers.insert("job-kind", "email.order_confirmation");
+        headers.insert("job-attempts", "8");
+        headers.insert("job-error", "smtp refused");
+        js.publish_with_headers(
+            topology.dlq_subject("email.order_confirmation"),
+            headers,
+            "{}".into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let (ok, out) = worker(&namespace, &["dlq", "list"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.contains("smtp refused") && out.contains("attempts=8"),
+        "{out}"
+    );
+
+    let (ok, out) = worker(&namespace, &["dlq", "replay", "1"]);
+    assert!(
+        ok && out.contains("replayed email.order_confirmation"),
+        "{out}"
+    );
+    let mut jobs_stream = js.get_stream(topology.jobs_stream()).await.unwrap();
+    assert_eq!(jobs_stream.info().await.unwrap().state.messages, 1);
+    assert!(
+        !worker(&namespace, &["dlq", "replay", "1"]).0,
+        "replaying twice must fail"
+    );
+
+    let (ok, out) = worker(&namespace, &["dlq", "purge"]);
+    assert!(ok && out.contains("purged 1"), "{out}");
+    jobs::topology::teardown(&js, &topology).await;
+}
