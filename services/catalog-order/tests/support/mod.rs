@@ -113,47 +113,35 @@ impl Shop {
 
     /// A registered customer's access token.
     pub async fn customer(&self, email: &str) -> String {
-        let creds = json!({"email": email, "password": PASSWORD});
-        let r = self
-            .client
-            .post(format!("{}/v1/auth/register", self.auth))
-            .json(&creds)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let pair: Value = self
-            .client
-            .post(format!("{}/v1/auth/login", self.auth))
-            .json(&creds)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        pair["access_token"].as_str().unwrap().to_owned()
+        self.sign_up(email, "customer").await
     }
 
     /// An admin's access token.
     pub async fn admin(&self, email: &str) -> String {
+        self.sign_up(email, "admin").await
+    }
+
+    /// Register through auth, set the role (as `auth create-admin` would), log in.
+    async fn sign_up(&self, email: &str, role: &str) -> String {
         let creds = json!({"email": email, "password": PASSWORD});
+        let auth = |path: &str| format!("{}{path}", self.auth);
         let r = self
             .client
-            .post(format!("{}/v1/auth/register", self.auth))
+            .post(auth("/v1/auth/register"))
             .json(&creds)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+        sqlx::query("UPDATE users SET role = $2 WHERE email = $1")
             .bind(email)
+            .bind(role)
             .execute(&self.auth_db.pool().await)
             .await
             .unwrap();
         let pair: Value = self
             .client
-            .post(format!("{}/v1/auth/login", self.auth))
+            .post(auth("/v1/auth/login"))
             .json(&creds)
             .send()
             .await
