@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A current NATS server (>= 2.10, with JetStream) for dev and tests, on a port of our own.
 #
-#   scripts/nats.sh start [PORT]   start one unless it already listens (default port 4333)
+#   scripts/nats.sh start [PORT]   start one unless it already listens (default port 4333);
+#                                  NATS_FRESH=1 wipes its data first (tests: throwaway state)
 #   scripts/nats.sh stop  [PORT]   stop the one this script started
 #   scripts/nats.sh bin            print the nats-server path (installs it if needed)
 #
@@ -53,6 +54,9 @@ case "$cmd" in
       exit 0
     fi
     bin=$(nats_bin)
+    if [ "${NATS_FRESH:-0}" = 1 ]; then
+      rm -rf "$DATA/nats-$port"
+    fi
     mkdir -p "$DATA/nats-$port"
     log "starting $("$bin" --version) on 127.0.0.1:$port (data in $DATA/nats-$port)"
     nohup "$bin" -a 127.0.0.1 -p "$port" -js -sd "$DATA/nats-$port" \

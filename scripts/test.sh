@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite against real PostgreSQL and NATS: finds or starts both (NATS on its own
-# port, 4333 by default), then runs every test of the workspace. Extra arguments go to cargo test.
+# The whole test suite against real PostgreSQL and NATS: finds or starts both (NATS on a port of
+# its own, 4334 by default, apart from `make dev`'s 4333, with throwaway data: every test makes
+# streams in its own namespace), then runs every test of the workspace. Extra arguments go to
+# cargo test.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-nats_port=${TEST_NATS_PORT:-4333}
+nats_port=${TEST_NATS_PORT:-4334}
 bash scripts/postgres.sh
 started_nats=0
 port_open 127.0.0.1 "$nats_port" || started_nats=1
-bash scripts/nats.sh start "$nats_port"
+NATS_FRESH=1 bash scripts/nats.sh start "$nats_port"
 # shellcheck disable=SC2317 # called from the EXIT trap
 stop_nats() { [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"; true; }
 trap stop_nats EXIT

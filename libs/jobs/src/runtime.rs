@@ -106,7 +106,7 @@ pub fn retry_delay(attempt: i64) -> Duration {
 struct Runtime<H> {
     js: jetstream::Context,
     topology: Topology,
-    family: &'static Family,
+    family: Family,
     handler: Arc<H>,
     done: kv::Store,
     metrics: JobMetrics,
@@ -116,7 +116,7 @@ struct Runtime<H> {
 pub fn spawn_family<H: Handler>(
     js: jetstream::Context,
     topology: Topology,
-    family: &'static Family,
+    family: Family,
     handler: Arc<H>,
     metrics: JobMetrics,
     shutdown: &Shutdown,
@@ -129,7 +129,7 @@ pub fn spawn_family<H: Handler>(
                 let done = js.get_key_value(topology.jobs_done_bucket()).await?;
                 let stream = js.get_stream(topology.jobs_stream()).await?;
                 let consumer: PullConsumer =
-                    stream.get_consumer(&topology.consumer_name(family)).await.map_err(anyhow::Error::msg)?;
+                    stream.get_consumer(&topology.consumer_name(&family)).await.map_err(anyhow::Error::msg)?;
                 let messages = consumer.messages().await?;
                 anyhow::Ok((done, messages))
             };
@@ -202,10 +202,22 @@ impl<H: Handler> Runtime<H> {
         let started = std::time::Instant::now();
         let handler = self.handler.clone();
         let owned = job.clone();
-        // A panicking handler is a failed attempt, not a dead worker.
-        let outcome = tokio::spawn(async move { handler.handle(&owned).await })
-            .await
-            .unwrap_or_else(|e| Err(JobError::Retry(format!("handler panicked: {e}"))));
+        // A panicking handler is a failed attempt, not a dead worker; so is one that does not
+        // answer before JetStream would redeliver the job anyway.
+        let limit = self.family.ack_wait.mul_f64(0.9);
+        let task = tokio::spawn(async move { handler.handle(&owned).await });
+        let abort = task.abort_handle();
+        let outcome = match tokio::time::timeout(limit, task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(JobError::Retry(format!("handler panicked: {e}"))),
+            Err(_) => {
+                abort.abort();
+                Err(JobError::Retry(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                )))
+            }
+        };
         self.metrics
             .duration
             .with_label_values(&[&job.kind])
@@ -311,6 +323,118 @@ impl<H: Handler> Runtime<H> {
             Err(e) => tracing::error!(error = format!("{e:#}"), "dead-lettering failed"),
         }
     }
+}
+
+/// What JetStream says when a job ran out of deliveries without ever being answered.
+#[derive(Debug, Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: i64,
+}
+
+/// Catch jobs whose handler never answered (the worker crashed or hung on every attempt): on
+/// JetStream's max-deliveries advisory, move the job to the DLQ, delete it from the work queue
+/// (where it would otherwise stay forever) and report it dead. Replicas share the advisories
+/// through a queue group.
+pub fn spawn_max_delivery_watch(
+    js: jetstream::Context,
+    topology: Topology,
+    metrics: JobMetrics,
+    shutdown: &Shutdown,
+) {
+    let stop = shutdown.token();
+    shutdown.spawn("max-delivery-watch", async move {
+        let client = js.client();
+        let subject = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.*",
+            topology.jobs_stream()
+        );
+        let mut advisories = client
+            .queue_subscribe(subject, "max-deliveries".to_owned())
+            .await
+            .context("subscribing to max-deliveries advisories")?;
+        loop {
+            let advisory = tokio::select! {
+                a = advisories.next() => match a { Some(a) => a, None => return Ok(()) },
+                _ = stop.cancelled() => return Ok(()),
+            };
+            let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&advisory.payload) else {
+                continue;
+            };
+            if let Err(e) = exhausted(&js, &topology, &metrics, &advisory).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    seq = advisory.stream_seq,
+                    "moving an exhausted job to the DLQ failed"
+                );
+            }
+        }
+    });
+}
+
+async fn exhausted(
+    js: &jetstream::Context,
+    topology: &Topology,
+    metrics: &JobMetrics,
+    advisory: &MaxDeliveries,
+) -> anyhow::Result<()> {
+    let stream = js.get_stream(topology.jobs_stream()).await?;
+    // Already gone: another replica handled this advisory.
+    let Ok(message) = stream.get_raw_message(advisory.stream_seq).await else {
+        return Ok(());
+    };
+    let get = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+    let job_id = get("job-id")
+        .or_else(|| get("Nats-Msg-Id"))
+        .unwrap_or_default();
+    let kind = get("job-kind").unwrap_or_else(|| "unknown".into());
+    let error = format!(
+        "no answer after {} deliveries (the worker crashed or hung each time)",
+        advisory.deliveries
+    );
+    let mut headers = message.headers.clone();
+    headers.insert("job-id", job_id.as_str());
+    headers.insert("job-attempts", advisory.deliveries.to_string().as_str());
+    headers.insert("job-error", error.as_str());
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("dlq-{}", get("Nats-Msg-Id").unwrap_or_default()).as_str(),
+    );
+    js.publish_with_headers(
+        topology.dlq_subject(&kind),
+        headers,
+        message.payload.clone(),
+    )
+    .await?
+    .await?;
+    stream.delete_message(advisory.stream_seq).await?;
+    metrics.dead_lettered.inc();
+    tracing::error!(
+        kind,
+        job_id,
+        deliveries = advisory.deliveries,
+        "job exhausted its deliveries; dead-lettered"
+    );
+    if let Ok(id) = job_id.parse::<Uuid>() {
+        let event = JobEvent {
+            event_id: Uuid::now_v7(),
+            job_id: id,
+            kind,
+            status: "dead".into(),
+            attempts: advisory.deliveries,
+            error: Some(error),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
+        js.publish_with_headers(
+            topology.event_subject("job.status"),
+            headers,
+            serde_json::to_vec(&event)?.into(),
+        )
+        .await?
+        .await?;
+    }
+    Ok(())
 }
 
 /// Apply job status events with `apply` until shutdown (catalog-order's side). `apply` must be

@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use platform::nats::Namespace;
 
 /// A family of jobs served by one durable consumer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Family {
     /// Consumer name and the first token of the family's job kinds (`image` → `image.thumbnail`).
     pub name: &'static str,
@@ -47,15 +47,28 @@ pub const FAMILIES: &[Family] = &[
     },
 ];
 
-/// The names of everything in one namespace.
+/// The names of everything in one namespace, and its job families.
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub namespace: Namespace,
+    pub families: Vec<Family>,
 }
 
 impl Topology {
     pub fn new(namespace: Namespace) -> Self {
-        Topology { namespace }
+        Self::with_families(namespace, FAMILIES.to_vec())
+    }
+
+    /// Other families than [`FAMILIES`] (tests use short `ack_wait`s).
+    pub fn with_families(namespace: Namespace, families: Vec<Family>) -> Self {
+        Topology {
+            namespace,
+            families,
+        }
+    }
+
+    pub fn family(&self, name: &str) -> Option<Family> {
+        self.families.iter().copied().find(|f| f.name == name)
     }
 
     pub fn jobs_stream(&self) -> String {
@@ -84,9 +97,8 @@ impl Topology {
     }
 
     /// The family a job kind belongs to, if any.
-    pub fn family_of(kind: &str) -> Option<&'static Family> {
-        let first = kind.split('.').next()?;
-        FAMILIES.iter().find(|f| f.name == first)
+    pub fn family_of(&self, kind: &str) -> Option<Family> {
+        self.family(kind.split('.').next()?)
     }
 
     pub fn consumer_name(&self, family: &Family) -> String {
@@ -176,7 +188,7 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
         .get_stream(topology.jobs_stream())
         .await
         .context("opening the jobs stream")?;
-    for family in FAMILIES {
+    for family in &topology.families {
         let config = topology.consumer(family);
         let name = topology.consumer_name(family);
         jobs.create_consumer(config)
@@ -272,9 +284,9 @@ mod tests {
             "email.order_confirmation",
             "maintenance.expire_orders",
         ] {
-            assert!(Topology::family_of(kind).is_some(), "{kind}");
+            assert!(t.family_of(kind).is_some(), "{kind}");
         }
-        assert!(Topology::family_of("unknown.kind").is_none());
+        assert!(t.family_of("unknown.kind").is_none());
         assert_eq!(
             t.job_subject("image.thumbnail"),
             "shop.jobs.image.thumbnail"

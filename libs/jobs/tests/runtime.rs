@@ -9,7 +9,7 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use jobs::runtime::{Handler, Job, JobError, JobEvent, JobMetrics, spawn_family};
 use jobs::topology::teardown;
-use jobs::{FAMILIES, Topology, provision};
+use jobs::{Family, Topology, provision};
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
 use platform::testing::{eventually, nats_namespace, nats_url};
@@ -69,7 +69,7 @@ async fn rig(family: &str) -> Rig {
     });
     let handler = Arc::new(Scripted::default());
     let shutdown = Shutdown::new();
-    let family = FAMILIES.iter().find(|f| f.name == family).unwrap();
+    let family = topology.family(family).unwrap();
     let registry = platform::metrics::Metrics::new("test", "0").unwrap();
     spawn_family(
         js.clone(),
@@ -352,4 +352,128 @@ async fn a_dead_job_can_be_listed_replayed_and_purged() {
             .is_empty()
     );
     rig.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_job_nobody_ever_answers_is_dead_lettered_via_the_advisory() {
+    // A family with a 1 s ack_wait and 2 deliveries, and "workers" that take jobs and die
+    // (pull, never answer): JetStream gives up and says so; the watch moves the job to the DLQ.
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let hang = Family {
+        name: "email",
+        ack_wait: Duration::from_secs(1),
+        max_deliver: 2,
+        max_ack_pending: 1,
+    };
+    let topology = Topology::with_families(Namespace::new(&nats_namespace()).unwrap(), vec![hang]);
+    provision(&js, &topology).await.unwrap();
+    let shutdown = Shutdown::new();
+    let registry = platform::metrics::Metrics::new("test", "0").unwrap();
+    jobs::runtime::spawn_max_delivery_watch(
+        js.clone(),
+        topology.clone(),
+        JobMetrics::register(&registry).unwrap(),
+        &shutdown,
+    );
+    let mut events = client
+        .subscribe(topology.event_subject("job.status"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let id = Uuid::now_v7();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    headers.insert("job-id", id.to_string().as_str());
+    headers.insert("job-kind", "email.order_confirmation");
+    js.publish_with_headers(
+        topology.job_subject("email.order_confirmation"),
+        headers,
+        "{}".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream(topology.jobs_stream())
+        .await
+        .unwrap()
+        .get_consumer(&topology.consumer_name(&hang))
+        .await
+        .unwrap();
+    let mut taken = 0;
+    for _ in 0..10 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_millis(1500))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(Ok(_abandoned)) = batch.next().await {
+            taken += 1;
+        }
+        if taken >= 2 {
+            break;
+        }
+    }
+    assert_eq!(taken, 2);
+    // Workers keep asking for work; that is when JetStream notices the job is exhausted.
+    let mut more = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    assert!(
+        more.next().await.is_none(),
+        "an exhausted job was delivered again"
+    );
+
+    let dlq_stream = topology.dlq_stream();
+    let jsc = js.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (js, name) = (jsc.clone(), dlq_stream.clone());
+            async move {
+                js.get_stream(name)
+                    .await
+                    .unwrap()
+                    .info()
+                    .await
+                    .unwrap()
+                    .state
+                    .messages
+                    == 1
+            }
+        })
+        .await
+    );
+    let dlq = js.get_stream(topology.dlq_stream()).await.unwrap();
+    let dead = dlq.get_raw_message(1).await.unwrap();
+    assert_eq!(dead.headers.get("job-id").unwrap().as_str(), id.to_string());
+    assert!(
+        dead.headers
+            .get("job-error")
+            .unwrap()
+            .as_str()
+            .contains("no answer after 2 deliveries")
+    );
+    let mut jobs_stream = js.get_stream(topology.jobs_stream()).await.unwrap();
+    assert_eq!(
+        jobs_stream.info().await.unwrap().state.messages,
+        0,
+        "left in the work queue"
+    );
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: JobEvent = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!((event.job_id, event.status.as_str()), (id, "dead"));
+    shutdown.trigger();
+    teardown(&js, &topology).await;
 }

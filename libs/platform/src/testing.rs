@@ -3,7 +3,7 @@
 //!
 //! Where they are: `TEST_DATABASE_URL` (an admin connection, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_NATS_URL` (default
-//! `nats://127.0.0.1:4333`, the port `scripts/nats.sh` uses).
+//! `nats://127.0.0.1:4334`, the port `scripts/test.sh` starts its NATS on).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub fn admin_url() -> String {
 }
 
 pub fn nats_url() -> String {
-    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4333".to_owned())
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4334".to_owned())
 }
 
 /// A namespace no other test uses, so tests can share one NATS server in parallel.

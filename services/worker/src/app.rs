@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use jobs::runtime::{JobMetrics, spawn_family};
-use jobs::{FAMILIES, Topology};
+use jobs::Topology;
+use jobs::runtime::{JobMetrics, spawn_family, spawn_max_delivery_watch};
 use platform::nats::Namespace;
 use platform::{App, AppBuilder};
 
@@ -29,10 +29,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         });
     }
     let metrics = JobMetrics::register(builder.metrics())?;
-    let email = FAMILIES
-        .iter()
-        .find(|f| f.name == "email")
+    let email = topology
+        .family("email")
         .ok_or_else(|| anyhow::anyhow!("no email job family"))?;
+    spawn_max_delivery_watch(
+        js.clone(),
+        topology.clone(),
+        metrics.clone(),
+        builder.shutdown(),
+    );
     spawn_family(
         js,
         topology,
