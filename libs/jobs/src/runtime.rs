@@ -4,10 +4,11 @@
 //!
 //! - Idempotency: a job id in KV `{ns}_jobs_done` means its effect happened; a redelivery is
 //!   acknowledged without running the handler again.
-//! - Retry: a retryable error `Nak`s with 1 s, 2 s, 4 s … (at most 5 min) until `max_deliver`;
-//!   the consumer's own `backoff` only covers deliveries whose handler never answered.
+//! - Retry: a retryable error (or a handler silent for 90 % of `ack_wait`) `Nak`s with 1 s, 2 s,
+//!   4 s … (at most 5 min) until `max_deliver`.
 //! - Dead letters: a permanent error, or the last attempt, copies the message (headers, payload,
-//!   attempts, last error) to `{ns}.dlq.<kind>` and terminates it.
+//!   attempts, last error) to `{ns}.dlq.<kind>` and terminates it. A job whose worker died on every
+//!   delivery is caught by [`spawn_max_delivery_watch`] instead.
 //! - Shutdown: the job in hand is finished before the loop stops.
 
 use std::sync::Arc;
@@ -123,38 +124,30 @@ pub fn spawn_family<H: Handler>(
 ) {
     let stop = shutdown.token();
     shutdown.spawn("job-consumer", async move {
-        let mut backoff = Duration::from_millis(100);
+        if !crate::topology::provision_with_retry(&js, &topology, &stop).await {
+            return Ok(());
+        }
+        let done = js
+            .get_key_value(topology.jobs_done_bucket())
+            .await
+            .context("opening the done-marker bucket")?;
         loop {
-            let started = async {
-                let done = js.get_key_value(topology.jobs_done_bucket()).await?;
-                let stream = js.get_stream(topology.jobs_stream()).await?;
-                let consumer: PullConsumer =
-                    stream.get_consumer(&topology.consumer_name(&family)).await.map_err(anyhow::Error::msg)?;
-                let messages = consumer.messages().await?;
-                anyhow::Ok((done, messages))
+            let Some(mut messages) = pull(
+                &js,
+                &topology.jobs_stream(),
+                &topology.consumer_name(&family),
+                &stop,
+            )
+            .await
+            else {
+                return Ok(());
             };
-            let (done, mut messages) = tokio::select! {
-                started = started => match started {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(family = family.name, error = format!("{e:#}"), "cannot consume yet; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.cancelled() => return Ok(()),
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                },
-                _ = stop.cancelled() => return Ok(()),
-            };
-            backoff = Duration::from_millis(100);
             let runtime = Runtime {
                 js: js.clone(),
                 topology: topology.clone(),
                 family,
                 handler: handler.clone(),
-                done,
+                done: done.clone(),
                 metrics: metrics.clone(),
             };
             loop {
@@ -453,32 +446,17 @@ pub fn spawn_event_listener<F, Fut>(
         if !crate::topology::provision_with_retry(&js, &topology, &stop).await {
             return Ok(());
         }
-        let mut backoff = Duration::from_millis(100);
         loop {
-            let opened = async {
-                let stream = js.get_stream(topology.events_stream()).await?;
-                let consumer: PullConsumer = stream
-                    .get_consumer(topology.job_status_consumer())
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                anyhow::Ok(consumer.messages().await?)
+            let Some(mut messages) = pull(
+                &js,
+                &topology.events_stream(),
+                topology.job_status_consumer(),
+                &stop,
+            )
+            .await
+            else {
+                return Ok(());
             };
-            let mut messages = tokio::select! {
-                opened = opened => match opened {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = format!("{e:#}"), "cannot read job events yet; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.cancelled() => return Ok(()),
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                },
-                _ = stop.cancelled() => return Ok(()),
-            };
-            backoff = Duration::from_millis(100);
             loop {
                 let next = tokio::select! {
                     next = messages.next() => next,
@@ -494,7 +472,9 @@ pub fn spawn_event_listener<F, Fut>(
                             let _ = message.ack().await;
                         }
                         // Not acknowledged: redelivered after ack_wait.
-                        Err(e) => tracing::warn!(error = format!("{e:#}"), "applying a job event failed"),
+                        Err(e) => {
+                            tracing::warn!(error = format!("{e:#}"), "applying a job event failed")
+                        }
                     },
                     Err(e) => {
                         tracing::error!(error = %e, "unreadable job event; dropping it");
@@ -504,6 +484,39 @@ pub fn spawn_event_listener<F, Fut>(
             }
         }
     });
+}
+
+/// Start pulling from a durable consumer, retrying with backoff while NATS or the consumer is not
+/// there yet; `None` once shutdown begins.
+async fn pull(
+    js: &jetstream::Context,
+    stream: &str,
+    consumer: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<async_nats::jetstream::consumer::pull::Stream> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let opened = async {
+            let consumer: PullConsumer = js
+                .get_stream(stream)
+                .await?
+                .get_consumer(consumer)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            anyhow::Ok(consumer.messages().await?)
+        };
+        tokio::select! {
+            opened = opened => match opened {
+                Ok(messages) => return Some(messages),
+                Err(e) => tracing::warn!(consumer, error = format!("{e:#}"), "cannot pull yet; retrying"),
+            },
+            _ = stop.cancelled() => return None,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+            _ = stop.cancelled() => return None,
+        }
+    }
 }
 
 fn header(message: &jetstream::Message, name: &str) -> Option<String> {

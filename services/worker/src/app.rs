@@ -19,15 +19,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let nats = builder.nats(&settings.nats).await?;
     let js = async_nats::jetstream::new(nats);
     let topology = Topology::new(Namespace::new(&settings.nats.nats_namespace)?);
-    let stop = builder.shutdown().token();
-    {
-        // Consumers need the topology; provisioning waits for NATS without blocking start-up.
-        let (js, topology) = (js.clone(), topology.clone());
-        builder.shutdown().spawn("provision", async move {
-            jobs::topology::provision_with_retry(&js, &topology, &stop).await;
-            Ok(())
-        });
-    }
     let metrics = JobMetrics::register(builder.metrics())?;
     let email = topology
         .family("email")
