@@ -19,6 +19,9 @@ trap stop_nats EXIT
 
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres}
 export TEST_NATS_URL="nats://127.0.0.1:$nats_port"
+# Fault tests run (and restart) NATS servers of their own.
+NATS_SERVER_BIN=$(bash scripts/nats.sh bin)
+export NATS_SERVER_BIN
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
 # promtool lints every service's /metrics exposition (tests/tests/services.rs).

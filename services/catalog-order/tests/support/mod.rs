@@ -81,13 +81,13 @@ impl Shop {
         shop
     }
 
-    /// A worker on the same namespace; returns its metrics URL.
+    /// A worker on the same namespace and NATS; returns its metrics URL.
     pub async fn add_worker(&mut self) -> String {
         let mut w = worker::settings::Settings::default();
         w.platform.app_env = Profile::Test;
         w.platform.http_addr = "127.0.0.1:0".parse().unwrap();
         w.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
-        w.nats.nats_url = Some(Secret::new(nats_url()));
+        w.nats.nats_url = self.settings.nats.nats_url.clone();
         w.nats.nats_namespace = self.namespace.clone();
         let app = worker::app::build(w).await.unwrap();
         let metrics = format!("http://{}/metrics", app.metrics_addr());
