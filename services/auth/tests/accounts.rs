@@ -237,9 +237,10 @@ async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
     };
     let wrong = time("timing@example.com").await;
     let unknown = time("nobody@example.com").await;
-    // Without the dummy hash an unknown email answers in ~1 ms against tens of ms.
+    // Without the dummy hash an unknown email answers in ~1 ms against tens of ms; a factor of 3
+    // leaves room for a loaded CI machine and still catches that.
     assert!(
-        unknown * 2 >= wrong && wrong * 2 >= unknown,
+        unknown * 3 >= wrong && wrong * 3 >= unknown,
         "wrong password {wrong:?}, unknown email {unknown:?}"
     );
 }
