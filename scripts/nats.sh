@@ -66,7 +66,14 @@ case "$cmd" in
     ;;
   stop)
     if [ -f "$pidfile" ]; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      # JetStream takes a few seconds to shut down; a `start` right after must not find the
+      # dying server still listening.
+      for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
       rm -f "$pidfile"
       log "stopped NATS on port $port"
     fi

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -92,10 +91,22 @@ pub async fn serve(
 
     // Connections the kernel completed but we had not accepted yet would be reset when the
     // listener closes, failing requests their clients already sent: take and serve them too.
-    while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
-        serve_connection(&builder, &graceful, &router, stream, peer, None);
+    // Plain `accept` calls until the queue is empty — Tokio's accept only looks when epoll last
+    // said "readable", which misses connections queued since.
+    match listener.into_std() {
+        Ok(queue) => {
+            let _ = queue.set_nonblocking(true);
+            while let Ok((stream, peer)) = queue.accept() {
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream));
+                if let Ok(stream) = stream {
+                    serve_connection(&builder, &graceful, &router, stream, peer, None);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not drain the accept queue"),
     }
-    drop(listener);
 
     // A connection accepted a moment ago may hold a request hyper has not read yet; telling it
     // to shut down now would close it unanswered. Give such requests a moment to arrive.
