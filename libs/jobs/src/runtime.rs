@@ -431,7 +431,8 @@ async fn exhausted(
 }
 
 /// Apply job status events with `apply` until shutdown (catalog-order's side). `apply` must be
-/// idempotent per `event_id`; the event is acknowledged only after it returns `Ok`.
+/// idempotent per `event_id`; the event is acknowledged only after it returns `Ok`. Run it beside
+/// [`crate::outbox::spawn_relay`], which provisions the consumer it reads.
 pub fn spawn_event_listener<F, Fut>(
     js: jetstream::Context,
     topology: Topology,
@@ -443,9 +444,8 @@ pub fn spawn_event_listener<F, Fut>(
 {
     let stop = shutdown.token();
     shutdown.spawn("job-event-listener", async move {
-        if !crate::topology::provision_with_retry(&js, &topology, &stop).await {
-            return Ok(());
-        }
+        // No provisioning here: the service's outbox relay does it at start, and `pull` waits
+        // for the consumer to exist.
         loop {
             let Some(mut messages) = pull(
                 &js,
