@@ -49,6 +49,10 @@ pub struct Claims {
     pub aud: String,
     /// The user id.
     pub sub: Uuid,
+    /// The account's e-mail address, so services can write to the user (order confirmations)
+    /// without asking auth. Empty in tokens from before it was added.
+    #[serde(default)]
+    pub email: String,
     pub role: Role,
     pub sid: Uuid,
     pub jti: Uuid,

@@ -16,15 +16,16 @@ use crate::claims::Role;
 use crate::verifier::{AuthError, MAX_TOKEN_LEN, Verifier};
 
 /// The signed-in user of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentUser {
     pub id: Uuid,
     pub role: Role,
     pub session_id: Uuid,
+    pub email: String,
 }
 
 /// A signed-in admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin(pub CurrentUser);
 
 impl From<AuthError> for ApiError {
@@ -67,7 +68,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(user) = parts.extensions.get::<CurrentUser>() {
-            return Ok(*user);
+            return Ok(user.clone());
         }
         let verifier = Arc::<Verifier>::from_ref(state);
         let token = bearer_token(&parts.headers)?;
@@ -76,8 +77,9 @@ where
             id: claims.sub,
             role: claims.role,
             session_id: claims.sid,
+            email: claims.email,
         };
-        parts.extensions.insert(user);
+        parts.extensions.insert(user.clone());
         Ok(user)
     }
 }

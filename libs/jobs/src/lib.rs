@@ -5,8 +5,12 @@
 //! the outbox relay and the consumer runtime (retry, backoff, DLQ, idempotency) build on it.
 
 pub mod dlq;
+pub mod email;
+pub mod events;
+pub mod images;
 pub mod outbox;
 pub mod runtime;
+pub mod schedule;
 pub mod topology;
 
 pub use topology::{FAMILIES, Family, Topology, provision};

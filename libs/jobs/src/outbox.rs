@@ -59,6 +59,7 @@ struct Unpublished {
     kind: String,
     payload: serde_json::Value,
     request_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 /// Run the relay until shutdown (as a task owned by `shutdown`).
@@ -125,7 +126,7 @@ pub async fn relay_batch(
 ) -> anyhow::Result<usize> {
     let mut tx = db.begin().await?;
     let rows: Vec<Unpublished> = sqlx::query_as(
-        "SELECT id, kind, payload, request_id FROM jobs
+        "SELECT id, kind, payload, request_id, traceparent FROM jobs
          WHERE published_at IS NULL ORDER BY created_at
          LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
@@ -168,6 +169,9 @@ async fn publish(
     headers.insert("job-kind", row.kind.as_str());
     if let Some(request_id) = &row.request_id {
         headers.insert("x-request-id", request_id.as_str());
+    }
+    if let Some(traceparent) = &row.traceparent {
+        headers.insert("traceparent", traceparent.as_str());
     }
     let body = serde_json::to_vec(&row.payload)?;
     let ack = js

@@ -4,8 +4,13 @@
 //!
 //! - Idempotency: a job id in KV `{ns}_jobs_done` means its effect happened; a redelivery is
 //!   acknowledged without running the handler again.
-//! - Retry: a retryable error (or a handler silent for 90 % of `ack_wait`) `Nak`s with 1 s, 2 s,
-//!   4 s … (at most 5 min) until `max_deliver`.
+//! - Retry: a retryable error (or a handler still busy at the family's `timeout`) `Nak`s with 1 s,
+//!   2 s, 4 s … (at most 5 min) until `max_deliver`.
+//! - Liveness: while a handler runs, the job is kept with an in-progress ack every third of
+//!   `ack_wait`; a worker that dies stops sending them and the job goes to another worker after
+//!   `ack_wait`.
+//! - Concurrency: at most `concurrency` jobs of a family at once per process, and no more fetched
+//!   than that (a fetched job's `ack_wait` is already running).
 //! - Dead letters: a permanent error, or the last attempt, copies the message (headers, payload,
 //!   attempts, last error) to `{ns}.dlq.<kind>` and terminates it. A job whose worker died on every
 //!   delivery is caught by [`spawn_max_delivery_watch`] instead.
@@ -21,8 +26,11 @@ use futures_util::StreamExt;
 use platform::shutdown::Shutdown;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::events::{Event, JOB_STATUS_EVENT};
 use crate::topology::{Family, Topology};
 
 /// A job as a handler sees it.
@@ -34,6 +42,8 @@ pub struct Job {
     /// 1 on the first delivery.
     pub attempt: i64,
     pub request_id: Option<String>,
+    /// W3C trace context of the request that caused the job, passed on to what it publishes.
+    pub traceparent: Option<String>,
 }
 
 /// Why a job did not succeed.
@@ -113,16 +123,19 @@ struct Runtime<H> {
     metrics: JobMetrics,
 }
 
-/// Consume `family`'s jobs with `handler` until shutdown.
+/// Consume `family`'s jobs with `handler`, `concurrency` at a time, until shutdown; jobs in hand
+/// are finished first.
 pub fn spawn_family<H: Handler>(
     js: jetstream::Context,
     topology: Topology,
     family: Family,
     handler: Arc<H>,
+    concurrency: usize,
     metrics: JobMetrics,
     shutdown: &Shutdown,
 ) {
     let stop = shutdown.token();
+    let concurrency = concurrency.max(1);
     shutdown.spawn("job-consumer", async move {
         if !crate::topology::provision_with_retry(&js, &topology, &stop).await {
             return Ok(());
@@ -131,32 +144,44 @@ pub fn spawn_family<H: Handler>(
             .get_key_value(topology.jobs_done_bucket())
             .await
             .context("opening the done-marker bucket")?;
-        loop {
-            let Some(mut messages) = pull(
-                &js,
-                &topology.jobs_stream(),
-                &topology.consumer_name(&family),
-                &stop,
-            )
-            .await
-            else {
-                return Ok(());
-            };
-            let runtime = Runtime {
-                js: js.clone(),
-                topology: topology.clone(),
-                family,
-                handler: handler.clone(),
-                done: done.clone(),
-                metrics: metrics.clone(),
-            };
+        let runtime = Arc::new(Runtime {
+            js: js.clone(),
+            topology: topology.clone(),
+            family,
+            handler,
+            done,
+            metrics,
+        });
+        let slots = Arc::new(Semaphore::new(concurrency));
+        let mut running = JoinSet::new();
+        'pull: while let Some(mut messages) = pull(
+            &js,
+            &topology.jobs_stream(),
+            &topology.consumer_name(&family),
+            concurrency,
+            &stop,
+        )
+        .await
+        {
             loop {
+                while running.try_join_next().is_some() {}
+                // A free slot first, then a message: never hold a job nobody works on.
+                let slot = tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.context("job slots closed")?,
+                    _ = stop.cancelled() => break 'pull,
+                };
                 let next = tokio::select! {
                     next = messages.next() => next,
-                    _ = stop.cancelled() => return Ok(()),
+                    _ = stop.cancelled() => break 'pull,
                 };
                 match next {
-                    Some(Ok(message)) => runtime.process(message).await,
+                    Some(Ok(message)) => {
+                        let runtime = runtime.clone();
+                        running.spawn(async move {
+                            runtime.process(message).await;
+                            drop(slot);
+                        });
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(family = family.name, error = %e, "pull failed; re-subscribing");
                         break;
@@ -165,6 +190,8 @@ pub fn spawn_family<H: Handler>(
                 }
             }
         }
+        while running.join_next().await.is_some() {}
+        Ok(())
     });
 }
 
@@ -195,20 +222,32 @@ impl<H: Handler> Runtime<H> {
         let started = std::time::Instant::now();
         let handler = self.handler.clone();
         let owned = job.clone();
-        // A panicking handler is a failed attempt, not a dead worker; so is one that does not
-        // answer before JetStream would redeliver the job anyway.
-        let limit = self.family.ack_wait.mul_f64(0.9);
-        let task = tokio::spawn(async move { handler.handle(&owned).await });
-        let abort = task.abort_handle();
-        let outcome = match tokio::time::timeout(limit, task).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => Err(JobError::Retry(format!("handler panicked: {e}"))),
-            Err(_) => {
-                abort.abort();
-                Err(JobError::Retry(format!(
-                    "no answer within {} s",
-                    limit.as_secs()
-                )))
+        // A panicking handler is a failed attempt, not a dead worker; so is one still busy at the
+        // family's timeout.
+        let mut task = tokio::spawn(async move { handler.handle(&owned).await });
+        let deadline = tokio::time::sleep(self.family.timeout);
+        tokio::pin!(deadline);
+        let mut heartbeat = tokio::time::interval(self.family.ack_wait / 3);
+        heartbeat.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                joined = &mut task => break match joined {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(JobError::Retry(format!("handler panicked: {e}"))),
+                },
+                _ = &mut deadline => {
+                    task.abort();
+                    break Err(JobError::Retry(format!(
+                        "no answer within {} s",
+                        self.family.timeout.as_secs()
+                    )));
+                }
+                _ = heartbeat.tick() => {
+                    // Still working: keep the job from being handed to another worker.
+                    if let Err(e) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(job_id = %job.id, error = %e, "in-progress ack failed");
+                    }
+                }
             }
         };
         self.metrics
@@ -259,21 +298,15 @@ impl<H: Handler> Runtime<H> {
             attempts: job.attempt,
             error: error.map(str::to_owned),
         };
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
-        if let Some(request_id) = &job.request_id {
-            headers.insert("x-request-id", request_id.as_str());
-        }
-        self.js
-            .publish_with_headers(
-                self.topology.event_subject("job.status"),
-                headers,
-                serde_json::to_vec(&event)?.into(),
-            )
-            .await?
-            .await
-            .context("publishing a job event")?;
-        Ok(())
+        publish_event(
+            &self.js,
+            &self.topology,
+            JOB_STATUS_EVENT,
+            &event.event_id.to_string(),
+            Some(job),
+            &event,
+        )
+        .await
     }
 
     /// Copy the message to the DLQ with why and how often it failed, then stop its deliveries.
@@ -316,6 +349,38 @@ impl<H: Handler> Runtime<H> {
             Err(e) => tracing::error!(error = format!("{e:#}"), "dead-lettering failed"),
         }
     }
+}
+
+/// Publish an event to `{ns}.events.<name>` and wait for JetStream's ack. `message_id` dedupes
+/// re-publishes (derive it from the job id for an effect's event); the job's request id and trace
+/// context travel along.
+pub async fn publish_event(
+    js: &jetstream::Context,
+    topology: &Topology,
+    name: &str,
+    message_id: &str,
+    job: Option<&Job>,
+    event: &impl Serialize,
+) -> anyhow::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message_id);
+    if let Some(job) = job {
+        if let Some(request_id) = &job.request_id {
+            headers.insert("x-request-id", request_id.as_str());
+        }
+        if let Some(traceparent) = &job.traceparent {
+            headers.insert("traceparent", traceparent.as_str());
+        }
+    }
+    js.publish_with_headers(
+        topology.event_subject(name),
+        headers,
+        serde_json::to_vec(event)?.into(),
+    )
+    .await?
+    .await
+    .with_context(|| format!("publishing a {name} event"))?;
+    Ok(())
 }
 
 /// What JetStream says when a job ran out of deliveries without ever being answered.
@@ -417,46 +482,45 @@ async fn exhausted(
             attempts: advisory.deliveries,
             error: Some(error),
         };
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
-        js.publish_with_headers(
-            topology.event_subject("job.status"),
-            headers,
-            serde_json::to_vec(&event)?.into(),
+        publish_event(
+            js,
+            topology,
+            JOB_STATUS_EVENT,
+            &event.event_id.to_string(),
+            None,
+            &event,
         )
-        .await?
         .await?;
     }
     Ok(())
 }
 
-/// Apply job status events with `apply` until shutdown (catalog-order's side). `apply` must be
-/// idempotent per `event_id`; the event is acknowledged only after it returns `Ok`. Run it beside
-/// [`crate::outbox::spawn_relay`], which provisions the consumer it reads.
+/// Apply events (job status changes, `image.processed`) with `apply` until shutdown
+/// (catalog-order's side). `apply` must be idempotent per [`Event::id`]; an event is acknowledged
+/// only after it returns `Ok`. Run it beside [`crate::outbox::spawn_relay`], which provisions the
+/// consumer it reads.
 pub fn spawn_event_listener<F, Fut>(
     js: jetstream::Context,
     topology: Topology,
     apply: F,
     shutdown: &Shutdown,
 ) where
-    F: Fn(JobEvent) -> Fut + Send + Sync + 'static,
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
     let stop = shutdown.token();
-    shutdown.spawn("job-event-listener", async move {
+    shutdown.spawn("event-listener", async move {
         // No provisioning here: the service's outbox relay does it at start, and `pull` waits
         // for the consumer to exist.
-        loop {
-            let Some(mut messages) = pull(
-                &js,
-                &topology.events_stream(),
-                topology.job_status_consumer(),
-                &stop,
-            )
-            .await
-            else {
-                return Ok(());
-            };
+        while let Some(mut messages) = pull(
+            &js,
+            &topology.events_stream(),
+            topology.events_consumer(),
+            64,
+            &stop,
+        )
+        .await
+        {
             loop {
                 let next = tokio::select! {
                     next = messages.next() => next,
@@ -466,23 +530,27 @@ pub fn spawn_event_listener<F, Fut>(
                     Some(Ok(m)) => m,
                     _ => break,
                 };
-                match serde_json::from_slice::<JobEvent>(&message.payload) {
-                    Ok(event) => match apply(event).await {
+                match Event::parse(&topology, &message.subject, &message.payload) {
+                    Ok(Some(event)) => match apply(event).await {
                         Ok(()) => {
                             let _ = message.ack().await;
                         }
                         // Not acknowledged: redelivered after ack_wait.
                         Err(e) => {
-                            tracing::warn!(error = format!("{e:#}"), "applying a job event failed")
+                            tracing::warn!(error = format!("{e:#}"), "applying an event failed")
                         }
                     },
+                    Ok(None) => {
+                        let _ = message.ack().await;
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "unreadable job event; dropping it");
+                        tracing::error!(subject = %message.subject, error = %e, "unreadable event; dropping it");
                         let _ = message.ack_with(AckKind::Term).await;
                     }
                 }
             }
         }
+        Ok(())
     });
 }
 
@@ -492,6 +560,7 @@ async fn pull(
     js: &jetstream::Context,
     stream: &str,
     consumer: &str,
+    batch: usize,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Option<async_nats::jetstream::consumer::pull::Stream> {
     let mut backoff = Duration::from_millis(100);
@@ -503,7 +572,13 @@ async fn pull(
                 .get_consumer(consumer)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            anyhow::Ok(consumer.messages().await?)
+            anyhow::Ok(
+                consumer
+                    .stream()
+                    .max_messages_per_batch(batch)
+                    .messages()
+                    .await?,
+            )
         };
         tokio::select! {
             opened = opened => match opened {
@@ -542,6 +617,7 @@ fn parse(message: &jetstream::Message, attempt: i64) -> Result<Job, String> {
         payload,
         attempt,
         request_id: header(message, "x-request-id"),
+        traceparent: header(message, "traceparent"),
     })
 }
 

@@ -5,7 +5,9 @@
 //!   `Nats-Msg-Id` (the outbox relay crashing between publish and mark, schedulers racing).
 //! - `{NS}_EVENTS`: `{ns}.events.>` (job status changes and results), kept for a week.
 //! - `{NS}_DLQ`: `{ns}.dlq.>`, jobs that failed for good, kept for 30 days for inspection and replay.
-//! - One durable pull consumer per job family on `{NS}_JOBS`, with disjoint filters.
+//! - One durable pull consumer per job family on `{NS}_JOBS`, with disjoint filters. A family is
+//!   served by the service that owns its data: `image` and `email` by the worker, `catalog`
+//!   (maintenance of orders and idempotency keys) by catalog-order, `auth` (session purge) by auth.
 //! - KV `{ns}_jobs_done`: the idempotency record of applied jobs. Object store `{ns}_images`.
 
 use std::time::Duration;
@@ -19,8 +21,12 @@ use platform::nats::Namespace;
 pub struct Family {
     /// Consumer name and the first token of the family's job kinds (`image` → `image.thumbnail`).
     pub name: &'static str,
-    /// How long a delivery may stay unacknowledged (long jobs send in-progress acks).
+    /// How long a delivery may stay unacknowledged before JetStream hands it to another worker.
+    /// Short, so a killed worker's jobs come back quickly; a running handler keeps its job with
+    /// in-progress acks every third of it.
     pub ack_wait: Duration,
+    /// How long a handler may run before the attempt counts as failed.
+    pub timeout: Duration,
     pub max_deliver: i64,
     /// Deliveries outstanding at once across the family's workers.
     pub max_ack_pending: i64,
@@ -29,21 +35,31 @@ pub struct Family {
 pub const FAMILIES: &[Family] = &[
     Family {
         name: "image",
-        ack_wait: Duration::from_secs(60),
+        ack_wait: Duration::from_secs(15),
+        timeout: Duration::from_secs(120),
         max_deliver: 5,
-        max_ack_pending: 8,
+        max_ack_pending: 16,
     },
     Family {
         name: "email",
-        ack_wait: Duration::from_secs(30),
+        ack_wait: Duration::from_secs(15),
+        timeout: Duration::from_secs(30),
         max_deliver: 8,
-        max_ack_pending: 32,
+        max_ack_pending: 64,
     },
     Family {
-        name: "maintenance",
-        ack_wait: Duration::from_secs(120),
+        name: "catalog",
+        ack_wait: Duration::from_secs(15),
+        timeout: Duration::from_secs(60),
         max_deliver: 3,
-        max_ack_pending: 1,
+        max_ack_pending: 4,
+    },
+    Family {
+        name: "auth",
+        ack_wait: Duration::from_secs(15),
+        timeout: Duration::from_secs(60),
+        max_deliver: 3,
+        max_ack_pending: 4,
     },
 ];
 
@@ -105,15 +121,15 @@ impl Topology {
         format!("{}-jobs", family.name)
     }
 
-    /// catalog-order's durable consumer of job status events.
-    pub fn job_status_consumer(&self) -> &'static str {
-        "catalog-order-job-status"
+    /// catalog-order's durable consumer of every event (job status changes, `image.processed`).
+    pub fn events_consumer(&self) -> &'static str {
+        "catalog-order-events"
     }
 
-    fn job_status_consumer_config(&self) -> consumer::pull::Config {
+    fn events_consumer_config(&self) -> consumer::pull::Config {
         consumer::pull::Config {
-            durable_name: Some(self.job_status_consumer().to_owned()),
-            filter_subject: self.event_subject("job.>"),
+            durable_name: Some(self.events_consumer().to_owned()),
+            filter_subject: self.event_subject(">"),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             ..Default::default()
@@ -198,9 +214,9 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
     js.get_stream(topology.events_stream())
         .await
         .context("opening the events stream")?
-        .create_consumer(topology.job_status_consumer_config())
+        .create_consumer(topology.events_consumer_config())
         .await
-        .context("provisioning the job status consumer")?;
+        .context("provisioning the events consumer")?;
     let bucket = topology.jobs_done_bucket();
     js.create_or_update_key_value(kv::Config {
         bucket: bucket.clone(),
@@ -276,13 +292,15 @@ mod tests {
             [
                 "shop.jobs.image.>",
                 "shop.jobs.email.>",
-                "shop.jobs.maintenance.>"
+                "shop.jobs.catalog.>",
+                "shop.jobs.auth.>"
             ]
         );
         for kind in [
             "image.thumbnail",
             "email.order_confirmation",
-            "maintenance.expire_orders",
+            "catalog.expire_orders",
+            "auth.purge_sessions",
         ] {
             assert!(t.family_of(kind).is_some(), "{kind}");
         }
@@ -295,9 +313,11 @@ mod tests {
     }
 
     #[test]
-    fn every_family_retries_at_least_once() {
+    fn every_family_retries_at_least_once_and_times_out_before_it_gives_up() {
         for f in FAMILIES {
             assert!(f.max_deliver >= 2, "{}", f.name);
+            assert!(f.ack_wait >= Duration::from_secs(3), "{}", f.name);
+            assert!(f.timeout >= f.ack_wait, "{}", f.name);
         }
     }
 }

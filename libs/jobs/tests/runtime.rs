@@ -76,6 +76,7 @@ async fn rig(family: &str) -> Rig {
         topology.clone(),
         family,
         handler.clone(),
+        2,
         JobMetrics::register(&registry).unwrap(),
         &shutdown,
     );
@@ -259,11 +260,11 @@ async fn a_permanent_failure_goes_to_the_dlq_at_once_with_its_reason() {
 
 #[tokio::test]
 async fn retries_end_in_the_dlq_after_max_deliver() {
-    // maintenance jobs get 3 deliveries: after 1 s and 2 s of delay the third is the last.
-    let rig = rig("maintenance").await;
+    // catalog jobs get 3 deliveries: after 1 s and 2 s of delay the third is the last.
+    let rig = rig("catalog").await;
     let id = Uuid::now_v7();
     rig.publish(
-        "maintenance.purge_sessions",
+        "catalog.expire_orders",
         id,
         json!({"outcome": "always_retry"}),
     )
@@ -363,6 +364,7 @@ async fn a_job_nobody_ever_answers_is_dead_lettered_via_the_advisory() {
     let hang = Family {
         name: "email",
         ack_wait: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
         max_deliver: 2,
         max_ack_pending: 1,
     };

@@ -40,6 +40,42 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
     }
 }
 
+/// The W3C `traceparent` header of the request, when well-formed; carried into the jobs a request
+/// causes so their work joins the caller's trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(TraceParent(
+            parts
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| is_valid_traceparent(v))
+                .map(str::to_owned),
+        ))
+    }
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
+pub fn is_valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if hex(version, 2) && *version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0'))
+}
+
 /// A client-supplied id is kept when it is short and plain, so it can be logged and forwarded
 /// safely; anything else is replaced.
 pub fn is_valid_request_id(id: &str) -> bool {
@@ -276,6 +312,23 @@ mod tests {
         assert!(!is_valid_request_id("a b"));
         assert!(!is_valid_request_id("a\nb"));
         assert!(!is_valid_request_id("<script>"));
+    }
+
+    #[test]
+    fn only_well_formed_traceparents_are_carried() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(is_valid_traceparent(ok));
+        assert!(!is_valid_traceparent(&ok.to_uppercase()));
+        assert!(!is_valid_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid_traceparent(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
+        ));
+        assert!(!is_valid_traceparent("00-x\r\nInjected: 1"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use platform::ratelimit::TrustedProxies;
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
+use crate::maintenance;
 use crate::keys::SigningKeys;
 use crate::metrics::AuthMetrics;
 use crate::passwords::Passwords;
@@ -73,6 +74,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .await
         .context("opening the revocations bucket")?;
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
+    // The scheduler's session purge (family `auth`).
+    let topology = jobs::Topology::new(namespace.clone());
+    let family = topology
+        .family("auth")
+        .ok_or_else(|| anyhow::anyhow!("no auth job family"))?;
+    jobs::runtime::spawn_family(
+        js.clone(),
+        topology,
+        family,
+        Arc::new(maintenance::PurgeSessions { db: db.clone() }),
+        1,
+        jobs::runtime::JobMetrics::register(builder.metrics())?,
+        builder.shutdown(),
+    );
 
     let state = AppState {
         db,

@@ -32,6 +32,7 @@ fn to_time(d: Duration) -> time::Duration {
 fn access_token(
     state: &AppState,
     user_id: Uuid,
+    email: &str,
     role: authn::Role,
     session_id: Uuid,
 ) -> Result<String, ApiError> {
@@ -41,6 +42,7 @@ fn access_token(
         iss: state.settings.auth_issuer.clone(),
         aud: state.settings.auth_audience.clone(),
         sub: user_id,
+        email: email.to_owned(),
         role,
         sid: session_id,
         jti: Uuid::now_v7(),
@@ -64,13 +66,14 @@ fn pair(state: &AppState, access_token: String, refresh: &RefreshToken) -> Token
 pub async fn start(
     state: &AppState,
     user_id: Uuid,
+    email: &str,
     role: authn::Role,
 ) -> Result<TokenPair, ApiError> {
     let refresh = RefreshToken::generate();
     let expires_at = OffsetDateTime::now_utc() + to_time(state.settings.refresh_token_ttl);
     let session_id =
         store::sessions::create(&state.db, user_id, expires_at, refresh.hash()).await?;
-    let access = access_token(state, user_id, role, session_id)?;
+    let access = access_token(state, user_id, email, role, session_id)?;
     Ok(pair(state, access, &refresh))
 }
 
@@ -121,7 +124,7 @@ pub async fn rotate(state: &AppState, presented: &RefreshToken) -> Result<TokenP
     store::sessions::add_refresh_token(&mut *tx, token.session_id, next.hash()).await?;
     store::sessions::extend(&mut *tx, token.session_id, expires_at).await?;
     tx.commit().await?;
-    let access = access_token(state, token.user_id, role, token.session_id)?;
+    let access = access_token(state, token.user_id, &token.email, role, token.session_id)?;
     Ok(pair(state, access, &next))
 }
 

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use authn::Verifier;
 use axum::extract::FromRef;
+use jobs::images::ImageStore;
+use jobs::runtime::JobMetrics;
 use platform::nats::Namespace;
 use platform::pagination::CursorSigner;
 use platform::ratelimit::{KeyedLimiter, Quota};
@@ -11,6 +13,7 @@ use platform::{App, AppBuilder};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::maintenance::Maintenance;
 use crate::settings::Settings;
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
@@ -21,6 +24,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub cursors: CursorSigner,
     pub write_limiter: KeyedLimiter<Uuid>,
+    pub images: ImageStore,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -49,14 +53,31 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     );
     let inbox = db.clone();
     jobs::runtime::spawn_event_listener(
-        js,
-        topology,
+        js.clone(),
+        topology.clone(),
         move |event| {
             let db = inbox.clone();
             async move { Ok(crate::store::jobs::apply_event(&db, &event).await?) }
         },
         builder.shutdown(),
     );
+    // The scheduler's maintenance jobs for this service's data.
+    let catalog = topology
+        .family("catalog")
+        .ok_or_else(|| anyhow::anyhow!("no catalog job family"))?;
+    jobs::runtime::spawn_family(
+        js.clone(),
+        topology.clone(),
+        catalog,
+        Arc::new(Maintenance {
+            db: db.clone(),
+            order_payment_timeout: settings.order_payment_timeout,
+        }),
+        1,
+        JobMetrics::register(builder.metrics())?,
+        builder.shutdown(),
+    );
+    let images = ImageStore::new(js, &topology);
     let write_limiter = KeyedLimiter::new(
         "write",
         Quota {
@@ -71,6 +92,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         verifier,
         cursors: settings.cursors.signer(),
         write_limiter,
+        images,
     };
     builder.build(routes::router(state)).await
 }

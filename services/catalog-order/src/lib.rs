@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod maintenance;
 pub mod routes;
 pub mod seed;
 pub mod settings;

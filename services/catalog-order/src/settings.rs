@@ -23,6 +23,10 @@ pub struct Settings {
     /// Mutations (POST/PUT/PATCH/DELETE) per signed-in user.
     pub rate_limit_write_per_minute: u32,
     pub rate_limit_write_burst: u32,
+    /// Pending (unpaid) orders older than this are cancelled and restocked by the scheduled
+    /// `catalog.expire_orders` job.
+    #[serde(with = "platform::config::duration")]
+    pub order_payment_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +39,7 @@ impl Default for Settings {
             tokens: VerifierSettings::default(),
             rate_limit_write_per_minute: 120,
             rate_limit_write_burst: 30,
+            order_payment_timeout: std::time::Duration::from_secs(30 * 60),
         }
     }
 }
@@ -76,6 +81,9 @@ impl ServiceSettings for Settings {
                 "RATE_LIMIT_WRITE_PER_MINUTE",
                 "rate and burst must be positive",
             );
+        }
+        if self.order_payment_timeout < std::time::Duration::from_secs(60) {
+            problems.add("ORDER_PAYMENT_TIMEOUT", "must be at least 1m");
         }
     }
 }

@@ -1,16 +1,19 @@
-//! Wiring: settings → NATS, job consumers, health → a runnable [`App`]. Its HTTP port serves
-//! health only.
+//! Wiring: settings → NATS, job consumers, scheduler, health → a runnable [`App`]. Its HTTP port
+//! serves health only.
 
 use std::sync::Arc;
 
 use axum::Router;
 use jobs::Topology;
+use jobs::images::ImageStore;
 use jobs::runtime::{JobMetrics, spawn_family, spawn_max_delivery_watch};
+use jobs::schedule::{LocalLeader, spawn_scheduler};
 use platform::nats::Namespace;
 use platform::{App, AppBuilder};
 
-use crate::email::OrderConfirmationEmail;
+use crate::email::{OrderConfirmationEmail, Transport, smtp_transport};
 use crate::settings::Settings;
+use crate::thumbnails::Thumbnails;
 use crate::{SERVICE, VERSION};
 
 /// Build the worker; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
@@ -20,24 +23,55 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let js = async_nats::jetstream::new(nats);
     let topology = Topology::new(Namespace::new(&settings.nats.nats_namespace)?);
     let metrics = JobMetrics::register(builder.metrics())?;
-    let email = topology
-        .family("email")
-        .ok_or_else(|| anyhow::anyhow!("no email job family"))?;
+    let family = |name: &str| {
+        topology
+            .family(name)
+            .ok_or_else(|| anyhow::anyhow!("no {name} job family"))
+    };
     spawn_max_delivery_watch(
         js.clone(),
         topology.clone(),
         metrics.clone(),
         builder.shutdown(),
     );
+    let transport = match (settings.email_transport.as_str(), &settings.smtp_url) {
+        ("smtp", Some(url)) => Transport::Smtp(smtp_transport(url).map_err(anyhow::Error::msg)?),
+        _ => Transport::Log,
+    };
     spawn_family(
-        js,
-        topology,
-        email,
+        js.clone(),
+        topology.clone(),
+        family("email")?,
         Arc::new(OrderConfirmationEmail {
-            from: settings.email_from.clone(),
+            from: settings.email_from.parse()?,
+            transport,
         }),
+        8,
+        metrics.clone(),
+        builder.shutdown(),
+    );
+    spawn_family(
+        js.clone(),
+        topology.clone(),
+        family("image")?,
+        Arc::new(Thumbnails {
+            js: js.clone(),
+            topology: topology.clone(),
+            store: ImageStore::new(js.clone(), &topology),
+            sizes: Arc::new(settings.sizes()),
+        }),
+        settings.image_concurrency,
         metrics,
         builder.shutdown(),
     );
+    if settings.scheduler_enabled {
+        spawn_scheduler(
+            js,
+            topology,
+            settings.schedule(),
+            Arc::new(LocalLeader),
+            builder.shutdown(),
+        );
+    }
     builder.build(Router::new()).await
 }

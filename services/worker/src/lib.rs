@@ -3,6 +3,7 @@
 pub mod app;
 pub mod email;
 pub mod settings;
+pub mod thumbnails;
 
 /// Name used in logs, metrics and the NATS connection.
 pub const SERVICE: &str = "worker";

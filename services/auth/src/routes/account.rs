@@ -145,7 +145,7 @@ pub async fn login(
     let role: Role = role
         .parse()
         .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?;
-    let pair = sessions::start(&state, user_id, role).await?;
+    let pair = sessions::start(&state, user_id, &key, role).await?;
     state.metrics.login("success");
     Ok(Json(pair))
 }

@@ -48,6 +48,7 @@ pub struct PresentedToken {
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
     pub user_id: Uuid,
+    pub email: String,
     pub role: String,
     pub disabled: bool,
 }
@@ -60,7 +61,7 @@ pub async fn presented_for_update(
 ) -> Result<Option<PresentedToken>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.session_id, t.used_at, s.created_at AS session_created_at, s.expires_at,
-                s.revoked_at, u.id AS user_id, u.role, u.disabled
+                s.revoked_at, u.id AS user_id, u.email, u.role, u.disabled
          FROM refresh_tokens t
          JOIN sessions s ON s.id = t.session_id
          JOIN users u ON u.id = s.user_id

@@ -2,13 +2,15 @@
 
 pub mod categories;
 pub mod customers;
+pub mod idempotent;
+pub mod images;
 pub mod items;
 pub mod jobs;
 pub mod orders;
 
 use authn::CurrentUser;
 use axum::Router;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +25,7 @@ use crate::app::AppState;
     info(title = "Storefront catalog and orders", description = "Categories, items, customers and orders. Errors are RFC 9457 problem+json."),
     paths(categories::list, categories::get, categories::create, categories::update, categories::delete,
           items::list, items::get, items::create, items::update, items::delete,
+          images::upload, images::list, images::serve,
           customers::get, customers::put,
           orders::create, orders::list, orders::get, orders::cancel, orders::set_status, jobs::get),
     components(schemas(platform::problem::Problem, platform::FieldError)),
@@ -49,6 +52,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/items/{id}",
             get(items::get).patch(items::update).delete(items::delete),
+        )
+        .route(
+            "/v1/items/{id}/images",
+            get(images::list).post(images::upload).layer(DefaultBodyLimit::max(images::UPLOAD_BODY_LIMIT)),
+        )
+        .route(
+            "/v1/items/{id}/images/{image_id}/{size}",
+            get(images::serve),
         )
         .route("/v1/customers/me", get(customers::get).put(customers::put))
         .route("/v1/orders", get(orders::list).post(orders::create))

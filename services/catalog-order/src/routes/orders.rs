@@ -5,10 +5,11 @@ use std::collections::{HashMap, HashSet};
 
 use authn::{CurrentUser, Role};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use jobs::email::{ORDER_CONFIRMATION_KIND, OrderConfirmation, OrderLine};
 use platform::extract::{Json, Path, Query};
-use platform::http::RequestId;
+use platform::http::{RequestId, TraceParent};
 use platform::pagination::{Page, PageParams};
 use platform::problem::Problem;
 use platform::{ApiError, FieldError};
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{Currency, MAX_LINES, MAX_QUANTITY, Money, OrderStatus};
+use crate::routes::idempotent::{idempotency_key, json_response, replay};
 use crate::store;
 use crate::store::idempotency::Claim;
 use crate::store::orders::{LineRow, OrderFilter, OrderRow};
@@ -111,21 +113,6 @@ impl NewOrder {
     }
 }
 
-/// `Idempotency-Key`: optional; 1–255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::bad_param("Idempotency-Key", "must be 1–255 visible ASCII characters")
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
 /// `POST /v1/orders` → 201 with the order. Prices come from the catalog, never the client.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
@@ -134,6 +121,7 @@ pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
     RequestId(request_id): RequestId,
+    TraceParent(traceparent): TraceParent,
     headers: HeaderMap,
     Json(body): Json<NewOrder>,
 ) -> Result<Response, ApiError> {
@@ -220,12 +208,30 @@ pub async fn create(
     let lines =
         store::orders::insert_lines(&mut *tx, order.id, &ids, &names, &quantities, &prices).await?;
     // The confirmation e-mail is a job, committed with the order or not at all.
+    let confirmation = OrderConfirmation {
+        order_id: order.id,
+        customer_id: user.id,
+        email: user.email.clone(),
+        total_cents: order.total_cents,
+        currency: order.currency.clone(),
+        lines: lines
+            .iter()
+            .map(|l| OrderLine {
+                name: l.name.clone(),
+                quantity: l.quantity,
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect(),
+    };
     store::jobs::enqueue(
         &mut *tx,
-        "email.order_confirmation",
-        &serde_json::json!({"order_id": order.id, "customer_id": user.id}),
-        Some(user.id),
-        Some(&request_id),
+        ORDER_CONFIRMATION_KIND,
+        &serde_json::to_value(&confirmation).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
+        &store::jobs::Cause {
+            owner_id: Some(user.id),
+            request_id: Some(&request_id),
+            traceparent: traceparent.as_deref(),
+        },
     )
     .await?;
     let dto = to_dto(order, lines);
@@ -235,27 +241,6 @@ pub async fn create(
     }
     tx.commit().await?;
     Ok(json_response(StatusCode::CREATED, bytes, false))
-}
-
-fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
-}
-
-fn replay(status: u16, body: Vec<u8>) -> Response {
-    json_response(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        body,
-        true,
-    )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -1,6 +1,9 @@
+use jobs::events::Event;
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::store;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
@@ -14,23 +17,32 @@ pub struct JobRow {
     pub updated_at: OffsetDateTime,
 }
 
+/// Who and what caused a job: its owner may read its status; the request's id and trace context
+/// travel with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cause<'a> {
+    pub owner_id: Option<Uuid>,
+    pub request_id: Option<&'a str>,
+    pub traceparent: Option<&'a str>,
+}
+
 /// Put a job in the outbox; call inside the transaction of the change that causes it.
 pub async fn enqueue(
     db: impl PgExecutor<'_>,
     kind: &str,
     payload: &serde_json::Value,
-    owner_id: Option<Uuid>,
-    request_id: Option<&str>,
+    cause: &Cause<'_>,
 ) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO jobs (id, kind, payload, owner_id, request_id) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id",
+        "INSERT INTO jobs (id, kind, payload, owner_id, request_id, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(Uuid::now_v7())
     .bind(kind)
     .bind(payload)
-    .bind(owner_id)
-    .bind(request_id)
+    .bind(cause.owner_id)
+    .bind(cause.request_id)
+    .bind(cause.traceparent)
     .fetch_one(db)
     .await
 }
@@ -45,30 +57,38 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, 
     .await
 }
 
-/// Apply a job status event once: the inbox row and the status change commit together, and an
-/// event seen before changes nothing.
-pub async fn apply_event(
-    db: &sqlx::PgPool,
-    event: &jobs::runtime::JobEvent,
-) -> Result<(), sqlx::Error> {
+/// Apply an event once: the inbox row and its effect commit together, and an event seen before
+/// changes nothing.
+pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let fresh =
         sqlx::query("INSERT INTO job_event_inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(event.event_id)
+            .bind(event.id())
             .execute(&mut *tx)
             .await?
             .rows_affected()
             == 1;
     if fresh {
-        sqlx::query(
-            "UPDATE jobs SET status = $2, attempts = $3, error = $4, updated_at = now() WHERE id = $1",
-        )
-        .bind(event.job_id)
-        .bind(&event.status)
-        .bind(i32::try_from(event.attempts).unwrap_or(i32::MAX))
-        .bind(&event.error)
-        .execute(&mut *tx)
-        .await?;
+        match event {
+            Event::JobStatus(e) => {
+                sqlx::query(
+                    "UPDATE jobs SET status = $2, attempts = $3, error = $4, updated_at = now()
+                     WHERE id = $1",
+                )
+                .bind(e.job_id)
+                .bind(&e.status)
+                .bind(i32::try_from(e.attempts).unwrap_or(i32::MAX))
+                .bind(&e.error)
+                .execute(&mut *tx)
+                .await?;
+                if e.status == "dead" && e.kind == jobs::images::THUMBNAIL_KIND {
+                    store::images::mark_failed(&mut *tx, e.job_id).await?;
+                }
+            }
+            Event::ImageProcessed(e) => {
+                store::images::mark_ready(&mut *tx, e.image_id, &e.variants).await?;
+            }
+        }
     }
     tx.commit().await
 }

@@ -3,6 +3,7 @@
 pub mod categories;
 pub mod customers;
 pub mod idempotency;
+pub mod images;
 pub mod items;
 pub mod jobs;
 pub mod orders;

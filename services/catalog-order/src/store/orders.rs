@@ -1,3 +1,4 @@
+use sqlx::PgPool;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -169,6 +170,36 @@ pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), sqlx
     .execute(db)
     .await
     .map(|_| ())
+}
+
+/// Cancel pending orders older than `timeout` and put their stock back, in batches; returns how
+/// many were cancelled. Orders being changed right now are skipped (the next run gets them).
+pub async fn expire_unpaid(db: &PgPool, timeout: std::time::Duration) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let (n,): (i64,) = sqlx::query_as(
+            "WITH expired AS (
+                 UPDATE orders SET status = 'cancelled', updated_at = now()
+                 WHERE id IN (SELECT id FROM orders
+                              WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+                              ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+                 RETURNING id
+             ), restocked AS (
+                 UPDATE items i SET stock = i.stock + l.quantity, updated_at = now()
+                 FROM (SELECT item_id, sum(quantity)::int AS quantity FROM order_lines
+                       WHERE order_id IN (SELECT id FROM expired) GROUP BY item_id) l
+                 WHERE i.id = l.item_id
+             )
+             SELECT count(*) FROM expired",
+        )
+        .bind(timeout.as_secs_f64())
+        .fetch_one(db)
+        .await?;
+        total += n.unsigned_abs();
+        if n < 500 {
+            return Ok(total);
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -89,6 +89,8 @@ impl Shop {
         w.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
         w.nats.nats_url = self.settings.nats.nats_url.clone();
         w.nats.nats_namespace = self.namespace.clone();
+        // Scheduled jobs would add their own events; the scheduler has tests of its own.
+        w.scheduler_enabled = false;
         let app = worker::app::build(w).await.unwrap();
         let metrics = format!("http://{}/metrics", app.metrics_addr());
         self.shutdowns.push(app.shutdown());

@@ -1,0 +1,26 @@
+//! The contract of e-mail jobs between catalog-order (orders) and the worker (sends).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const ORDER_CONFIRMATION_KIND: &str = "email.order_confirmation";
+
+/// Payload of an `email.order_confirmation` job: everything the message says, as it was when the
+/// order was placed (the worker has no database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderConfirmation {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    /// The account's address, from the customer's access token.
+    pub email: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_cents: i64,
+}

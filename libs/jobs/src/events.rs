@@ -1,0 +1,41 @@
+//! Everything published to `{NS}_EVENTS`, as catalog-order's listener reads it.
+
+use uuid::Uuid;
+
+use crate::images::{ImageProcessed, PROCESSED_EVENT};
+use crate::runtime::JobEvent;
+use crate::topology::Topology;
+
+/// Subject suffix of job status changes.
+pub const JOB_STATUS_EVENT: &str = "job.status";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    JobStatus(JobEvent),
+    ImageProcessed(ImageProcessed),
+}
+
+impl Event {
+    /// `Ok(None)` for a subject this version does not know (a newer publisher): skip it.
+    pub fn parse(
+        topology: &Topology,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<Option<Event>, serde_json::Error> {
+        Ok(if subject == topology.event_subject(JOB_STATUS_EVENT) {
+            Some(Event::JobStatus(serde_json::from_slice(payload)?))
+        } else if subject == topology.event_subject(PROCESSED_EVENT) {
+            Some(Event::ImageProcessed(serde_json::from_slice(payload)?))
+        } else {
+            None
+        })
+    }
+
+    /// What an inbox dedupes on.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Event::JobStatus(e) => e.event_id,
+            Event::ImageProcessed(e) => e.event_id,
+        }
+    }
+}

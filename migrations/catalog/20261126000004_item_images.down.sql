@@ -1,0 +1,2 @@
+ALTER TABLE jobs DROP COLUMN traceparent;
+DROP TABLE item_images;

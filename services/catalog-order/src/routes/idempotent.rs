@@ -1,0 +1,43 @@
+//! `Idempotency-Key` on the HTTP side: reading the header and answering (or replaying) with the
+//! stored body. The key's bookkeeping is `store::idempotency`.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::ApiError;
+
+/// `Idempotency-Key`: optional; 1–255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::bad_param("Idempotency-Key", "must be 1–255 visible ASCII characters")
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+pub fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The stored answer of a request seen before.
+pub fn replay(status: u16, body: Vec<u8>) -> Response {
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        body,
+        true,
+    )
+}
