@@ -215,6 +215,9 @@ impl<H: Handler> Runtime<H> {
 
     async fn run(&self, message: &jetstream::Message, job: &Job) -> anyhow::Result<()> {
         if self.done.get(job.id.to_string()).await?.is_some() {
+            // Done before, but maybe its `succeeded` event was lost with the ack: say it again
+            // (same event id, so whoever applied it already ignores it).
+            self.event(job, "succeeded", None).await?;
             message.ack().await.map_err(anyhow::Error::msg)?;
             return Ok(());
         }
@@ -290,8 +293,14 @@ impl<H: Handler> Runtime<H> {
     }
 
     async fn event(&self, job: &Job, status: &str, error: Option<&str>) -> anyhow::Result<()> {
+        // A job succeeds once, so its `succeeded` event has one id however often it is sent.
+        let event_id = if status == "succeeded" {
+            Uuid::new_v5(&job.id, b"succeeded")
+        } else {
+            Uuid::now_v7()
+        };
         let event = JobEvent {
-            event_id: Uuid::now_v7(),
+            event_id,
             job_id: job.id,
             kind: job.kind.clone(),
             status: status.to_owned(),

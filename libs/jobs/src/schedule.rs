@@ -147,7 +147,10 @@ mod tests {
         };
         let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let (slot, id) = slot_job(&entry, start);
-        assert_eq!(slot_job(&entry, start + Duration::from_secs(59)), (slot, id));
+        assert_eq!(
+            slot_job(&entry, start + Duration::from_secs(59)),
+            (slot, id)
+        );
         let (next, other) = slot_job(&entry, start + Duration::from_secs(60));
         assert_eq!(next, slot + 1);
         assert_ne!(other, id);

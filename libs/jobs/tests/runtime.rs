@@ -479,3 +479,120 @@ async fn a_job_nobody_ever_answers_is_dead_lettered_via_the_advisory() {
     shutdown.trigger();
     teardown(&js, &topology).await;
 }
+
+/// Sleeps for the payload's `millis`, tracking how many run at once.
+#[derive(Default)]
+struct Slow {
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+    attempts: Mutex<Vec<i64>>,
+}
+
+impl Handler for Slow {
+    async fn handle(&self, job: &Job) -> Result<(), JobError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        self.attempts.lock().unwrap().push(job.attempt);
+        let millis = job.payload["millis"].as_u64().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.running.fetch_sub(1, SeqCst);
+        self.done.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+async fn slow_rig(
+    family: Family,
+    concurrency: usize,
+) -> (jetstream::Context, Topology, Arc<Slow>, Shutdown) {
+    let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let topology =
+        Topology::with_families(Namespace::new(&nats_namespace()).unwrap(), vec![family]);
+    provision(&js, &topology).await.unwrap();
+    let handler = Arc::new(Slow::default());
+    let shutdown = Shutdown::new();
+    let registry = platform::metrics::Metrics::new("test", "0").unwrap();
+    spawn_family(
+        js.clone(),
+        topology.clone(),
+        family,
+        handler.clone(),
+        concurrency,
+        JobMetrics::register(&registry).unwrap(),
+        &shutdown,
+    );
+    (js, topology, handler, shutdown)
+}
+
+async fn publish_job(
+    js: &jetstream::Context,
+    topology: &Topology,
+    kind: &str,
+    payload: serde_json::Value,
+) {
+    let id = Uuid::now_v7();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    headers.insert("job-id", id.to_string().as_str());
+    headers.insert("job-kind", kind);
+    js.publish_with_headers(
+        topology.job_subject(kind),
+        headers,
+        serde_json::to_vec(&payload).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_job_longer_than_ack_wait_is_kept_by_in_progress_acks_and_runs_once() {
+    let family = Family {
+        name: "image",
+        ack_wait: Duration::from_secs(2),
+        timeout: Duration::from_secs(30),
+        max_deliver: 5,
+        max_ack_pending: 4,
+    };
+    // Two slots: a redelivery would be picked up while the first attempt still runs.
+    let (js, topology, handler, shutdown) = slow_rig(family, 2).await;
+    publish_job(&js, &topology, "image.thumbnail", json!({"millis": 5000})).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            handler.done.load(std::sync::atomic::Ordering::SeqCst) == 1
+        })
+        .await
+    );
+    // Had the job been given up after 2 s it would have started again meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(*handler.attempts.lock().unwrap(), [1]);
+    shutdown.trigger();
+    teardown(&js, &topology).await;
+}
+
+#[tokio::test]
+async fn a_family_runs_at_most_its_concurrency_at_once() {
+    let family = Family {
+        name: "image",
+        ack_wait: Duration::from_secs(5),
+        timeout: Duration::from_secs(30),
+        max_deliver: 5,
+        max_ack_pending: 16,
+    };
+    let (js, topology, handler, shutdown) = slow_rig(family, 2).await;
+    for _ in 0..6 {
+        publish_job(&js, &topology, "image.thumbnail", json!({"millis": 400})).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            handler.done.load(std::sync::atomic::Ordering::SeqCst) == 6
+        })
+        .await
+    );
+    assert_eq!(handler.peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+    shutdown.trigger();
+    teardown(&js, &topology).await;
+}

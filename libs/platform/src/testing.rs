@@ -518,3 +518,106 @@ impl Drop for OwnNats {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A minimal SMTP server that keeps what it receives, for tests of e-mail delivery (the worker's
+/// `smtp` transport talks real SMTP to it). While [`SmtpSink::stall`] is set it accepts
+/// connections and never answers, like a mail server that hangs.
+pub struct SmtpSink {
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("binding the SMTP sink: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("SMTP sink address: {e}"))
+            .port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (inbox, stall) = (received.clone(), stalled.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (inbox, stall) = (inbox.clone(), stall.clone());
+                tokio::spawn(async move {
+                    if stall.load(std::sync::atomic::Ordering::SeqCst) {
+                        // Hold the connection open, silent, until the client gives up.
+                        let _keep = socket;
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                        return;
+                    }
+                    let _ = smtp_session(socket, &inbox).await;
+                });
+            }
+        });
+        SmtpSink {
+            port,
+            received,
+            stalled,
+            task,
+        }
+    }
+
+    /// `smtp://127.0.0.1:PORT` (plain, no TLS: it is a local test server).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message's DATA, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        self.received.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn smtp_session(
+    socket: tokio::net::TcpStream,
+    inbox: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"220 sink ESMTP\r\n").await?;
+    while let Some(line) = lines.next_line().await? {
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" => write.write_all(b"250-sink\r\n250 8BITMIME\r\n").await?,
+            "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => write.write_all(b"250 OK\r\n").await?,
+            "DATA" => {
+                write.write_all(b"354 go ahead\r\n").await?;
+                let mut data = String::new();
+                while let Some(line) = lines.next_line().await? {
+                    if line == "." {
+                        break;
+                    }
+                    data.push_str(&line);
+                    data.push('\n');
+                }
+                if let Ok(mut inbox) = inbox.lock() {
+                    inbox.push(data);
+                }
+                write.write_all(b"250 queued\r\n").await?;
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => write.write_all(b"502 not implemented\r\n").await?,
+        }
+    }
+    Ok(())
+}

@@ -13,8 +13,8 @@ use platform::ratelimit::TrustedProxies;
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
-use crate::maintenance;
 use crate::keys::SigningKeys;
+use crate::maintenance;
 use crate::metrics::AuthMetrics;
 use crate::passwords::Passwords;
 use crate::settings::{AuthSettings, Settings};

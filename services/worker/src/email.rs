@@ -46,7 +46,9 @@ fn money(cents: i64, currency: &str) -> String {
 
 pub fn render(order: &OrderConfirmation, from_name: &str) -> Result<Rendered, String> {
     let mut env = minijinja::Environment::new();
-    env.add_filter("money", |cents: i64, currency: String| money(cents, &currency));
+    env.add_filter("money", |cents: i64, currency: String| {
+        money(cents, &currency)
+    });
     env.add_template("order_confirmation", TEMPLATE)
         .map_err(|e| e.to_string())?;
     let body = env
@@ -81,7 +83,11 @@ impl Handler for OrderConfirmationEmail {
             .email
             .parse()
             .map_err(|e| JobError::Fail(format!("the customer's address is unusable: {e}")))?;
-        let from_name = self.from.name.clone().unwrap_or_else(|| "Storefront".into());
+        let from_name = self
+            .from
+            .name
+            .clone()
+            .unwrap_or_else(|| "Storefront".into());
         let mail = render(&order, &from_name).map_err(JobError::Fail)?;
         match &self.transport {
             Transport::Log => tracing::info!(
@@ -140,7 +146,11 @@ mod tests {
         let mail = render(&order, "Storefront").unwrap();
         assert!(mail.subject.contains(&order.order_id.to_string()));
         assert!(mail.body.contains(&order.order_id.to_string()));
-        assert!(mail.body.contains("2 × Mug <b> — 12.99 EUR"), "{}", mail.body);
+        assert!(
+            mail.body.contains("2 × Mug <b> — 12.99 EUR"),
+            "{}",
+            mail.body
+        );
         assert!(mail.body.contains("Total: 25.98 EUR"), "{}", mail.body);
         assert!(mail.body.contains("— Storefront"));
     }

@@ -159,11 +159,7 @@ impl ServiceSettings for Settings {
             },
             _ => problems.add("EMAIL_TRANSPORT", "must be `log` or `smtp`"),
         }
-        if self
-            .email_from
-            .parse::<lettre::message::Mailbox>()
-            .is_err()
-        {
+        if self.email_from.parse::<lettre::message::Mailbox>().is_err() {
             problems.add(
                 "EMAIL_FROM",
                 "must be a mailbox such as `Storefront <shop@example.com>`",
@@ -176,12 +172,18 @@ impl ServiceSettings for Settings {
             problems.add("IMAGE_CONCURRENCY", "must be 1 to 64");
         }
         for (name, every) in [
-            ("SCHEDULE_EXPIRE_ORDERS_EVERY", self.schedule_expire_orders_every),
+            (
+                "SCHEDULE_EXPIRE_ORDERS_EVERY",
+                self.schedule_expire_orders_every,
+            ),
             (
                 "SCHEDULE_PURGE_IDEMPOTENCY_KEYS_EVERY",
                 self.schedule_purge_idempotency_keys_every,
             ),
-            ("SCHEDULE_PURGE_SESSIONS_EVERY", self.schedule_purge_sessions_every),
+            (
+                "SCHEDULE_PURGE_SESSIONS_EVERY",
+                self.schedule_purge_sessions_every,
+            ),
         ] {
             if every < Duration::from_secs(1) {
                 problems.add(name, "must be at least 1s");
@@ -198,7 +200,10 @@ mod tests {
     fn sizes_parse_in_order_and_bad_ones_are_named() {
         let sizes = parse_sizes("thumb=128, small=320,medium=800").unwrap();
         assert_eq!(
-            sizes.iter().map(|s| (s.name.as_str(), s.max_edge)).collect::<Vec<_>>(),
+            sizes
+                .iter()
+                .map(|s| (s.name.as_str(), s.max_edge))
+                .collect::<Vec<_>>(),
             [("thumb", 128), ("small", 320), ("medium", 800)]
         );
         assert!(parse_sizes("").is_err());

@@ -111,8 +111,7 @@ pub fn render(original: &[u8], sizes: &[ThumbnailSize]) -> Result<Vec<Rendered>,
         DynamicImage::ImageRgb8(source.into_rgb8())
     };
     let mut resizer = Resizer::new();
-    let options =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     sizes
         .iter()
         .map(|size| {
@@ -129,12 +128,22 @@ pub fn render(original: &[u8], sizes: &[ThumbnailSize]) -> Result<Vec<Rendered>,
             let mut bytes = Vec::new();
             let content_type = if has_alpha {
                 PngEncoder::new(&mut bytes)
-                    .write_image(target.buffer(), width, height, image::ExtendedColorType::Rgba8)
+                    .write_image(
+                        target.buffer(),
+                        width,
+                        height,
+                        image::ExtendedColorType::Rgba8,
+                    )
                     .map_err(|e| format!("encoding {}: {e}", size.name))?;
                 "image/png"
             } else {
                 JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
-                    .write_image(target.buffer(), width, height, image::ExtendedColorType::Rgb8)
+                    .write_image(
+                        target.buffer(),
+                        width,
+                        height,
+                        image::ExtendedColorType::Rgb8,
+                    )
                     .map_err(|e| format!("encoding {}: {e}", size.name))?;
                 "image/jpeg"
             };
@@ -185,8 +194,8 @@ pub fn fit(width: u32, height: u32, max_edge: u32) -> (u32, u32) {
         return (width, height);
     }
     let scale = |side: u32| {
-        let scaled = (u64::from(side) * u64::from(max_edge) + u64::from(longest) / 2)
-            / u64::from(longest);
+        let scaled =
+            (u64::from(side) * u64::from(max_edge) + u64::from(longest) / 2) / u64::from(longest);
         u32::try_from(scaled).unwrap_or(max_edge).max(1)
     };
     (scale(width), scale(height))
@@ -228,7 +237,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [("thumb", 128, 96), ("small", 320, 240), ("medium", 800, 600)]
+            [
+                ("thumb", 128, 96),
+                ("small", 320, 240),
+                ("medium", 800, 600)
+            ]
         );
         for r in &out {
             assert_eq!(r.content_type, "image/jpeg");
@@ -279,10 +292,7 @@ mod tests {
         png.extend_from_slice(&ihdr);
         png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
         let err = render(&png, &sizes()).unwrap_err();
-        assert!(
-            err.contains("pixels") || err.contains("limit"),
-            "{err}"
-        );
+        assert!(err.contains("pixels") || err.contains("limit"), "{err}");
     }
 
     fn crc32(bytes: &[u8]) -> u32 {

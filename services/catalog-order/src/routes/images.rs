@@ -102,7 +102,8 @@ fn sniff(bytes: &[u8]) -> Result<Sniffed, ApiError> {
             ));
         }
     };
-    let unreadable = || ApiError::invalid_field("file", format!("is not a readable {content_type}"));
+    let unreadable =
+        || ApiError::invalid_field("file", format!("is not a readable {content_type}"));
     let mut reader = image::ImageReader::new(Cursor::new(bytes));
     reader.set_format(format.ok_or_else(unreadable)?);
     let (width, height) = reader.into_dimensions().map_err(|_| unreadable())?;
@@ -152,7 +153,10 @@ async fn file_part(mut form: Multipart) -> Result<Vec<u8>, ApiError> {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large()
             } else {
-                ApiError::bad_param("body", format!("the file part broke off: {}", e.body_text()))
+                ApiError::bad_param(
+                    "body",
+                    format!("the file part broke off: {}", e.body_text()),
+                )
             }
         })?;
         file = Some(bytes);
@@ -304,10 +308,15 @@ pub async fn serve(
             row.status
         )));
     }
-    let variant = row.variants.0.iter().find(|v| v.size == size).ok_or_else(|| {
-        let sizes: Vec<&str> = row.variants.0.iter().map(|v| v.size.as_str()).collect();
-        ApiError::NotFound(format!("no size `{size}`; there are {}", sizes.join(", ")))
-    })?;
+    let variant = row
+        .variants
+        .0
+        .iter()
+        .find(|v| v.size == size)
+        .ok_or_else(|| {
+            let sizes: Vec<&str> = row.variants.0.iter().map(|v| v.size.as_str()).collect();
+            ApiError::NotFound(format!("no size `{size}`; there are {}", sizes.join(", ")))
+        })?;
     let etag = format!("\"{image_id}-{size}\"");
     let cache = [
         (
@@ -334,7 +343,11 @@ pub async fn serve(
             tracing::warn!(error = format!("{e:#}"), "reading an image failed");
             ApiError::Unavailable("image storage is unavailable; try again".into())
         })?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("image {image_id} {size} is ready but not stored")))?;
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "image {image_id} {size} is ready but not stored"
+            ))
+        })?;
     let content_type = HeaderValue::from_str(&variant.content_type)
         .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     Ok((

@@ -55,7 +55,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/items/{id}/images",
-            get(images::list).post(images::upload).layer(DefaultBodyLimit::max(images::UPLOAD_BODY_LIMIT)),
+            get(images::list)
+                .post(images::upload)
+                .layer(DefaultBodyLimit::max(images::UPLOAD_BODY_LIMIT)),
         )
         .route(
             "/v1/items/{id}/images/{image_id}/{size}",

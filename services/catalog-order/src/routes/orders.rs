@@ -226,7 +226,8 @@ pub async fn create(
     store::jobs::enqueue(
         &mut *tx,
         ORDER_CONFIRMATION_KIND,
-        &serde_json::to_value(&confirmation).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
+        &serde_json::to_value(&confirmation)
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
         &store::jobs::Cause {
             owner_id: Some(user.id),
             request_id: Some(&request_id),

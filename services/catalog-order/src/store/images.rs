@@ -17,7 +17,8 @@ pub struct ImageRow {
     pub created_at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "id, item_id, job_id, status, content_type, width, height, variants, created_at";
+const COLUMNS: &str =
+    "id, item_id, job_id, status, content_type, width, height, variants, created_at";
 
 pub struct NewImage<'a> {
     pub id: Uuid,
@@ -61,10 +62,7 @@ pub async fn by_id(
 }
 
 /// An item's images, oldest first.
-pub async fn of_item(
-    db: impl PgExecutor<'_>,
-    item_id: Uuid,
-) -> Result<Vec<ImageRow>, sqlx::Error> {
+pub async fn of_item(db: impl PgExecutor<'_>, item_id: Uuid) -> Result<Vec<ImageRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM item_images WHERE item_id = $1 ORDER BY created_at, id LIMIT 100"
     )))

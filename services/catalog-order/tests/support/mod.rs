@@ -83,6 +83,14 @@ impl Shop {
 
     /// A worker on the same namespace and NATS; returns its metrics URL.
     pub async fn add_worker(&mut self) -> String {
+        self.add_worker_with(|_| {}).await
+    }
+
+    /// A worker with changed settings (an SMTP transport, fewer sizes …).
+    pub async fn add_worker_with(
+        &mut self,
+        tweak: impl FnOnce(&mut worker::settings::Settings),
+    ) -> String {
         let mut w = worker::settings::Settings::default();
         w.platform.app_env = Profile::Test;
         w.platform.http_addr = "127.0.0.1:0".parse().unwrap();
@@ -91,6 +99,7 @@ impl Shop {
         w.nats.nats_namespace = self.namespace.clone();
         // Scheduled jobs would add their own events; the scheduler has tests of its own.
         w.scheduler_enabled = false;
+        tweak(&mut w);
         let app = worker::app::build(w).await.unwrap();
         let metrics = format!("http://{}/metrics", app.metrics_addr());
         self.shutdowns.push(app.shutdown());
