@@ -42,7 +42,7 @@ trap 'stop_nats; rm -f "$out"' EXIT
 # The end-to-end tests start the service binaries, which `cargo test` alone does not build.
 cargo build --workspace --bins --locked
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$out"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run: cargo prints one per test binary.

@@ -45,6 +45,8 @@ async fn insert_jobs(shop: &Shop, n: i32) -> Vec<uuid::Uuid> {
     .unwrap()
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[tokio::test]
 async fn an_order_publishes_one_confirmation_job_its_owner_can_follow() {
     let shop = Shop::spawn().await;
@@ -58,6 +60,7 @@ async fn an_order_publishes_one_confirmation_job_its_owner_can_follow() {
         .post(shop.url("/v1/orders"))
         .bearer_auth(&ann)
         .header("x-request-id", "order-req-1")
+        .header("traceparent", TRACEPARENT)
         .json(&json!({"lines": [{"item_id": item, "quantity": 1}]}))
         .send()
         .await
@@ -90,6 +93,8 @@ async fn an_order_publishes_one_confirmation_job_its_owner_can_follow() {
         "email.order_confirmation"
     );
     assert_eq!(headers.get("x-request-id").unwrap().as_str(), "order-req-1");
+    assert_eq!(headers.get("traceparent").unwrap().as_str(), TRACEPARENT);
+    assert_eq!(payload["email"], "ann@example.com");
     assert_eq!(
         message.subject.as_str(),
         topology.job_subject("email.order_confirmation")
@@ -137,6 +142,7 @@ async fn an_order_confirmation_is_sent_once_and_its_job_reports_succeeded() {
             .post(shop.url("/v1/orders"))
             .bearer_auth(&ann)
             .header("idempotency-key", "once")
+            .header("traceparent", TRACEPARENT)
             .json(&json!({"lines": [{"item_id": item, "quantity": 1}]}))
             .send()
     };
@@ -186,6 +192,15 @@ async fn an_order_confirmation_is_sent_once_and_its_job_reports_succeeded() {
         2,
         "running and succeeded, each applied once"
     );
+    // The worker's events carry the request's trace context on.
+    let events = js.get_stream(topology.events_stream()).await.unwrap();
+    for seq in 1..=2 {
+        let event = events.get_raw_message(seq).await.unwrap();
+        assert_eq!(
+            event.headers.get("traceparent").unwrap().as_str(),
+            TRACEPARENT
+        );
+    }
     jobs::topology::teardown(&js, &topology).await;
 }
 

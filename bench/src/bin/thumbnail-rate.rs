@@ -1,0 +1,25 @@
+//! `thumbnail-rate FILE ROUNDS SIZES`: the worker's own thumbnail code (`worker::thumbnails::
+//! render`: decode, three Lanczos3 resizes, encode) on FILE, ROUNDS times; prints the median
+//! milliseconds per image as `median_ms=…`. `bench/thumbnail.sh` runs Pillow on the same file.
+
+use std::time::Instant;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, file, rounds, sizes] = args.as_slice() else {
+        anyhow::bail!("usage: thumbnail-rate FILE ROUNDS SIZES");
+    };
+    let original = std::fs::read(file)?;
+    let sizes = worker::settings::parse_sizes(sizes).map_err(anyhow::Error::msg)?;
+    let rounds: usize = rounds.parse()?;
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let out = worker::thumbnails::render(&original, &sizes).map_err(anyhow::Error::msg)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(out);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("median_ms={:.1}", times[times.len() / 2]);
+    Ok(())
+}
