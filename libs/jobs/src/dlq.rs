@@ -100,3 +100,34 @@ pub async fn purge(js: &jetstream::Context, topology: &Topology) -> anyhow::Resu
     let stream = js.get_stream(topology.dlq_stream()).await?;
     Ok(stream.purge().await?.purged)
 }
+
+/// Keep `jobs_dlq_messages` (dead jobs waiting in `{NS}_DLQ`) current: read from the stream every
+/// 15 s, so an alert can say "the DLQ is not empty" however the jobs got there.
+pub fn spawn_depth_gauge(
+    js: jetstream::Context,
+    topology: Topology,
+    metrics: &platform::metrics::Metrics,
+    shutdown: &platform::shutdown::Shutdown,
+) -> Result<(), prometheus::Error> {
+    let gauge = prometheus::IntGauge::new(
+        "jobs_dlq_messages",
+        "Dead jobs waiting in the dead-letter stream.",
+    )?;
+    metrics.register(Box::new(gauge.clone()))?;
+    let stop = shutdown.token();
+    shutdown.spawn("dlq-depth", async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+            if let Ok(mut stream) = js.get_stream(topology.dlq_stream()).await
+                && let Ok(info) = stream.info().await
+            {
+                gauge.set(i64::try_from(info.state.messages).unwrap_or(i64::MAX));
+            }
+        }
+    });
+    Ok(())
+}

@@ -621,3 +621,11 @@ async fn smtp_session(
     }
     Ok(())
 }
+
+/// What a test must pass on to a child process it starts with a cleared environment: the
+/// coverage run's `LLVM_PROFILE_FILE` (so the child's profile lands with the others).
+pub fn coverage_env() -> Vec<(String, String)> {
+    std::env::var("LLVM_PROFILE_FILE")
+        .map(|v| vec![("LLVM_PROFILE_FILE".to_owned(), v)])
+        .unwrap_or_default()
+}

@@ -34,6 +34,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         metrics.clone(),
         builder.shutdown(),
     );
+    jobs::dlq::spawn_depth_gauge(
+        js.clone(),
+        topology.clone(),
+        builder.metrics(),
+        builder.shutdown(),
+    )?;
     let transport = match (settings.email_transport.as_str(), &settings.smtp_url) {
         ("smtp", Some(url)) => Transport::Smtp(smtp_transport(url).map_err(anyhow::Error::msg)?),
         _ => Transport::Log,

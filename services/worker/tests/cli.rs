@@ -10,6 +10,7 @@ fn worker(namespace: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
         .args(args)
         .env_clear()
+        .envs(platform::testing::coverage_env())
         .env("APP_ENV", "test")
         .env("NATS_URL", nats_url())
         .env("NATS_NAMESPACE", namespace)

@@ -49,6 +49,7 @@ impl Service {
         let log = std::env::temp_dir().join(format!("sf-e2e-{name}-{http}.log"));
         let child = Command::new(bin(name))
             .env_clear()
+            .envs(platform::testing::coverage_env())
             .envs(env)
             .env("APP_ENV", "test")
             .env("LOG_FORMAT", "json")
