@@ -4,33 +4,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use platform::testing::{SmtpSink, eventually};
 use serde_json::{Value, json};
-use support::{Deps, Service, bin};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn login(client: &reqwest::Client, auth: &Service, email: &str) -> String {
-    let pair: Value = client
-        .post(format!("{}/v1/auth/login", auth.base))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    pair["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn created(r: reqwest::Response) -> Value {
-    assert_eq!(r.status(), 201);
-    r.json().await.unwrap()
-}
+use support::{Deps, Service, admin_and_customer, created};
 
 #[tokio::test]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_restart() {
@@ -54,26 +32,8 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_resta
     catalog.wait_ready(Duration::from_secs(20)).await;
     worker.wait_ready(Duration::from_secs(20)).await;
 
-    let mut cli = Command::new(bin("auth"))
-        .args(["create-admin", "--email", "boss@example.com"])
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", &deps.auth_db.url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(cli.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(cli.wait().unwrap().success());
+    let (admin, ann) = admin_and_customer(&deps, &auth).await;
     let client = reqwest::Client::new();
-    let register = client
-        .post(format!("{}/v1/auth/register", auth.base))
-        .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(register.status(), 201);
-    let admin = login(&client, &auth, "boss@example.com").await;
-    let ann = login(&client, &auth, "ann@example.com").await;
     let api = |path: &str| format!("{}{path}", catalog.base);
     let cat = created(
         client

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tokio::sync::{Mutex, RwLock};
+use tracing::Instrument;
 
 use crate::claims::Claims;
 use crate::jwks::JwkSet;
@@ -220,15 +221,23 @@ impl Verifier {
             return;
         }
         *last = Some(Instant::now());
+        // A client span for the fetch, and its trace context on the request, so auth's side of it
+        // joins the same trace.
+        let span = tracing::info_span!("jwks fetch", otel.kind = "client", url = %url);
+        let traceparent = platform::telemetry::traceparent_of(&span);
         let fetched = async {
-            client
-                .get(url)
+            let mut request = client.get(url);
+            if let Some(traceparent) = traceparent {
+                request = request.header("traceparent", traceparent);
+            }
+            request
                 .send()
                 .await?
                 .error_for_status()?
                 .json::<JwkSet>()
                 .await
         }
+        .instrument(span)
         .await;
         match fetched {
             Ok(set) => {

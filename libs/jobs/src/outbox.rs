@@ -16,6 +16,7 @@ use platform::shutdown::Shutdown;
 use prometheus::{Gauge, IntCounter, IntGauge};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::topology::{Topology, provision_with_retry};
@@ -170,19 +171,34 @@ async fn publish(
     if let Some(request_id) = &row.request_id {
         headers.insert("x-request-id", request_id.as_str());
     }
-    if let Some(traceparent) = &row.traceparent {
+    // A span for the hop through the outbox, a child of the request that committed the job;
+    // the worker's span becomes its child.
+    let span = tracing::info_span!(
+        "outbox publish",
+        otel.name = %format!("publish {}", row.kind),
+        otel.kind = "producer",
+        job_id = %row.id,
+    );
+    platform::telemetry::set_parent(&span, row.traceparent.as_deref());
+    if let Some(traceparent) =
+        platform::telemetry::traceparent_of(&span).or_else(|| row.traceparent.clone())
+    {
         headers.insert("traceparent", traceparent.as_str());
     }
     let body = serde_json::to_vec(&row.payload)?;
-    let ack = js
-        .publish_with_headers(topology.job_subject(&row.kind), headers, body.into())
-        .await
-        .with_context(|| format!("publishing job {}", row.id))?;
-    tokio::time::timeout(Duration::from_secs(5), ack)
-        .await
-        .with_context(|| format!("no JetStream ack for job {} within 5 s", row.id))?
-        .with_context(|| format!("JetStream refused job {}", row.id))?;
-    Ok(())
+    async {
+        let ack = js
+            .publish_with_headers(topology.job_subject(&row.kind), headers, body.into())
+            .await
+            .with_context(|| format!("publishing job {}", row.id))?;
+        tokio::time::timeout(Duration::from_secs(5), ack)
+            .await
+            .with_context(|| format!("no JetStream ack for job {} within 5 s", row.id))?
+            .with_context(|| format!("JetStream refused job {}", row.id))?;
+        Ok(())
+    }
+    .instrument(span)
+    .await
 }
 
 async fn update_gauges(db: &PgPool, metrics: &OutboxMetrics) {

@@ -28,6 +28,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::events::{Event, JOB_STATUS_EVENT};
@@ -198,7 +199,7 @@ pub fn spawn_family<H: Handler>(
 impl<H: Handler> Runtime<H> {
     async fn process(&self, message: jetstream::Message) {
         let attempt = message.info().map(|i| i.delivered).unwrap_or(1);
-        let job = match parse(&message, attempt) {
+        let mut job = match parse(&message, attempt) {
             Ok(job) => job,
             Err(e) => {
                 let kind = header(&message, "job-kind").unwrap_or_else(|| "unknown".into());
@@ -206,9 +207,25 @@ impl<H: Handler> Runtime<H> {
                 return;
             }
         };
-        if let Err(e) = self.run(&message, &job).await {
+        // One span per delivery, a child of whoever caused the job (the outbox relay's publish);
+        // what the job publishes carries this span on.
+        let span = tracing::info_span!(
+            "job",
+            otel.name = %format!("job {}", job.kind),
+            otel.kind = "consumer",
+            job_id = %job.id,
+            kind = %job.kind,
+            attempt = job.attempt,
+            request_id = job.request_id.as_deref().unwrap_or(""),
+        );
+        platform::telemetry::set_parent(&span, job.traceparent.as_deref());
+        if let Some(traceparent) = platform::telemetry::traceparent_of(&span) {
+            job.traceparent = Some(traceparent);
+        }
+        if let Err(e) = self.run(&message, &job).instrument(span.clone()).await {
             // Bookkeeping failed (NATS down): leave the message unacknowledged; it is redelivered
             // after ack_wait and the done marker keeps its effect single.
+            let _entered = span.enter();
             tracing::warn!(job_id = %job.id, error = format!("{e:#}"), "job bookkeeping failed");
         }
     }
@@ -227,7 +244,9 @@ impl<H: Handler> Runtime<H> {
         let owned = job.clone();
         // A panicking handler is a failed attempt, not a dead worker; so is one still busy at the
         // family's timeout.
-        let mut task = tokio::spawn(async move { handler.handle(&owned).await });
+        let mut task = tokio::spawn(
+            async move { handler.handle(&owned).await }.instrument(tracing::Span::current()),
+        );
         let deadline = tokio::time::sleep(self.family.timeout);
         tokio::pin!(deadline);
         let mut heartbeat = tokio::time::interval(self.family.ack_wait / 3);
@@ -266,6 +285,10 @@ impl<H: Handler> Runtime<H> {
                 self.event(job, "succeeded", None).await?;
                 message.ack().await.map_err(anyhow::Error::msg)?;
                 self.count(job, "succeeded");
+                tracing::info!(
+                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "job succeeded"
+                );
             }
             Err(JobError::Retry(error)) if job.attempt < self.family.max_deliver => {
                 self.event(job, "failed", Some(&error)).await?;
@@ -539,8 +562,14 @@ pub fn spawn_event_listener<F, Fut>(
                     Some(Ok(m)) => m,
                     _ => break,
                 };
+                let span = tracing::info_span!(
+                    "event",
+                    otel.name = %format!("apply {}", message.subject),
+                    otel.kind = "consumer",
+                );
+                platform::telemetry::set_parent(&span, header(&message, "traceparent").as_deref());
                 match Event::parse(&topology, &message.subject, &message.payload) {
-                    Ok(Some(event)) => match apply(event).await {
+                    Ok(Some(event)) => match apply(event).instrument(span).await {
                         Ok(()) => {
                             let _ = message.ack().await;
                         }

@@ -186,6 +186,7 @@ impl App {
         signals.abort();
         metrics_server.abort();
         tracing::info!("{service} stopped");
+        crate::telemetry::flush();
         Ok(())
     }
 }

@@ -216,6 +216,15 @@ pub struct PlatformSettings {
     pub http_keep_alive: bool,
     /// Open connections served at once; further clients wait in the accept queue.
     pub http_max_connections: usize,
+    /// OTLP/HTTP collector base URL (`http://otel-collector:4318`); spans go to
+    /// `{it}/v1/traces`. Unset: no traces are exported (trace context is still passed on).
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans; default the binary's name.
+    pub otel_service_name: Option<String>,
+    /// Fraction (0–1) of new traces sampled; a caller's sampled decision is always followed.
+    pub otel_traces_sampler_arg: f64,
+    /// Sentry DSN; unset: no error tracking.
+    pub sentry_dsn: Option<String>,
 }
 
 impl PlatformSettings {
@@ -235,6 +244,10 @@ impl PlatformSettings {
             http_header_read_timeout: Duration::from_secs(5),
             http_keep_alive: true,
             http_max_connections: 1024,
+            otel_exporter_otlp_endpoint: None,
+            otel_service_name: None,
+            otel_traces_sampler_arg: 1.0,
+            sentry_dsn: None,
         }
     }
 
@@ -284,6 +297,22 @@ impl PlatformSettings {
         }
         if self.http_header_read_timeout.is_zero() {
             problems.add("HTTP_HEADER_READ_TIMEOUT", "must be greater than zero");
+        }
+        if !(0.0..=1.0).contains(&self.otel_traces_sampler_arg) {
+            problems.add("OTEL_TRACES_SAMPLER_ARG", "must be between 0 and 1");
+        }
+        if let Some(endpoint) = &self.otel_exporter_otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            problems.add(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "must be an http:// or https:// URL",
+            );
+        }
+        if let Some(dsn) = &self.sentry_dsn
+            && dsn.parse::<sentry::types::Dsn>().is_err()
+        {
+            problems.add("SENTRY_DSN", "is not a valid Sentry DSN");
         }
     }
 }

@@ -40,8 +40,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
     }
 }
 
-/// The W3C `traceparent` header of the request, when well-formed; carried into the jobs a request
-/// causes so their work joins the caller's trace.
+/// The W3C `traceparent` to hand to the jobs a request causes, so their work joins its trace:
+/// the request's own span when traces are on, else the caller's header when well-formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceParent(pub Option<String>);
 
@@ -52,14 +52,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(TraceParent(
+        let current = crate::telemetry::traceparent_of(&tracing::Span::current());
+        Ok(TraceParent(current.or_else(|| {
             parts
                 .headers
                 .get("traceparent")
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| is_valid_traceparent(v))
-                .map(str::to_owned),
-        ))
+                .map(str::to_owned)
+        })))
     }
 }
 
@@ -202,9 +203,20 @@ async fn envelope(State(ctx): State<Arc<HttpContext>>, mut req: Request, next: N
 
     let span = tracing::info_span!(
         "http_request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
         request_id = %request_id,
         method = method,
         route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    // Join the caller's trace (W3C traceparent), if it sent one.
+    crate::telemetry::set_parent(
+        &span,
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_valid_traceparent(v)),
     );
 
     let in_flight = ctx.metrics.in_flight.clone();
@@ -230,8 +242,13 @@ async fn envelope(State(ctx): State<Arc<HttpContext>>, mut req: Request, next: N
     ctx.metrics
         .observe(method, &route, status.as_u16(), elapsed);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    span.record("http.response.status_code", status.as_u16());
     let _entered = span.enter();
     if status.is_server_error() {
+        // A failing probe is the readiness signal itself, not an error to track.
+        if !is_probe {
+            crate::telemetry::report_server_error(method, &route, status.as_u16(), &request_id);
+        }
         tracing::error!(status = status.as_u16(), latency_ms, path = %path, "request completed");
     } else if is_probe {
         tracing::debug!(status = status.as_u16(), latency_ms, "request completed");

@@ -45,7 +45,7 @@ pub fn boot<S: ServiceSettings>(
         }
     };
     let platform = settings.platform();
-    telemetry::init(service, version, platform.log_format());
+    telemetry::init(service, version, platform);
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name(service);

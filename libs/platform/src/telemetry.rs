@@ -1,10 +1,25 @@
-//! Logging: one flat JSON object per line in prod and test, readable text in dev.
+//! Logging, traces and error tracking.
 //!
-//! The JSON layer copies the fields of every enclosing span into each line, so a line logged
-//! anywhere inside a request carries that request's `request_id`, `method` and `route` without
-//! the code that logs it knowing about them.
+//! - Logs: one flat JSON object per line in prod and test, readable text in dev. The JSON layer
+//!   copies the fields of every enclosing span into each line, so a line logged anywhere inside a
+//!   request carries that request's `request_id`, `method` and `route` — and, when traces are on,
+//!   its `trace_id` and `span_id` — without the code that logs it knowing about them.
+//! - Traces: `tracing` spans exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+//!   from the batch processor's own thread: a slow or absent collector costs requests nothing
+//!   (spans are dropped when its queue is full; failures are logged as warnings). W3C trace
+//!   context crosses HTTP and NATS through [`set_parent`] and [`traceparent_of`].
+//! - Errors: with `SENTRY_DSN`, panics and 5xx answers go to Sentry, tagged with service,
+//!   version, environment, route and request id — never bodies, headers or tokens.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -15,14 +30,22 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, PlatformSettings};
 
-/// Install the global subscriber and a panic hook that logs through it. `RUST_LOG` filters
-/// (default `info`). Safe to call more than once: later calls do nothing.
-pub fn init(service: &'static str, version: &'static str, format: LogFormat) {
+static TRACER_PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+static SENTRY: Mutex<Option<sentry::ClientInitGuard>> = Mutex::new(None);
+
+/// Install the global subscriber (logs, and traces when configured), the panic hook and Sentry.
+/// `RUST_LOG` filters (default `info`). Safe to call more than once: later calls do nothing.
+pub fn init(service: &'static str, version: &'static str, platform: &PlatformSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let installed = match format {
+    let traces = tracer_provider(service, version, platform).map(|provider| {
+        let tracer = provider.tracer(service);
+        let _ = TRACER_PROVIDER.set(provider);
+        tracing_opentelemetry::layer().with_tracer(tracer)
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let installed = match platform.log_format() {
         LogFormat::Json => registry
             .with(JsonLayer {
                 service,
@@ -36,7 +59,142 @@ pub fn init(service: &'static str, version: &'static str, format: LogFormat) {
     };
     if installed.is_ok() {
         install_panic_hook();
+        init_sentry(service, version, platform);
     }
+}
+
+fn tracer_provider(
+    service: &'static str,
+    version: &'static str,
+    platform: &PlatformSettings,
+) -> Option<SdkTracerProvider> {
+    let base = platform.otel_exporter_otlp_endpoint.as_deref()?;
+    let endpoint = if base.ends_with("/v1/traces") {
+        base.to_owned()
+    } else {
+        format!("{}/v1/traces", base.trim_end_matches('/'))
+    };
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+    {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("{service}: traces are off: the OTLP exporter failed to start: {e}");
+            return None;
+        }
+    };
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(
+            platform
+                .otel_service_name
+                .clone()
+                .unwrap_or_else(|| service.to_owned()),
+        )
+        .with_attributes([
+            opentelemetry::KeyValue::new("service.version", version),
+            opentelemetry::KeyValue::new(
+                "deployment.environment.name",
+                platform.app_env.to_string(),
+            ),
+        ])
+        .build();
+    Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                platform.otel_traces_sampler_arg,
+            ))))
+            .with_resource(resource)
+            .build(),
+    )
+}
+
+fn init_sentry(service: &'static str, version: &'static str, platform: &PlatformSettings) {
+    let Some(dsn) = platform.sentry_dsn.as_deref() else {
+        return;
+    };
+    let mut options = sentry::ClientOptions::default();
+    options.release = Some(format!("{service}@{version}").into());
+    options.environment = Some(platform.app_env.to_string().into());
+    options.send_default_pii = false;
+    options.attach_stacktrace = true;
+    let guard = sentry::init((dsn, options));
+    sentry::configure_scope(|scope| scope.set_tag("service", service));
+    if let Ok(mut slot) = SENTRY.lock() {
+        *slot = Some(guard);
+    }
+}
+
+/// Send what is still buffered (spans, Sentry events); call once, at exit.
+pub fn flush() {
+    if let Some(provider) = TRACER_PROVIDER.get() {
+        let _ = provider.force_flush();
+    }
+    if let Ok(mut slot) = SENTRY.lock()
+        && let Some(guard) = slot.take()
+    {
+        guard.flush(Some(std::time::Duration::from_secs(2)));
+    }
+}
+
+/// Report a 5xx answer to Sentry (a no-op without `SENTRY_DSN`). Only labels go out: the
+/// request's body, headers and tokens never do.
+pub fn report_server_error(method: &str, route: &str, status: u16, request_id: &str) {
+    if sentry::Hub::current().client().is_none() {
+        return;
+    }
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("request_id", request_id);
+            scope.set_tag("route", route);
+            scope.set_tag("method", method);
+            scope.set_tag("status", status);
+        },
+        || {
+            sentry::capture_message(
+                &format!("{method} {route} answered {status}"),
+                sentry::Level::Error,
+            )
+        },
+    );
+}
+
+/// Make `span` a child of the W3C `traceparent` (when well-formed).
+pub fn set_parent(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The W3C `traceparent` naming `span`, to pass to whatever it calls or publishes; `None` when
+/// traces are off (then callers pass on what they received).
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// `trace_id` and `span_id` of the span with this id, when traces are on.
+fn trace_ids(id: &Id) -> Option<(String, String)> {
+    tracing::dispatcher::get_default(|dispatch| {
+        let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid()
+            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    })
 }
 
 /// Panics are logged as errors inside the current span (so with the request id), instead of the
@@ -132,6 +290,14 @@ where
         line.insert("service".into(), Value::from(self.service));
         line.insert("version".into(), Value::from(self.version));
         line.insert("target".into(), Value::from(event.metadata().target()));
+        let innermost = ctx
+            .event_scope(event)
+            .and_then(|mut scope| scope.next())
+            .map(|span| span.id());
+        if let Some((trace_id, span_id)) = innermost.as_ref().and_then(trace_ids) {
+            line.insert("trace_id".into(), Value::from(trace_id));
+            line.insert("span_id".into(), Value::from(span_id));
+        }
         // Outer spans first, so an inner span's field wins over an outer one of the same name.
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {

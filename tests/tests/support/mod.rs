@@ -165,3 +165,53 @@ impl Deps {
         env
     }
 }
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Create an admin with `auth create-admin` (as an operator would) and a customer through the
+/// API; log both in. Returns (admin token, customer token).
+pub async fn admin_and_customer(deps: &Deps, auth: &Service) -> (String, String) {
+    use std::io::Write;
+    let mut cli = Command::new(bin("auth"))
+        .args(["create-admin", "--email", "boss@example.com"])
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", &deps.auth_db.url)
+        .envs(platform::testing::coverage_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(cli.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(cli.wait().unwrap().success());
+    let client = reqwest::Client::new();
+    let register = client
+        .post(format!("{}/v1/auth/register", auth.base))
+        .json(&serde_json::json!({"email": "ann@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 201);
+    (
+        login(&client, auth, "boss@example.com").await,
+        login(&client, auth, "ann@example.com").await,
+    )
+}
+
+pub async fn login(client: &reqwest::Client, auth: &Service, email: &str) -> String {
+    let pair: serde_json::Value = client
+        .post(format!("{}/v1/auth/login", auth.base))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    pair["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The JSON body of a 201.
+pub async fn created(r: reqwest::Response) -> serde_json::Value {
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}

@@ -5,6 +5,7 @@ use uuid::Uuid;
 use crate::domain::RefreshTokenHash;
 
 /// A new session with its first refresh token, in one statement.
+#[tracing::instrument(name = "db sessions.create", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn create(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -26,6 +27,7 @@ pub async fn create(
     .await
 }
 
+#[tracing::instrument(name = "db sessions.add_refresh_token", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn add_refresh_token(
     db: impl PgExecutor<'_>,
     session_id: Uuid,
@@ -55,6 +57,7 @@ pub struct PresentedToken {
 
 /// Look a token up and lock its row, so two concurrent uses of one token are serialised: the
 /// second sees it used (and is treated as reuse).
+#[tracing::instrument(name = "db sessions.presented_for_update", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn presented_for_update(
     db: impl PgExecutor<'_>,
     hash: RefreshTokenHash,
@@ -73,6 +76,7 @@ pub async fn presented_for_update(
     .await
 }
 
+#[tracing::instrument(name = "db sessions.mark_used", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn mark_used(db: impl PgExecutor<'_>, hash: RefreshTokenHash) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
         .bind(hash.0.as_slice())
@@ -81,6 +85,7 @@ pub async fn mark_used(db: impl PgExecutor<'_>, hash: RefreshTokenHash) -> Resul
         .map(|_| ())
 }
 
+#[tracing::instrument(name = "db sessions.extend", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn extend(
     db: impl PgExecutor<'_>,
     session_id: Uuid,
@@ -95,6 +100,7 @@ pub async fn extend(
 }
 
 /// Revoke one session (idempotent). Returns its user when the session exists.
+#[tracing::instrument(name = "db sessions.revoke", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn revoke(
     db: impl PgExecutor<'_>,
     session_id: Uuid,
@@ -113,6 +119,7 @@ pub async fn revoke(
 }
 
 /// Revoke every live session of a user; returns their ids.
+#[tracing::instrument(name = "db sessions.revoke_all", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn revoke_all(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
@@ -130,6 +137,7 @@ pub async fn revoke_all(
 }
 
 /// The session a refresh token belongs to, whatever its state.
+#[tracing::instrument(name = "db sessions.session_of", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn session_of(
     db: impl PgExecutor<'_>,
     hash: RefreshTokenHash,
@@ -141,6 +149,7 @@ pub async fn session_of(
 }
 
 /// Delete sessions that expired, or were revoked, more than `grace` ago (their tokens with them).
+#[tracing::instrument(name = "db sessions.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn purge(db: impl PgExecutor<'_>, grace: time::Duration) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "DELETE FROM sessions
@@ -154,6 +163,7 @@ pub async fn purge(db: impl PgExecutor<'_>, grace: time::Duration) -> Result<u64
 }
 
 /// Sessions of a user revoked within `window` (their access tokens may still be unexpired).
+#[tracing::instrument(name = "db sessions.recently_revoked", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn recently_revoked(
     db: impl PgExecutor<'_>,
     user_id: Uuid,

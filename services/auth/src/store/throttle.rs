@@ -4,6 +4,7 @@ use sqlx::PgExecutor;
 
 /// Count a failure. From the `max_failures`-th on, each failure locks the email for
 /// 2^(failures - max) seconds, at most 15 minutes.
+#[tracing::instrument(name = "db throttle.record_failure", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn record_failure(
     db: impl PgExecutor<'_>,
     email: &str,
@@ -27,6 +28,7 @@ pub async fn record_failure(
     .map(|_| ())
 }
 
+#[tracing::instrument(name = "db throttle.clear", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn clear(db: impl PgExecutor<'_>, email: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM login_throttle WHERE email = $1")
         .bind(email)
@@ -36,6 +38,7 @@ pub async fn clear(db: impl PgExecutor<'_>, email: &str) -> Result<(), sqlx::Err
 }
 
 /// Forget counters idle for a day.
+#[tracing::instrument(name = "db throttle.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn purge(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
     sqlx::query("DELETE FROM login_throttle WHERE updated_at < now() - interval '1 day'")
         .execute(db)

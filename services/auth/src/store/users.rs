@@ -15,6 +15,7 @@ pub struct UserRow {
 
 const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at, updated_at";
 
+#[tracing::instrument(name = "db users.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert(
     db: impl PgExecutor<'_>,
     email: &str,
@@ -33,6 +34,7 @@ pub async fn insert(
     .await
 }
 
+#[tracing::instrument(name = "db users.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = $1"
@@ -43,6 +45,7 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>,
 }
 
 /// Users after `after` in (created_at, id) order; `limit + 1` rows so the caller knows if more exist.
+#[tracing::instrument(name = "db users.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn page(
     db: impl PgExecutor<'_>,
     after: Option<(OffsetDateTime, Uuid)>,
@@ -63,6 +66,7 @@ pub async fn page(
 }
 
 /// Change role and/or disabled; `None` leaves a field as it is.
+#[tracing::instrument(name = "db users.update", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -95,6 +99,7 @@ pub struct LoginCandidate {
     pub has_failures: bool,
 }
 
+#[tracing::instrument(name = "db users.login_candidate", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn login_candidate(
     db: impl PgExecutor<'_>,
     email: &str,

@@ -11,6 +11,7 @@ pub struct CategoryRow {
     pub created_at: OffsetDateTime,
 }
 
+#[tracing::instrument(name = "db categories.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert(
     db: impl PgExecutor<'_>,
     name: &str,
@@ -30,6 +31,7 @@ pub async fn insert(
 }
 
 /// Categories after `after` in (name, id) order; `limit + 1` rows.
+#[tracing::instrument(name = "db categories.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn page(
     db: impl PgExecutor<'_>,
     after: Option<(String, Uuid)>,
@@ -49,6 +51,7 @@ pub async fn page(
     .await
 }
 
+#[tracing::instrument(name = "db categories.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CategoryRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name, slug, parent_id, created_at FROM categories WHERE id = $1")
         .bind(id)
@@ -56,6 +59,7 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CategoryR
         .await
 }
 
+#[tracing::instrument(name = "db categories.id_by_slug", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn id_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
         .bind(slug)
@@ -63,6 +67,7 @@ pub async fn id_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Uu
         .await
 }
 
+#[tracing::instrument(name = "db categories.update", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -86,6 +91,7 @@ pub async fn update(
 }
 
 /// `Ok(false)` when there is no such category; a foreign-key error when items or children use it.
+#[tracing::instrument(name = "db categories.delete", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query("DELETE FROM categories WHERE id = $1")
         .bind(id)

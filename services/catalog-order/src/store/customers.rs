@@ -19,6 +19,7 @@ const COLUMNS: &str =
     "id, full_name, phone, address_line, city, postal_code, country, created_at, updated_at";
 
 /// The profile of the token's subject, created empty on first use.
+#[tracing::instrument(name = "db customers.get_or_create", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<CustomerRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO customers (id) VALUES ($1)
@@ -40,6 +41,7 @@ pub struct Profile<'a> {
 }
 
 /// Replace the profile (creating it if needed).
+#[tracing::instrument(name = "db customers.put", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn put(
     db: impl PgExecutor<'_>,
     id: Uuid,

@@ -17,6 +17,7 @@ pub enum Claim {
     Mismatch,
 }
 
+#[tracing::instrument(name = "db idempotency.claim", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn claim(
     tx: &mut PgConnection,
     user_id: Uuid,
@@ -67,6 +68,7 @@ pub async fn claim(
     }
 }
 
+#[tracing::instrument(name = "db idempotency.complete", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn complete(
     tx: &mut PgConnection,
     user_id: Uuid,
@@ -88,6 +90,7 @@ pub async fn complete(
 }
 
 /// Forget keys older than the TTL (maintenance).
+#[tracing::instrument(name = "db idempotency.purge_expired", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn purge_expired(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",

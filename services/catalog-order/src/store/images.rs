@@ -30,6 +30,7 @@ pub struct NewImage<'a> {
     pub bytes: usize,
 }
 
+#[tracing::instrument(name = "db images.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert(db: impl PgExecutor<'_>, image: &NewImage<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO item_images (id, item_id, job_id, content_type, width, height, bytes)
@@ -47,6 +48,7 @@ pub async fn insert(db: impl PgExecutor<'_>, image: &NewImage<'_>) -> Result<(),
     .map(|_| ())
 }
 
+#[tracing::instrument(name = "db images.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(
     db: impl PgExecutor<'_>,
     item_id: Uuid,
@@ -62,6 +64,7 @@ pub async fn by_id(
 }
 
 /// An item's images, oldest first.
+#[tracing::instrument(name = "db images.of_item", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn of_item(db: impl PgExecutor<'_>, item_id: Uuid) -> Result<Vec<ImageRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM item_images WHERE item_id = $1 ORDER BY created_at, id LIMIT 100"
@@ -72,6 +75,7 @@ pub async fn of_item(db: impl PgExecutor<'_>, item_id: Uuid) -> Result<Vec<Image
 }
 
 /// The worker stored the variants: the image can be served.
+#[tracing::instrument(name = "db images.mark_ready", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn mark_ready(
     db: impl PgExecutor<'_>,
     image_id: Uuid,
@@ -88,6 +92,7 @@ pub async fn mark_ready(
 }
 
 /// The image's job died: it will never be ready (a corrupt file).
+#[tracing::instrument(name = "db images.mark_failed", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn mark_failed(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE item_images SET status = 'failed', updated_at = now()

@@ -31,6 +31,7 @@ pub struct NewItem<'a> {
     pub active: bool,
 }
 
+#[tracing::instrument(name = "db items.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert(db: impl PgExecutor<'_>, item: &NewItem<'_>) -> Result<ItemRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO items (id, category_id, sku, name, description, price_cents, currency, stock, active)
@@ -50,6 +51,7 @@ pub async fn insert(db: impl PgExecutor<'_>, item: &NewItem<'_>) -> Result<ItemR
     .await
 }
 
+#[tracing::instrument(name = "db items.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ItemRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM items WHERE id = $1"
@@ -72,6 +74,7 @@ pub struct ItemChange<'a> {
     pub active: Option<bool>,
 }
 
+#[tracing::instrument(name = "db items.update", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -140,6 +143,7 @@ pub struct ItemFilter {
 }
 
 /// Active items matching `filter`, after `after` in `sort` order; `limit + 1` rows.
+#[tracing::instrument(name = "db items.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn page(
     db: impl PgExecutor<'_>,
     filter: &ItemFilter,

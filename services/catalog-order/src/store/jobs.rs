@@ -27,6 +27,7 @@ pub struct Cause<'a> {
 }
 
 /// Put a job in the outbox; call inside the transaction of the change that causes it.
+#[tracing::instrument(name = "db jobs.enqueue", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn enqueue(
     db: impl PgExecutor<'_>,
     kind: &str,
@@ -47,6 +48,7 @@ pub async fn enqueue(
     .await
 }
 
+#[tracing::instrument(name = "db jobs.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, kind, status, attempts, error, owner_id, created_at, updated_at
@@ -59,6 +61,7 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, 
 
 /// Apply an event once: the inbox row and its effect commit together, and an event seen before
 /// changes nothing.
+#[tracing::instrument(name = "db jobs.apply_event", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let fresh =

@@ -39,6 +39,7 @@ const ORDER_COLUMNS: &str =
     "id, customer_id, status, total_cents, currency, created_at, updated_at";
 
 /// Lock the ordered items, always in id order so that concurrent orders cannot deadlock.
+#[tracing::instrument(name = "db orders.lock_items", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_items(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
@@ -53,6 +54,7 @@ pub async fn lock_items(
 }
 
 /// Take `quantities[i]` of `ids[i]` from stock (the rows are locked and checked already).
+#[tracing::instrument(name = "db orders.take_stock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn take_stock(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
@@ -70,6 +72,7 @@ pub async fn take_stock(
     .map(|r| r.rows_affected())
 }
 
+#[tracing::instrument(name = "db orders.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert(
     db: impl PgExecutor<'_>,
     customer_id: Uuid,
@@ -90,6 +93,7 @@ pub async fn insert(
 }
 
 /// Insert all lines of an order in one statement.
+#[tracing::instrument(name = "db orders.insert_lines", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert_lines(
     db: impl PgExecutor<'_>,
     order_id: Uuid,
@@ -115,6 +119,7 @@ pub async fn insert_lines(
 }
 
 /// The lines of several orders in one query, whatever their number.
+#[tracing::instrument(name = "db orders.lines_of", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lines_of(
     db: impl PgExecutor<'_>,
     order_ids: &[Uuid],
@@ -128,6 +133,7 @@ pub async fn lines_of(
     .await
 }
 
+#[tracing::instrument(name = "db orders.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
@@ -137,6 +143,7 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>
     .await
 }
 
+#[tracing::instrument(name = "db orders.lock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
@@ -146,6 +153,7 @@ pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>,
     .await
 }
 
+#[tracing::instrument(name = "db orders.set_status", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn set_status(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -161,6 +169,7 @@ pub async fn set_status(
 }
 
 /// Put an order's quantities back in stock.
+#[tracing::instrument(name = "db orders.restock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE items i SET stock = i.stock + l.quantity, updated_at = now()
@@ -174,6 +183,7 @@ pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), sqlx
 
 /// Cancel pending orders older than `timeout` and put their stock back, in batches; returns how
 /// many were cancelled. Orders being changed right now are skipped (the next run gets them).
+#[tracing::instrument(name = "db orders.expire_unpaid", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn expire_unpaid(db: &PgPool, timeout: std::time::Duration) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
@@ -211,6 +221,7 @@ pub struct OrderFilter {
 }
 
 /// Orders matching `filter`, newest first, after `after`; `limit + 1` rows.
+#[tracing::instrument(name = "db orders.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn page(
     db: impl PgExecutor<'_>,
     filter: &OrderFilter,
