@@ -3,7 +3,8 @@
 # end-to-end tests that start the binaries), with cargo-llvm-cov. Fails when the total is under
 # COVERAGE_FLOOR (80 %) or a domain module (services/*/src/domain/) under DOMAIN_FLOOR (90 %).
 # Prints a table per crate; writes an HTML report to $CARGO_TARGET_DIR/coverage/html (or
-# target/coverage/html) and lcov to …/coverage/lcov.info.
+# target/coverage/html) and lcov to …/coverage/lcov.info. `COVERAGE_REPORT_ONLY=1` re-reads the
+# last run's profiles (no test run) — to re-check the floors quickly.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -25,8 +26,10 @@ mkdir -p "$out"
 # Instrument everything built from here on (tests and the service binaries the end-to-end tests
 # start), in a target folder of its own, and collect every process's profile.
 eval "$(cargo llvm-cov show-env --export-prefix)"
-cargo llvm-cov clean --workspace
-bash scripts/test.sh
+if [ -z "${COVERAGE_REPORT_ONLY:-}" ]; then
+  cargo llvm-cov clean --workspace
+  bash scripts/test.sh
+fi
 
 ignore='(^|/)(tests|bench)/|/\.cargo/registry/|/rustc/'
 cargo llvm-cov report --ignore-filename-regex "$ignore" --html --output-dir "$out" >/dev/null

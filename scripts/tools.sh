@@ -27,7 +27,12 @@ path_of() {
   case "$1" in
     cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint) echo "$tools/py/bin/$1" ;;
-    llvm) echo "/usr/lib/llvm-$LLVM_MAJOR/bin" ;;
+    llvm)
+      # rustup's llvm-tools component when installed (CI on GitHub), else Debian's llvm-N.
+      local rustup_bin
+      rustup_bin="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
+      if [ -x "$rustup_bin/llvm-profdata" ]; then echo "$rustup_bin"; else echo "/usr/lib/llvm-$LLVM_MAJOR/bin"; fi
+      ;;
     shellcheck) command -v shellcheck || echo /usr/bin/shellcheck ;;
     promtool) command -v promtool || echo /usr/bin/promtool ;;
     *) die "unknown tool $1" ;;
