@@ -47,7 +47,7 @@ deny() {
   bash scripts/tools.sh cargo-deny
   local deny_bin
   deny_bin=$(bash scripts/tools.sh path cargo-deny)
-  local snapshot="$ROOT/../shared/advisory-db"
+  local snapshot="${ADVISORY_DB_SNAPSHOT:-$ROOT/../shared/advisory-db}"
   if [ -d "$snapshot/crates" ]; then
     # No network here: cargo-deny's git fetch of the advisory database is redirected to a local
     # git repository holding the snapshot.
