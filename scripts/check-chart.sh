@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The Helm chart, offline: `helm lint --strict` and `helm template` for every value set in
+# helm/storefront/ci/, each rendering validated by kubernetes-validate --strict against the
+# Kubernetes versions we support, then policy tests over the rendered objects
+# (scripts/chart_policy.py). Fails on the first problem.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+KUBERNETES_VERSIONS=(1.30.0 1.33.0 1.37.0)
+chart=helm/storefront
+bash scripts/tools.sh helm kubernetes-validate
+helm=$(bash scripts/tools.sh path helm)
+validate=$(bash scripts/tools.sh path kubernetes-validate)
+python="$(dirname "$validate")/python"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+sets=0
+for values in "$chart"/ci/*.yaml; do
+  sets=$((sets + 1))
+  name=$(basename "$values" .yaml)
+  log "chart values $name"
+  "$helm" lint --strict "$chart" -f "$values" >/dev/null
+  "$helm" template storefront "$chart" -f "$values" --namespace shop \
+    --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 >"$out/$name.yaml"
+  for version in "${KUBERNETES_VERSIONS[@]}"; do
+    # CRDs (ServiceMonitor, PrometheusRule, ScaledObject) have no schema here: warnings only.
+    "$validate" --strict --quiet --no-warn -k "$version" "$out/$name.yaml"
+  done
+  "$python" scripts/chart_policy.py "$out/$name.yaml" "$values"
+done
+# Values the schema must refuse.
+if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set image.tag=latest >/dev/null 2>&1; then
+  die "the chart accepted image.tag=latest"
+fi
+if "$helm" template storefront "$chart" >/dev/null 2>&1; then
+  die "the chart rendered without secrets.existingSecret"
+fi
+log "chart: lint, render, schema validation and policies pass for $sets value sets"
