@@ -2,7 +2,8 @@
 # The Helm chart, offline: `helm lint --strict` and `helm template` for every value set in
 # helm/storefront/ci/, each rendering validated by kubernetes-validate --strict against the
 # Kubernetes versions we support, then policy tests over the rendered objects
-# (scripts/chart_policy.py). Fails on the first problem.
+# (scripts/chart_policy.py); the same for the development cluster's values and manifests (k8s/dev).
+# Fails on the first problem.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -18,9 +19,9 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 sets=0
-for values in "$chart"/ci/*.yaml; do
+for values in "$chart"/ci/*.yaml k8s/dev/values.yaml; do
   sets=$((sets + 1))
-  name=$(basename "$values" .yaml)
+  name=$(basename "$(dirname "$values")")-$(basename "$values" .yaml)
   log "chart values $name"
   "$helm" lint --strict "$chart" -f "$values" >/dev/null
   "$helm" template storefront "$chart" -f "$values" --namespace shop \
@@ -30,6 +31,11 @@ for values in "$chart"/ci/*.yaml; do
     "$validate" --strict --quiet --no-warn -k "$version" "$out/$name.yaml"
   done
   "$python" scripts/chart_policy.py "$out/$name.yaml" "$values"
+done
+# The development cluster's own manifests.
+for version in "${KUBERNETES_VERSIONS[@]}"; do
+  "$validate" --strict --quiet --no-warn -k "$version" k8s/dev/namespace.yaml k8s/dev/postgres.yaml \
+    k8s/dev/nats.yaml k8s/dev/secret.yaml
 done
 # Values the schema must refuse.
 if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set image.tag=latest >/dev/null 2>&1; then
