@@ -32,6 +32,11 @@ for obj in docs:
     spec = pod_spec(obj)
     if spec is None:
         continue
+    component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+    if spec.get("automountServiceAccountToken") is not False and not (
+        obj["kind"] == "Deployment" and component == "worker"
+    ):
+        fail(obj, "mounts a service account token it does not need")
     pod_sc = spec.get("securityContext", {})
     if not pod_sc.get("runAsNonRoot"):
         fail(obj, "pod securityContext.runAsNonRoot is not true")

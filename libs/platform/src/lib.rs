@@ -9,6 +9,8 @@ pub mod db;
 pub mod extract;
 pub mod health;
 pub mod http;
+#[cfg(feature = "lease")]
+pub mod lease;
 pub mod metrics;
 pub mod nats;
 pub mod openapi;

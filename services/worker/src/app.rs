@@ -8,10 +8,12 @@ use jobs::Topology;
 use jobs::images::ImageStore;
 use jobs::runtime::{JobMetrics, spawn_family, spawn_max_delivery_watch};
 use jobs::schedule::{LocalLeader, spawn_scheduler};
+use platform::lease::LeaseLock;
 use platform::nats::Namespace;
 use platform::{App, AppBuilder};
 
 use crate::email::{OrderConfirmationEmail, Transport, smtp_transport};
+use crate::leader::KubeLeader;
 use crate::settings::Settings;
 use crate::thumbnails::Thumbnails;
 use crate::{SERVICE, VERSION};
@@ -71,13 +73,32 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.shutdown(),
     );
     if settings.scheduler_enabled {
-        spawn_scheduler(
-            js,
-            topology,
-            settings.schedule(),
-            Arc::new(LocalLeader),
-            builder.shutdown(),
-        );
+        let identity =
+            std::env::var("HOSTNAME").unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        match LeaseLock::in_cluster(
+            &settings.scheduler_lease_name,
+            &identity,
+            std::time::Duration::from_secs(15),
+        )
+        .await
+        {
+            Some(lock) => spawn_scheduler(
+                js,
+                topology,
+                settings.schedule(),
+                Arc::new(KubeLeader {
+                    lock: Arc::new(lock),
+                }),
+                builder.shutdown(),
+            ),
+            None => spawn_scheduler(
+                js,
+                topology,
+                settings.schedule(),
+                Arc::new(LocalLeader),
+                builder.shutdown(),
+            ),
+        }
     }
     builder.build(Router::new()).await
 }

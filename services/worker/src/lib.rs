@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod email;
+pub mod leader;
 pub mod settings;
 pub mod thumbnails;
 

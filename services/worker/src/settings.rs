@@ -27,6 +27,8 @@ pub struct Settings {
     pub image_concurrency: usize,
     /// Publish the maintenance jobs on schedule (see `jobs::schedule`).
     pub scheduler_enabled: bool,
+    /// In Kubernetes, the Lease whose holder schedules (outside a cluster every worker does).
+    pub scheduler_lease_name: String,
     #[serde(with = "platform::config::duration")]
     pub schedule_expire_orders_every: Duration,
     #[serde(with = "platform::config::duration")]
@@ -116,6 +118,7 @@ impl Default for Settings {
             thumbnail_sizes: "thumb=128,small=320,medium=800".into(),
             image_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             scheduler_enabled: true,
+            scheduler_lease_name: "storefront-scheduler".into(),
             schedule_expire_orders_every: Duration::from_secs(60),
             schedule_purge_idempotency_keys_every: Duration::from_secs(3600),
             schedule_purge_sessions_every: Duration::from_secs(3600),
