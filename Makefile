@@ -1,5 +1,5 @@
 # The commands a developer needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev test lint fmt bench ci
+.PHONY: dev test lint fmt bench chart image ci
 
 dev:   ## Run the whole stack locally (PostgreSQL + NATS found or started, three services)
 	bash scripts/dev.sh
@@ -16,6 +16,12 @@ fmt:
 
 bench: ## Start-up time and idle memory of each service
 	bash bench/startup.sh
+
+chart: ## Helm chart: lint, render, kubernetes-validate, policy tests (offline)
+	bash scripts/check-chart.sh
+
+image: ## Container images with buildah, run read-only and non-root with podman
+	bash scripts/image.sh
 
 ci:    ## What .ci/run does
 	bash .ci/run

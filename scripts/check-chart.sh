@@ -32,10 +32,11 @@ for values in "$chart"/ci/*.yaml k8s/dev/values.yaml; do
   done
   "$python" scripts/chart_policy.py "$out/$name.yaml" "$values"
 done
-# The development cluster's own manifests.
+# The development cluster's own manifests, as kustomize builds them.
+bash scripts/tools.sh kubectl
+"$(bash scripts/tools.sh path kubectl)" kustomize k8s/dev >"$out/k8s-dev.yaml"
 for version in "${KUBERNETES_VERSIONS[@]}"; do
-  "$validate" --strict --quiet --no-warn -k "$version" k8s/dev/namespace.yaml k8s/dev/postgres.yaml \
-    k8s/dev/nats.yaml k8s/dev/secret.yaml
+  "$validate" --strict --quiet --no-warn -k "$version" "$out/k8s-dev.yaml"
 done
 # Values the schema must refuse.
 if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set image.tag=latest >/dev/null 2>&1; then

@@ -10,6 +10,7 @@
 #             licences, bans, sources
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
 #   coverage  the suite again, instrumented; fails under the floor (scripts/coverage.sh)
+#   (all)     also builds and runs the images (scripts/image.sh) where buildah and podman exist
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -82,6 +83,11 @@ case "${1:-all}" in
     make test
     gate "coverage"
     bash scripts/coverage.sh
+    # The images need buildah and podman (no Docker engine here); GitHub builds them with docker.
+    if command -v buildah >/dev/null && command -v podman >/dev/null; then
+      gate "images (buildah + podman)"
+      bash scripts/image.sh
+    fi
     ;;
   *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage]" ;;
 esac

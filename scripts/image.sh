@@ -40,9 +40,14 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --targe
   "${services[@]/#/--bin=}"
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/$target/release"
 
+# auth and the worker open NATS before serving: give them a JetStream server of their own.
+nats_port=${IMAGE_NATS_PORT:-4336}
+bash scripts/nats.sh start "$nats_port"
+trap 'bash scripts/nats.sh stop "$nats_port"; rm -rf "$conf"' EXIT
+
 port=18400
 for svc in "${services[@]}"; do
-  file "$bin/$svc" | grep -q "statically linked" || die "$svc is not statically linked"
+  file "$bin/$svc" | grep -qE "statically linked|static-pie linked" || die "$svc is not statically linked"
   log "assembling storefront/$svc:local FROM scratch"
   ctr=$(buildah from scratch)
   buildah copy "$ctr" "$bin/$svc" "/$svc" >/dev/null
@@ -54,11 +59,11 @@ for svc in "${services[@]}"; do
 
   port=$((port + 2))
   log "running storefront/$svc:local: non-root, read-only root filesystem, /tmp only"
-  # dev profile: no secrets needed just to come up; dependencies may be absent (liveness only).
+  # dev profile: no secrets needed just to come up; PostgreSQL may be absent (liveness only).
   cid=$(podman run -d --rm --network host --read-only --tmpfs /tmp:rw,size=16m \
     --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges \
     -e APP_ENV=dev -e HTTP_ADDR="127.0.0.1:$port" -e METRICS_ADDR="127.0.0.1:$((port + 1))" \
-    -e NATS_URL=nats://127.0.0.1:1 "storefront/$svc:local")
+    -e NATS_URL="nats://127.0.0.1:$nats_port" -e NATS_NAMESPACE="image_$svc" "storefront/$svc:local")
   ok=0
   for _ in $(seq 1 50); do
     if curl -fsS "http://127.0.0.1:$port/health/live" >/dev/null 2>&1; then ok=1; break; fi

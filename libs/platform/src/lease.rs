@@ -67,13 +67,28 @@ impl LeaseLock {
                 return None;
             }
         };
-        let namespace = client.default_namespace().to_owned();
-        Some(LeaseLock {
-            api: Api::namespaced(client, &namespace),
+        // The Downward API's namespace when the chart sets it, else the service account's.
+        let namespace = std::env::var("POD_NAMESPACE")
+            .unwrap_or_else(|_| client.default_namespace().to_owned());
+        Some(LeaseLock::with_client(
+            client, &namespace, name, identity, duration,
+        ))
+    }
+
+    /// A Lease through a given client (tests point one at a fake API server).
+    pub fn with_client(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> LeaseLock {
+        LeaseLock {
+            api: Api::namespaced(client, namespace),
             name: name.to_owned(),
             identity: identity.to_owned(),
             duration,
-        })
+        }
     }
 
     pub fn duration(&self) -> Duration {

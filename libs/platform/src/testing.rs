@@ -629,3 +629,146 @@ pub fn coverage_env() -> Vec<(String, String)> {
         .map(|v| vec![("LLVM_PROFILE_FILE".to_owned(), v)])
         .unwrap_or_default()
 }
+
+/// A fake Kubernetes API server holding Leases, with the API server's optimistic concurrency
+/// (`resourceVersion` conflicts → 409), for testing Lease election where no cluster can run.
+#[cfg(feature = "lease")]
+pub struct FakeLeaseApi {
+    pub url: String,
+    leases: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[cfg(feature = "lease")]
+impl FakeLeaseApi {
+    pub async fn start() -> FakeLeaseApi {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::routing::{get, post};
+        use serde_json::{Value, json};
+
+        type Leases = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Value>>>;
+        fn status(code: StatusCode, reason: &str) -> (StatusCode, axum::Json<Value>) {
+            (
+                code,
+                axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                    "status": "Failure", "message": reason, "reason": reason,
+                    "code": code.as_u16()})),
+            )
+        }
+        async fn read(
+            State(leases): State<Leases>,
+            Path((_ns, name)): Path<(String, String)>,
+        ) -> (StatusCode, axum::Json<Value>) {
+            let leases = leases.lock().unwrap_or_else(|e| e.into_inner());
+            match leases.get(&name) {
+                Some(lease) => (StatusCode::OK, axum::Json(lease.clone())),
+                None => status(StatusCode::NOT_FOUND, "NotFound"),
+            }
+        }
+        async fn create(
+            State(leases): State<Leases>,
+            Path(_ns): Path<String>,
+            axum::Json(mut lease): axum::Json<Value>,
+        ) -> (StatusCode, axum::Json<Value>) {
+            let mut leases = leases.lock().unwrap_or_else(|e| e.into_inner());
+            let name = lease["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if leases.contains_key(&name) {
+                return status(StatusCode::CONFLICT, "AlreadyExists");
+            }
+            lease["metadata"]["resourceVersion"] = json!("1");
+            leases.insert(name, lease.clone());
+            (StatusCode::CREATED, axum::Json(lease))
+        }
+        async fn replace(
+            State(leases): State<Leases>,
+            Path((_ns, name)): Path<(String, String)>,
+            axum::Json(mut lease): axum::Json<Value>,
+        ) -> (StatusCode, axum::Json<Value>) {
+            let mut leases = leases.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(current) = leases.get(&name) else {
+                return status(StatusCode::NOT_FOUND, "NotFound");
+            };
+            let version = current["metadata"]["resourceVersion"].clone();
+            if lease["metadata"]["resourceVersion"] != version {
+                return status(StatusCode::CONFLICT, "Conflict");
+            }
+            let next: u64 = version.as_str().and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
+            lease["metadata"]["resourceVersion"] = json!(next.to_string());
+            leases.insert(name, lease.clone());
+            (StatusCode::OK, axum::Json(lease))
+        }
+
+        let leases: Leases = Default::default();
+        let app = axum::Router::new()
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                post(create),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(read).put(replace),
+            )
+            .with_state(leases.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("binding the fake API server: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("fake API server address: {e}"))
+            .port();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeLeaseApi {
+            url: format!("http://127.0.0.1:{port}"),
+            leases,
+            task,
+        }
+    }
+
+    /// A client of this server, as a pod in `namespace` would have.
+    pub fn client(&self, namespace: &str) -> kube::Client {
+        let mut config = kube::Config::new(
+            self.url
+                .parse()
+                .unwrap_or_else(|e| panic!("fake API server URL: {e}")),
+        );
+        config.default_namespace = namespace.to_owned();
+        kube::Client::try_from(config).unwrap_or_else(|e| panic!("kube client: {e}"))
+    }
+
+    /// Another candidate takes Lease `name` now (as after this one's lost renewals).
+    pub fn steal(&self, name: &str, holder: &str) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lease) = leases.get_mut(name) {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            lease["spec"]["holderIdentity"] = serde_json::json!(holder);
+            lease["spec"]["renewTime"] = serde_json::json!(now);
+            let next: u64 = lease["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+                + 1;
+            lease["metadata"]["resourceVersion"] = serde_json::json!(next.to_string());
+        }
+    }
+
+    /// The holder of Lease `name`, if any.
+    pub fn holder(&self, name: &str) -> Option<String> {
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases
+            .get(name)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+    }
+}
+
+#[cfg(feature = "lease")]
+impl Drop for FakeLeaseApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
