@@ -50,8 +50,16 @@ deny() {
   bash scripts/tools.sh cargo-deny
   local deny_bin
   deny_bin=$(bash scripts/tools.sh path cargo-deny)
-  local snapshot="${ADVISORY_DB_SNAPSHOT:-$ROOT/../shared/advisory-db}"
-  if [ -d "$snapshot/crates" ]; then
+  # A RustSec snapshot for machines without network: ADVISORY_DB_SNAPSHOT, or the shared folder
+  # beside the clone (or beside the main working copy, for clones made elsewhere).
+  local snapshot="" candidate
+  for candidate in "${ADVISORY_DB_SNAPSHOT:-}" "$ROOT/../shared/advisory-db" /work/shared/advisory-db; do
+    if [ -n "$candidate" ] && [ -d "$candidate/crates" ]; then
+      snapshot=$candidate
+      break
+    fi
+  done
+  if [ -n "$snapshot" ]; then
     # No network here: cargo-deny's git fetch of the advisory database is redirected to a local
     # git repository holding the snapshot.
     local db
