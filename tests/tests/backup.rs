@@ -1,0 +1,177 @@
+//! Backups against the local PostgreSQL: data → backup → verify → wipe → restore → identical
+//! data; a corrupted dump fails verification; retention keeps what it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use platform::testing::{TestDb, admin_url};
+use support::bin;
+
+fn script(name: &str) -> Command {
+    let mut command = Command::new("bash");
+    command.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scripts")
+            .join(name),
+    );
+    command
+}
+
+/// A fingerprint of every row of every table.
+async fn fingerprint(db: &TestDb) -> Vec<(String, i64, String)> {
+    let pool = db.pool().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let (n, md5): (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM public.\"{table}\" t"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        out.push((table, n, md5.unwrap_or_default()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
+    let db = TestDb::empty("backup").await;
+    for args in [&["migrate", "up"][..], &["seed-demo"][..]] {
+        let out = Command::new(bin("catalog-order"))
+            .args(args)
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", "nats://127.0.0.1:1")
+            .envs(platform::testing::coverage_env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    sqlx::query("INSERT INTO customers (id, full_name) VALUES (gen_random_uuid(), 'Ann O''Neil')")
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
+    let before = fingerprint(&db).await;
+    assert!(before.iter().any(|(t, n, _)| t == "items" && *n > 100));
+
+    let dir = std::env::temp_dir().join(format!("sf-backups-{}", std::process::id()));
+    let targets = format!("catalog={}", db.url);
+    let backup = script("backup.sh")
+        .env("BACKUP_DIR", &dir)
+        .env("BACKUP_TARGETS", &targets)
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{backup:?}");
+
+    let verify = script("restore-verify.sh")
+        .arg("catalog")
+        .env("BACKUP_DIR", &dir)
+        .env("BACKUP_ADMIN_URL", admin_url())
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verify.status.success(), "{verify:?}");
+    assert!(line.starts_with("restore-verify db=catalog "), "{line}");
+    assert!(
+        line.contains("result=ok") && line.contains("schema=2026"),
+        "{line}"
+    );
+
+    // Disaster: the schema is gone. Restore the dump over it.
+    sqlx::query("DROP SCHEMA public CASCADE")
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
+    sqlx::query("CREATE SCHEMA public")
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
+    let dump = std::fs::read_dir(dir.join("catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "dump"))
+        .unwrap();
+    let restore = script("restore.sh")
+        .arg(&dump)
+        .arg(&db.url)
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{restore:?}");
+    assert_eq!(
+        fingerprint(&db).await,
+        before,
+        "the restored data is identical"
+    );
+
+    // A damaged dump is refused by verification.
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&dump, bytes).unwrap();
+    let verify = script("restore-verify.sh")
+        .arg("catalog")
+        .env("BACKUP_DIR", &dir)
+        .env("BACKUP_ADMIN_URL", admin_url())
+        .output()
+        .unwrap();
+    assert!(!verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("result=failed reason=checksum"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_dump_of_each_day_and_week() {
+    let db = TestDb::empty("retention").await;
+    let out = Command::new(bin("catalog-order"))
+        .args(["migrate", "up"])
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", &db.url)
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .envs(platform::testing::coverage_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dir = std::env::temp_dir().join(format!("sf-retention-{}", std::process::id()));
+    let folder = dir.join("catalog");
+    std::fs::create_dir_all(&folder).unwrap();
+    // Older dumps as they would have accumulated: two on one day, one each on other days.
+    for stamp in [
+        "20260101T010000Z",
+        "20260101T020000Z",
+        "20260102T010000Z",
+        "20260110T010000Z",
+        "20260120T010000Z",
+    ] {
+        for ext in ["dump", "manifest.json", "sha256"] {
+            std::fs::write(folder.join(format!("catalog-{stamp}.{ext}")), b"old").unwrap();
+        }
+    }
+    let backup = script("backup.sh")
+        .env("BACKUP_DIR", &dir)
+        .env("BACKUP_TARGETS", format!("catalog={}", db.url))
+        .env("KEEP_DAILY", "2")
+        .env("KEEP_WEEKLY", "3")
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{backup:?}");
+    let mut kept: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dump"))
+        .collect();
+    kept.sort();
+    // Days: today's and 2026-01-20. Weeks: today's, 2026-01-20's (week 4), 2026-01-10's (week 2).
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(kept[0], "catalog-20260110T010000Z.dump");
+    assert_eq!(kept[1], "catalog-20260120T010000Z.dump");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
