@@ -31,11 +31,13 @@ db_url() { echo "postgres://$pg_user${PGPASSWORD:+:$PGPASSWORD}@$pg_host:$pg_por
 DATABASE_URL=$(db_url auth) "$bin/auth" migrate up
 DATABASE_URL=$(db_url catalog) "$bin/catalog-order" migrate up
 
-pids=()
 cleanup() {
-  trap - INT TERM EXIT
+  trap - INT EXIT
+  # The services run in subshells piping into sed; signal the whole process group (as Ctrl-C
+  # does) while this script ignores the signal, so it can stop NATS afterwards.
+  trap '' TERM
   log "stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  kill -TERM 0 2>/dev/null || true
   wait 2>/dev/null || true
   [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"
   exit 0
@@ -46,7 +48,6 @@ run() { # NAME COLOUR COMMAND...
   local name=$1 colour=$2
   shift 2
   ("$@" 2>&1 | sed -u "s/^/$(printf '\033[%sm%-13s|\033[0m ' "$colour" "$name")/") &
-  pids+=($!)
 }
 
 run auth 32 env DATABASE_URL="$(db_url auth)" "$bin/auth"
