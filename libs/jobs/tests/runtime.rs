@@ -625,8 +625,19 @@ async fn on_shutdown_a_consumer_stops_pulling_and_finishes_the_job_in_hand() {
         1,
         "the job in hand finished; the next was not taken"
     );
-    // The finished job is acknowledged; the one never taken waits for the next worker.
-    let mut stream = js.get_stream(topology.jobs_stream()).await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    // The finished job is acknowledged (the server removes it a moment after the ack); the one
+    // never taken waits for the next worker.
+    let stream = js.get_stream(topology.jobs_stream()).await.unwrap();
+    let messages = || {
+        let mut stream = stream.clone();
+        async move { stream.info().await.unwrap().state.messages }
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || async { messages().await == 1 }).await,
+        "{} messages left",
+        messages().await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(messages().await, 1, "the untaken job stays");
     teardown(&js, &topology).await;
 }
