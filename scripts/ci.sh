@@ -2,7 +2,7 @@
 # Every CI gate, in one place: `.ci/run` runs `all`, GitHub's workflow runs each part as a job,
 # so the two never drift. Each gate fails the run on its own.
 #
-#   bash scripts/ci.sh [all|lint|deny|test|coverage]   (default all)
+#   bash scripts/ci.sh [all|lint|deny|test|coverage|images]   (default all)
 #
 #   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), the Helm
 #             chart (scripts/check-chart.sh), secret scan, cargo fmt --check, cargo clippy
@@ -10,7 +10,7 @@
 #             licences, bans, sources
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
 #   coverage  the suite again, instrumented; fails under the floor (scripts/coverage.sh)
-#   (all)     also builds and runs the images (scripts/image.sh) where buildah and podman exist
+#   images    builds and runs the images (scripts/image.sh) where buildah and podman exist
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -79,11 +79,22 @@ deny() {
   fi
 }
 
+# The images need buildah and podman (no Docker engine here); GitHub builds them with docker.
+images() {
+  if command -v buildah >/dev/null && command -v podman >/dev/null; then
+    gate "images (buildah + podman)"
+    bash scripts/image.sh
+  else
+    log "buildah or podman missing: image gate skipped (apt install buildah podman runc)"
+  fi
+}
+
 case "${1:-all}" in
   lint) lint ;;
   deny) deny ;;
   test) gate "make test"; make test ;;
   coverage) gate "coverage"; bash scripts/coverage.sh ;;
+  images) images ;;
   all)
     lint
     deny
@@ -91,11 +102,7 @@ case "${1:-all}" in
     make test
     gate "coverage"
     bash scripts/coverage.sh
-    # The images need buildah and podman (no Docker engine here); GitHub builds them with docker.
-    if command -v buildah >/dev/null && command -v podman >/dev/null; then
-      gate "images (buildah + podman)"
-      bash scripts/image.sh
-    fi
+    images
     ;;
-  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage]" ;;
+  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage|images]" ;;
 esac

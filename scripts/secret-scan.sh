@@ -10,10 +10,11 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-# Spelled in pieces so this file does not match itself.
+# Spelled in pieces so this file (and other scanners) do not take it for a key.
 dashes='-----'
+private="PRIV""ATE KEY"
 rules=(
-  "private key|${dashes}BEGIN ([A-Z]+ )?PRIVATE KEY${dashes}"
+  "private key|${dashes}BEGIN ([A-Z]+ )?${private}${dashes}"
   "AWS access key|AKIA[0-9A-Z]{16}"
   "GitHub token|gh[pousr]_[A-Za-z0-9]{36}"
   "Slack token|xox[abprs]-[A-Za-z0-9-]{10,}"
@@ -48,7 +49,7 @@ self_test() {
   trap 'rm -rf "$scratch"' RETURN
   git -C "$scratch" init -q
   declare -A samples=(
-    ["private key"]="${dashes}BEGIN PRIVATE KEY${dashes}" # secret-scan: allow (self-test sample)
+    ["private key"]="${dashes}BEGIN ${private}${dashes}" # secret-scan: allow (self-test sample)
     ["AWS access key"]="key = AKIA$(printf 'Q%.0s' {1..16})" # secret-scan: allow (self-test sample)
     ["GitHub token"]="ghp_$(printf 'a%.0s' {1..36})" # secret-scan: allow (self-test sample)
     ["Slack token"]="xoxb-1234567890-abcdef" # secret-scan: allow (self-test sample)

@@ -5,6 +5,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::ApiError;
 
+use crate::store::idempotency::Claim;
+
 /// `Idempotency-Key`: optional; 1–255 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
@@ -40,4 +42,25 @@ pub fn replay(status: u16, body: Vec<u8>) -> Response {
         body,
         true,
     )
+}
+
+/// Claim the request's `Idempotency-Key` (when it has one) inside `tx`, before any effect.
+/// `Some(answer)`: the same request was answered before — commit `tx` and send `answer` again.
+pub async fn claim(
+    tx: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+    key: Option<&str>,
+    request_hash: &[u8],
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    match crate::store::idempotency::claim(tx, user_id, key, request_hash).await? {
+        Claim::New => Ok(None),
+        Claim::Replay { status, body } => Ok(Some(replay(status, body))),
+        Claim::Mismatch => Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "was already used with another request body",
+        )),
+    }
 }

@@ -22,9 +22,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::routes::idempotent::{idempotency_key, json_response, replay};
+use crate::routes::idempotent::{self, idempotency_key, json_response};
 use crate::store;
-use crate::store::idempotency::Claim;
 use crate::store::images::{ImageRow, NewImage};
 
 /// Room for the multipart framing around the file itself.
@@ -210,20 +209,11 @@ pub async fn upload(
     {
         return Err(ApiError::NotFound(format!("no item {item_id}")));
     }
-    if let Some(key) = &key {
-        match store::idempotency::claim(&mut tx, admin.id, key, &request_hash).await? {
-            Claim::New => {}
-            Claim::Replay { status, body } => {
-                tx.commit().await?;
-                return Ok(replay(status, body));
-            }
-            Claim::Mismatch => {
-                return Err(ApiError::invalid_field(
-                    "Idempotency-Key",
-                    "was already used with another request",
-                ));
-            }
-        }
+    if let Some(answer) =
+        idempotent::claim(&mut tx, admin.id, key.as_deref(), &request_hash).await?
+    {
+        tx.commit().await?;
+        return Ok(answer);
     }
     let image_id = Uuid::now_v7();
     // Stored before the job commits, so the worker always finds it. If the commit fails, the

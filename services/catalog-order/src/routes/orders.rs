@@ -20,9 +20,8 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{Currency, MAX_LINES, MAX_QUANTITY, Money, OrderStatus};
-use crate::routes::idempotent::{idempotency_key, json_response, replay};
+use crate::routes::idempotent::{self, idempotency_key, json_response};
 use crate::store;
-use crate::store::idempotency::Claim;
 use crate::store::orders::{LineRow, OrderFilter, OrderRow};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,20 +130,10 @@ pub async fn create(
 
     let mut tx = state.db.begin().await?;
     store::customers::get_or_create(&mut *tx, user.id).await?;
-    if let Some(key) = &key {
-        match store::idempotency::claim(&mut tx, user.id, key, &request_hash).await? {
-            Claim::New => {}
-            Claim::Replay { status, body } => {
-                tx.commit().await?;
-                return Ok(replay(status, body));
-            }
-            Claim::Mismatch => {
-                return Err(ApiError::invalid_field(
-                    "Idempotency-Key",
-                    "was already used with another request body",
-                ));
-            }
-        }
+    if let Some(answer) = idempotent::claim(&mut tx, user.id, key.as_deref(), &request_hash).await?
+    {
+        tx.commit().await?;
+        return Ok(answer);
     }
 
     let ids: Vec<Uuid> = body.lines.iter().map(|l| l.item_id).collect();
