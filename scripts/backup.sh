@@ -3,12 +3,16 @@
 #
 #   BACKUP_TARGETS="auth=postgres://…/auth catalog=postgres://…/catalog" bash scripts/backup.sh
 #
+# A target may name a file holding the URL instead (auth=/run/secrets/storefront/auth-database-url).
+#
 # For each NAME=URL: `pg_dump -Fc` inside one repeatable-read snapshot, which also records the
 # schema version (`_sqlx_migrations`) and the row count of every table in a manifest — so a
 # restore can be verified against what was dumped (scripts/restore-verify.sh). Files:
 #   $BACKUP_DIR/NAME/NAME-YYYYMMDDTHHMMSSZ.dump (+ .sha256, .manifest.json)
 # Retention: the newest dump of each of the last $KEEP_DAILY days and of each of the last
 # $KEEP_WEEKLY ISO weeks; older ones are deleted. Any failure exits non-zero, leaving no partial file.
+# Needs only bash, coreutils, findutils and the PostgreSQL client tools: the chart's backup CronJob
+# runs this very file in the official postgres image (helm/storefront/files/ links to it).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -49,34 +53,31 @@ backup_one() {
   log "backed up $name → $file.dump ($(du -h "$file.dump" | cut -f1))"
 }
 
+# Retention, newest first: the first dump seen of a day or an ISO week is that day's or week's newest.
 prune() {
-  local name=$1
-  python3 - "$dir/$name" "$name" "$keep_daily" "$keep_weekly" <<'PY'
-import datetime, os, re, sys
-folder, name, daily, weekly = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-stamps = sorted((m.group(1) for f in os.listdir(folder)
-                 if (m := re.fullmatch(re.escape(name) + r"-(\d{8}T\d{6}Z)\.dump", f))), reverse=True)
-keep, days, weeks = set(), [], []
-for s in stamps:  # newest first: the first seen of a day or week is its newest
-    t = datetime.datetime.strptime(s, "%Y%m%dT%H%M%SZ")
-    day, week = t.date(), t.isocalendar()[:2]
-    if day not in days and len(days) < daily:
-        days.append(day); keep.add(s)
-    if week not in weeks and len(weeks) < weekly:
-        weeks.append(week); keep.add(s)
-for s in stamps:
-    if s not in keep:
-        for ext in (".dump", ".manifest.json", ".sha256"):
-            path = os.path.join(folder, f"{name}-{s}{ext}")
-            if os.path.exists(path):
-                os.remove(path)
-        print(f"pruned {name}-{s}")
-PY
+  local name=$1 file stamp day week keep
+  local -A days=() weeks=()
+  for file in $(cd "$dir/$name" && find . -maxdepth 1 -name "$name-*.dump" -printf '%f\n' | sort -r); do
+    stamp=${file#"$name-"}
+    stamp=${stamp%.dump}
+    [[ $stamp =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || continue
+    day=${stamp:0:8}
+    week=$(date -u -d "${stamp:0:4}-${stamp:4:2}-${stamp:6:2}" +%G-%V)
+    keep=0
+    if [ -z "${days[$day]:-}" ] && [ ${#days[@]} -lt "$keep_daily" ]; then days[$day]=1 keep=1; fi
+    if [ -z "${weeks[$week]:-}" ] && [ ${#weeks[@]} -lt "$keep_weekly" ]; then weeks[$week]=1 keep=1; fi
+    if [ "$keep" = 0 ]; then
+      rm -f "$dir/$name/$name-$stamp".{dump,manifest.json,sha256}
+      log "pruned $name-$stamp"
+    fi
+  done
 }
 
 for target in $targets; do
   name=${target%%=*}
   url=${target#*=}
+  # NAME=/path: the URL is in that file (a mounted Secret), as the services read NAME_FILE.
+  if [[ $url == /* ]]; then url=$(<"$url"); fi
   rm -f "$dir/$name"/*.partial 2>/dev/null || true
   backup_one "$name" "$url"
   prune "$name"

@@ -21,6 +21,8 @@ def pod_spec(obj):
         return obj["spec"]
     if obj["kind"] in ("Deployment", "Job"):
         return obj["spec"]["template"]["spec"]
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     return None
 
 
@@ -99,6 +101,29 @@ for job in by_kind.get("Job", []):
 for pod in by_kind.get("Pod", []):
     if pod["metadata"].get("annotations", {}).get("helm.sh/hook") != "test":
         fail(pod, "a bare Pod that is not a helm test")
+
+# Backups: the CronJobs run the repository's scripts unchanged, write to a volume that outlives
+# `helm uninstall`, and never overlap.
+values_backup = {**defaults["backup"], **(values.get("backup") or {})}
+cronjobs = {c["metadata"]["labels"]["app.kubernetes.io/component"]: c for c in by_kind.get("CronJob", [])}
+if values_backup["enabled"]:
+    want = {"backup", "restore-verify"} if {**defaults["backup"]["verify"], **(values_backup.get("verify") or {})}["enabled"] else {"backup"}
+    if set(cronjobs) != want:
+        problems.append(f"backup enabled: CronJobs {sorted(cronjobs)}, expected {sorted(want)}")
+    scripts = [c for c in by_kind.get("ConfigMap", []) if c["metadata"]["name"].endswith("-backup-scripts")]
+    for name, content in (scripts[0]["data"] if scripts else {}).items():
+        if content != open(f"scripts/{name}").read():
+            fail(scripts[0], f"{name} differs from scripts/{name}")
+    if not scripts:
+        problems.append("backup enabled but no backup-scripts ConfigMap")
+    for claim in by_kind.get("PersistentVolumeClaim", []):
+        if claim["metadata"].get("annotations", {}).get("helm.sh/resource-policy") != "keep":
+            fail(claim, "the backup volume would be deleted by helm uninstall")
+elif cronjobs:
+    problems.append("backup disabled but CronJobs rendered")
+for cron in cronjobs.values():
+    if cron["spec"].get("concurrencyPolicy") != "Forbid":
+        fail(cron, "runs may overlap (concurrencyPolicy is not Forbid)")
 
 # No secret values in the rendering: secrets are only referenced (the generated cursor secret
 # is random per install).

@@ -4,8 +4,8 @@
 #
 #   bash scripts/ci.sh [all|lint|deny|test|coverage|images]   (default all)
 #
-#   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), the Helm
-#             chart (scripts/check-chart.sh), secret scan, cargo fmt --check, cargo clippy
+#   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), doc links,
+#             the Helm chart (scripts/check-chart.sh), secret scan, cargo fmt --check, cargo clippy
 #   deny      cargo deny: advisories (offline against ../shared/advisory-db when present),
 #             licences, bans, sources
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
@@ -34,6 +34,8 @@ lint() {
   gate "alerting rules (promtool)"
   bash scripts/tools.sh promtool
   bash scripts/check-rules.sh
+  gate "docs (relative links and anchors)"
+  bash scripts/check-docs.sh
   gate "helm chart (lint, render, kubernetes-validate, policies)"
   bash scripts/check-chart.sh
   gate "secret scan"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On GitHub (ci.yml, job deploy-test): build the images, load them into the kind cluster the
 # workflow created, install PostgreSQL and NATS from k8s/dev, install the chart with the
-# development values, and run `helm test`. Needs docker, kind, kubectl and helm; it cannot run
+# development values, run `helm test`, then run the backup and restore-verification CronJobs once. Needs docker, kind, kubectl and helm; it cannot run
 # on a machine without a Docker engine.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -21,4 +21,12 @@ helm upgrade --install storefront helm/storefront -n storefront-dev \
   -f k8s/dev/values.yaml --set image.tag="$tag" --set image.pullPolicy=Never \
   --set networkPolicy.enabled=false --wait --timeout 5m
 helm test storefront -n storefront-dev --logs
+# The backup CronJobs, run now: a dump of both databases, then its restore verification.
+for job in backup restore-verify; do
+  kubectl -n storefront-dev create job "$job-now" --from="cronjob/storefront-$job"
+  kubectl -n storefront-dev wait --for=condition=complete "job/$job-now" --timeout=300s
+  kubectl -n storefront-dev logs "job/$job-now"
+done
+kubectl -n storefront-dev logs job/restore-verify-now | grep -q 'db=catalog .*result=ok' \
+  || die "the restore verification did not pass"
 log "deployed to kind and helm test passed"

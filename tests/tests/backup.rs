@@ -4,20 +4,60 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use platform::testing::{TestDb, admin_url};
 use support::bin;
 
+/// Runs a script the way the chart's CronJobs do, in the official postgres image: with a PATH that
+/// holds only bash, coreutils, findutils, grep and the PostgreSQL client tools — so a script that
+/// starts needing python3 or jq fails here, not in the cluster.
 fn script(name: &str) -> Command {
     let mut command = Command::new("bash");
-    command.arg(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scripts")
-            .join(name),
-    );
     command
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../scripts")
+                .join(name),
+        )
+        .env("PATH", image_path());
+    command
+}
+
+/// What the postgres image (Debian) offers the scripts.
+const IMAGE_TOOLS: &str = "bash basename cat cut date dirname du find grep head ls mkdir mv rm \
+    sha256sum sort tail pg_dump pg_restore psql";
+
+fn image_path() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("sf-image-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Debian's /usr/bin/pg_dump is a Perl wrapper; the image puts the real binaries on PATH.
+        let postgres_bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).max())
+            .map(|p| p.join("bin"));
+        let search: Vec<PathBuf> = postgres_bin
+            .into_iter()
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap()))
+            .collect();
+        for tool in IMAGE_TOOLS.split_whitespace() {
+            let found = search
+                .iter()
+                .map(|d| d.join(tool))
+                .find(|p| p.is_file())
+                .unwrap_or_else(|| panic!("{tool} is not installed"));
+            let link = dir.join(tool);
+            if !link.exists() {
+                std::os::unix::fs::symlink(found, link).unwrap();
+            }
+        }
+        dir
+    })
+    .clone()
 }
 
 /// A fingerprint of every row of every table.
@@ -42,6 +82,16 @@ async fn fingerprint(db: &TestDb) -> Vec<(String, i64, String)> {
     out
 }
 
+/// `restore-verify.sh catalog` over the backups in `dir`.
+fn verify_catalog(dir: &Path) -> std::process::Output {
+    script("restore-verify.sh")
+        .arg("catalog")
+        .env("BACKUP_DIR", dir)
+        .env("BACKUP_ADMIN_URL", admin_url())
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
     let db = TestDb::empty("backup").await;
@@ -64,7 +114,11 @@ async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
     assert!(before.iter().any(|(t, n, _)| t == "items" && *n > 100));
 
     let dir = std::env::temp_dir().join(format!("sf-backups-{}", std::process::id()));
-    let targets = format!("catalog={}", db.url);
+    // The URL from a file, as the chart's CronJob passes the mounted Secret.
+    std::fs::create_dir_all(&dir).unwrap();
+    let url_file = dir.join("catalog-database-url");
+    std::fs::write(&url_file, &db.url).unwrap();
+    let targets = format!("catalog={}", url_file.display());
     let backup = script("backup.sh")
         .env("BACKUP_DIR", &dir)
         .env("BACKUP_TARGETS", &targets)
@@ -72,10 +126,12 @@ async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
         .unwrap();
     assert!(backup.status.success(), "{backup:?}");
 
+    let admin_file = dir.join("backup-admin-url");
+    std::fs::write(&admin_file, admin_url()).unwrap();
     let verify = script("restore-verify.sh")
         .arg("catalog")
         .env("BACKUP_DIR", &dir)
-        .env("BACKUP_ADMIN_URL", admin_url())
+        .env("BACKUP_ADMIN_URL_FILE", &admin_file)
         .output()
         .unwrap();
     let line = String::from_utf8_lossy(&verify.stdout).into_owned();
@@ -112,17 +168,39 @@ async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
         "the restored data is identical"
     );
 
+    // A manifest that disagrees with the restored rows (re-checksummed, so only the comparison can
+    // catch it) fails verification and names the table.
+    let manifest = dump.with_extension("manifest.json");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let mut doctored: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let items = doctored["tables"]["items"].as_i64().unwrap();
+    doctored["tables"]["items"] = (items + 1).into();
+    std::fs::write(&manifest, doctored.to_string()).unwrap();
+    let sums = dump.with_extension("sha256");
+    let rehash = Command::new("sha256sum")
+        .args([dump.file_name().unwrap(), manifest.file_name().unwrap()])
+        .current_dir(dump.parent().unwrap())
+        .output()
+        .unwrap();
+    let original_sums = std::fs::read(&sums).unwrap();
+    std::fs::write(&sums, &rehash.stdout).unwrap();
+    let verify = verify_catalog(&dir);
+    let line = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(!verify.status.success(), "{line}");
+    assert!(
+        line.contains("result=failed")
+            && line.contains(&format!("problems=items_{items}_!=_{}", items + 1)),
+        "{line}"
+    );
+    std::fs::write(&manifest, original).unwrap();
+    std::fs::write(&sums, original_sums).unwrap();
+
     // A damaged dump is refused by verification.
     let mut bytes = std::fs::read(&dump).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xFF;
     std::fs::write(&dump, bytes).unwrap();
-    let verify = script("restore-verify.sh")
-        .arg("catalog")
-        .env("BACKUP_DIR", &dir)
-        .env("BACKUP_ADMIN_URL", admin_url())
-        .output()
-        .unwrap();
+    let verify = verify_catalog(&dir);
     assert!(!verify.status.success());
     assert!(String::from_utf8_lossy(&verify.stdout).contains("result=failed reason=checksum"));
     std::fs::remove_dir_all(&dir).unwrap();

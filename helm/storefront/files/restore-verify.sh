@@ -1,0 +1,1 @@
+../../../scripts/restore-verify.sh
