@@ -117,8 +117,11 @@ if values_backup["enabled"]:
     if not scripts:
         problems.append("backup enabled but no backup-scripts ConfigMap")
     for claim in by_kind.get("PersistentVolumeClaim", []):
-        if claim["metadata"].get("annotations", {}).get("helm.sh/resource-policy") != "keep":
+        annotations = claim["metadata"].get("annotations", {})
+        if annotations.get("helm.sh/resource-policy") != "keep":
             fail(claim, "the backup volume would be deleted by helm uninstall")
+        if "pre-install" not in annotations.get("helm.sh/hook", ""):
+            fail(claim, "not a hook: `helm --wait` would wait for a claim that binds on first use")
 elif cronjobs:
     problems.append("backup disabled but CronJobs rendered")
 for cron in cronjobs.values():

@@ -149,13 +149,18 @@ pub async fn run_migrate_command(
 ) -> anyhow::Result<()> {
     let pool = pool(settings, "migrate")?;
     match command {
+        // Say what changed, so an operator following a rollback checklist sees it happen.
         MigrateCommand::Up => {
+            let before = applied_versions(&pool).await?.len();
             migrate_up(&pool, migrator).await?;
-            println!("database is up to date");
+            let applied = applied_versions(&pool).await?.len().saturating_sub(before);
+            println!("applied {applied} migration(s); the database is up to date");
         }
         MigrateCommand::Down { n } => {
+            let before = applied_versions(&pool).await?.len();
             migrate_down(&pool, migrator, n).await?;
-            println!("reverted up to {n} migration(s)");
+            let reverted = before.saturating_sub(applied_versions(&pool).await?.len());
+            println!("reverted {reverted} migration(s)");
         }
         MigrateCommand::Status => {
             for line in migration_status(&pool, migrator).await? {
