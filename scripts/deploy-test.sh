@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On GitHub (ci.yml, job deploy-test): build the images, load them into the kind cluster the
 # workflow created, install PostgreSQL and NATS from k8s/dev, install the chart with the
-# development values, run `helm test`, then run the backup and restore-verification CronJobs once. Needs docker, kind, kubectl and helm; it cannot run
-# on a machine without a Docker engine.
+# development values, run `helm test`, run the backup and restore-verification CronJobs once, and
+# rehearse a rollback (upgrade, `helm rollback`, `helm test`). Needs docker, kind, kubectl and
+# helm; it cannot run on a machine without a Docker engine.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -29,4 +30,9 @@ for job in backup restore-verify; do
 done
 kubectl -n storefront-dev logs job/restore-verify-now | grep -q 'db=catalog .*result=ok' \
   || die "the restore verification did not pass"
+# A release rollback, rehearsed as the runbook tells it: upgrade (revision 2), roll back to 1.
+helm upgrade storefront helm/storefront -n storefront-dev --reuse-values --set logLevel=debug --wait --timeout 5m
+helm history storefront -n storefront-dev
+helm rollback storefront 1 -n storefront-dev --wait --timeout 5m
+helm test storefront -n storefront-dev --logs
 log "deployed to kind and helm test passed"
