@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use platform::testing::{SmtpSink, eventually};
 use serde_json::{Value, json};
-use support::{Deps, Service, admin_and_customer, created};
+use support::{Deps, Service, Stack, admin_and_customer, created, mug_for_sale};
 
 #[tokio::test]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_restart() {
@@ -16,46 +16,19 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_resta
     let sink = SmtpSink::start().await;
     // The mail server hangs: the first worker's e-mail job blocks inside its handler.
     sink.stall(true);
-    let auth = Service::start("auth", &deps.env("auth"));
-    auth.wait_ready(Duration::from_secs(20)).await;
-    let mut env = deps.env("catalog-order");
-    env.insert(
-        "AUTH_JWKS_URL".into(),
-        format!("{}/.well-known/jwks.json", auth.base),
-    );
-    let catalog = Service::start("catalog-order", &env);
-    let mut worker_env = deps.env("worker");
-    worker_env.insert("EMAIL_TRANSPORT".into(), "smtp".into());
-    worker_env.insert("SMTP_URL".into(), sink.url());
-    worker_env.insert("SCHEDULER_ENABLED".into(), "false".into());
-    let mut worker = Service::start("worker", &worker_env);
-    catalog.wait_ready(Duration::from_secs(20)).await;
-    worker.wait_ready(Duration::from_secs(20)).await;
+    let mut stack = Stack::start(&deps, |service, env| {
+        if service == "worker" {
+            env.insert("EMAIL_TRANSPORT".into(), "smtp".into());
+            env.insert("SMTP_URL".into(), sink.url());
+        }
+    })
+    .await;
 
-    let (admin, ann) = admin_and_customer(&deps, &auth).await;
+    let (admin, ann) = admin_and_customer(&deps, &stack.auth).await;
     let client = reqwest::Client::new();
-    let api = |path: &str| format!("{}{path}", catalog.base);
-    let cat = created(
-        client
-            .post(api("/v1/categories"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "Mugs", "slug": "mugs"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let item = created(
-        client
-            .post(api("/v1/items"))
-            .bearer_auth(&admin)
-            .json(&json!({"category_id": cat["id"], "sku": "MUG-1", "name": "Mug",
-                          "description": "white", "price_cents": 900, "currency": "EUR", "stock": 3}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let base = stack.catalog.base.clone();
+    let api = |path: &str| format!("{base}{path}");
+    let item = mug_for_sale(&client, &stack, &admin).await;
     let order = created(
         client
             .post(api("/v1/orders"))
@@ -102,10 +75,10 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_resta
         job().await
     );
 
-    worker.signal("KILL");
-    worker.wait_exit(Duration::from_secs(5)).unwrap();
+    stack.worker.signal("KILL");
+    stack.worker.wait_exit(Duration::from_secs(5)).unwrap();
     sink.stall(false);
-    let _second = Service::start("worker", &worker_env);
+    let _second = Service::start("worker", stack.env("worker"));
 
     // Redelivered once the dead worker's in-progress acks stop (ack_wait 15 s).
     assert!(

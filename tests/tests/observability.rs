@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use platform::testing::eventually;
 use prost::Message;
 use serde_json::{Value, json};
-use support::{Deps, Service, admin_and_customer, created};
+use support::{Deps, Service, Stack, admin_and_customer, mug_for_sale};
 
 #[derive(Clone, Debug)]
 struct Span {
@@ -109,47 +109,11 @@ fn jpeg() -> Vec<u8> {
 async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
     let (receiver, received) = receiver().await;
     let deps = Deps::new().await;
-    let mut auth_env = deps.env("auth");
-    traced_env(&mut auth_env, &receiver);
-    let auth = Service::start("auth", &auth_env);
-    auth.wait_ready(Duration::from_secs(20)).await;
-    let mut env = deps.env("catalog-order");
-    env.insert(
-        "AUTH_JWKS_URL".into(),
-        format!("{}/.well-known/jwks.json", auth.base),
-    );
-    traced_env(&mut env, &receiver);
-    let catalog = Service::start("catalog-order", &env);
-    let mut worker_env = deps.env("worker");
-    worker_env.insert("SCHEDULER_ENABLED".into(), "false".into());
-    traced_env(&mut worker_env, &receiver);
-    let worker = Service::start("worker", &worker_env);
-    catalog.wait_ready(Duration::from_secs(20)).await;
-    worker.wait_ready(Duration::from_secs(20)).await;
-    let (admin, _) = admin_and_customer(&deps, &auth).await;
+    let stack = Stack::start(&deps, |_, env| traced_env(env, &receiver)).await;
+    let (admin, _) = admin_and_customer(&deps, &stack.auth).await;
     let client = reqwest::Client::new();
-    let api = |path: &str| format!("{}{path}", catalog.base);
-    let cat = created(
-        client
-            .post(api("/v1/categories"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "Mugs", "slug": "mugs"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let item = created(
-        client
-            .post(api("/v1/items"))
-            .bearer_auth(&admin)
-            .json(&json!({"category_id": cat["id"], "sku": "MUG-1", "name": "Mug",
-                          "description": "white", "price_cents": 900, "currency": "EUR", "stock": 3}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let api = |path: &str| stack.api(path);
+    let item = mug_for_sale(&client, &stack, &admin).await;
 
     // The caller's own trace: everything the upload causes must join it.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -244,7 +208,8 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
     );
 
     // Every log line of the request carries its trace id.
-    let lines: Vec<Value> = catalog
+    let lines: Vec<Value> = stack
+        .catalog
         .logs()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -255,7 +220,8 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
         assert_eq!(line["trace_id"], trace_id, "{line}");
         assert!(line["span_id"].as_str().is_some_and(|s| s.len() == 16));
     }
-    let worker_lines: Vec<Value> = worker
+    let worker_lines: Vec<Value> = stack
+        .worker
         .logs()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -268,7 +234,7 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
 
     // The dashboards ask only for metrics the services expose.
     let mut exposed = BTreeSet::new();
-    for service in [&auth, &catalog, &worker] {
+    for service in [&stack.auth, &stack.catalog, &stack.worker] {
         let text = reqwest::get(format!("{}/metrics", service.metrics))
             .await
             .unwrap()

@@ -6,9 +6,8 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use support::{Deps, PASSWORD, Service, admin_and_customer, bin};
+use support::{Deps, PASSWORD, Stack, admin_and_customer, bin};
 
 #[tokio::test]
 async fn the_smoke_script_passes_against_a_running_stack() {
@@ -22,27 +21,15 @@ async fn the_smoke_script_passes_against_a_running_stack() {
         .output()
         .unwrap();
     assert!(seed.status.success(), "{seed:?}");
-    let auth = Service::start("auth", &deps.env("auth"));
-    auth.wait_ready(Duration::from_secs(20)).await;
-    let mut env = deps.env("catalog-order");
-    env.insert(
-        "AUTH_JWKS_URL".into(),
-        format!("{}/.well-known/jwks.json", auth.base),
-    );
-    let catalog = Service::start("catalog-order", &env);
-    let mut worker_env = deps.env("worker");
-    worker_env.insert("SCHEDULER_ENABLED".into(), "false".into());
-    let worker = Service::start("worker", &worker_env);
-    catalog.wait_ready(Duration::from_secs(20)).await;
-    worker.wait_ready(Duration::from_secs(20)).await;
-    admin_and_customer(&deps, &auth).await;
+    let stack = Stack::start(&deps, |_, _| {}).await;
+    admin_and_customer(&deps, &stack.auth).await;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smoke.sh");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg(script)
-            .arg(&auth.base)
-            .arg(&catalog.base)
+            .arg(&stack.auth.base)
+            .arg(&stack.catalog.base)
             .env("SMOKE_ADMIN_EMAIL", "boss@example.com")
             .env("SMOKE_ADMIN_PASSWORD", PASSWORD)
             .output()

@@ -215,3 +215,84 @@ pub async fn created(r: reqwest::Response) -> serde_json::Value {
     assert_eq!(r.status(), 201);
     r.json().await.unwrap()
 }
+
+/// The three services of one test, started in order and ready. catalog-order verifies tokens with
+/// this auth's JWKS; the worker's scheduler is off (tests publish the jobs they need).
+/// `tweak(service, env)` adjusts each environment before the service starts.
+pub struct Stack {
+    pub auth: Service,
+    pub catalog: Service,
+    pub worker: Service,
+    envs: HashMap<&'static str, HashMap<String, String>>,
+}
+
+impl Stack {
+    pub async fn start(deps: &Deps, tweak: impl Fn(&str, &mut HashMap<String, String>)) -> Stack {
+        let ready = Duration::from_secs(20);
+        let mut envs = HashMap::new();
+        let mut env_of = |name: &'static str, defaults: &[(&str, String)]| {
+            let mut env = deps.env(name);
+            env.extend(defaults.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+            tweak(name, &mut env);
+            envs.insert(name, env.clone());
+            env
+        };
+        let auth = Service::start("auth", &env_of("auth", &[]));
+        auth.wait_ready(ready).await;
+        let jwks = format!("{}/.well-known/jwks.json", auth.base);
+        let catalog = Service::start(
+            "catalog-order",
+            &env_of("catalog-order", &[("AUTH_JWKS_URL", jwks)]),
+        );
+        let worker = Service::start(
+            "worker",
+            &env_of("worker", &[("SCHEDULER_ENABLED", "false".to_owned())]),
+        );
+        catalog.wait_ready(ready).await;
+        worker.wait_ready(ready).await;
+        Stack {
+            auth,
+            catalog,
+            worker,
+            envs,
+        }
+    }
+
+    /// The environment a service was started with (to start another copy of it).
+    pub fn env(&self, service: &str) -> &HashMap<String, String> {
+        &self.envs[service]
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.catalog.base)
+    }
+}
+
+/// As the admin: a category "Mugs" and in it the item MUG-1 (9.00 EUR, 3 in stock). Returns the item.
+pub async fn mug_for_sale(
+    client: &reqwest::Client,
+    stack: &Stack,
+    admin: &str,
+) -> serde_json::Value {
+    let category = created(
+        client
+            .post(stack.api("/v1/categories"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"name": "Mugs", "slug": "mugs"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    created(
+        client
+            .post(stack.api("/v1/items"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"category_id": category["id"], "sku": "MUG-1", "name": "Mug",
+                          "description": "white", "price_cents": 900, "currency": "EUR", "stock": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
