@@ -78,7 +78,10 @@ for target in $targets; do
   url=${target#*=}
   # NAME=/path: the URL is in that file (a mounted Secret), as the services read NAME_FILE.
   if [[ $url == /* ]]; then url=$(<"$url"); fi
+  # A dump cut short (failure, kill) never looks like a backup: it stays *.partial, is removed
+  # when the run fails and at the start of the next one.
   rm -f "$dir/$name"/*.partial 2>/dev/null || true
+  trap 'rm -f "$dir/$name"/*.partial' EXIT
   backup_one "$name" "$url"
   prune "$name"
 done

@@ -60,6 +60,23 @@ fn image_path() -> PathBuf {
     .clone()
 }
 
+/// An empty database migrated by `catalog-order migrate up`, then each of `commands` run on it.
+async fn catalog_db(name: &str, commands: &[&str]) -> TestDb {
+    let db = TestDb::empty(name).await;
+    for command in ["migrate up"].iter().chain(commands) {
+        let out = Command::new(bin("catalog-order"))
+            .args(command.split_whitespace())
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", &db.url)
+            .env("NATS_URL", "nats://127.0.0.1:1")
+            .envs(platform::testing::coverage_env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
+    db
+}
+
 /// A fingerprint of every row of every table.
 async fn fingerprint(db: &TestDb) -> Vec<(String, i64, String)> {
     let pool = db.pool().await;
@@ -94,18 +111,7 @@ fn verify_catalog(dir: &Path) -> std::process::Output {
 
 #[tokio::test]
 async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
-    let db = TestDb::empty("backup").await;
-    for args in [&["migrate", "up"][..], &["seed-demo"][..]] {
-        let out = Command::new(bin("catalog-order"))
-            .args(args)
-            .env("APP_ENV", "test")
-            .env("DATABASE_URL", &db.url)
-            .env("NATS_URL", "nats://127.0.0.1:1")
-            .envs(platform::testing::coverage_env())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-    }
+    let db = catalog_db("backup", &["seed-demo"]).await;
     sqlx::query("INSERT INTO customers (id, full_name) VALUES (gen_random_uuid(), 'Ann O''Neil')")
         .execute(&db.pool().await)
         .await
@@ -207,17 +213,35 @@ async fn a_backup_restores_to_identical_data_and_a_corrupt_one_is_caught() {
 }
 
 #[tokio::test]
-async fn retention_keeps_the_newest_dump_of_each_day_and_week() {
-    let db = TestDb::empty("retention").await;
-    let out = Command::new(bin("catalog-order"))
-        .args(["migrate", "up"])
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", "nats://127.0.0.1:1")
-        .envs(platform::testing::coverage_env())
+async fn a_failing_target_fails_the_run_and_leaves_no_dump_of_it() {
+    let db = catalog_db("backup_fail", &[]).await;
+    let dir = std::env::temp_dir().join(format!("sf-backup-fail-{}", std::process::id()));
+    let missing = format!("{}_missing", db.url);
+    let backup = script("backup.sh")
+        .env("BACKUP_DIR", &dir)
+        .env("BACKUP_TARGETS", format!("good={} gone={missing}", db.url))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    assert!(!backup.status.success(), "{backup:?}");
+    // The reachable database was dumped before the failing one stopped the run.
+    let good: Vec<_> = std::fs::read_dir(dir.join("good"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        good.iter().any(|n| n.ends_with(".dump")),
+        "{good:?} {backup:?}"
+    );
+    let gone: Vec<_> = std::fs::read_dir(dir.join("gone"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(gone.is_empty(), "{gone:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_dump_of_each_day_and_week() {
+    let db = catalog_db("retention", &[]).await;
     let dir = std::env::temp_dir().join(format!("sf-retention-{}", std::process::id()));
     let folder = dir.join("catalog");
     std::fs::create_dir_all(&folder).unwrap();
