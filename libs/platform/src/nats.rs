@@ -100,10 +100,10 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
         .context("connecting to NATS")?;
 
     let deadline = Instant::now() + settings.nats_connect_timeout;
-    while client.connection_state() != State::Connected && Instant::now() < deadline {
+    while !handshake_done(&client) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    if client.connection_state() == State::Connected {
+    if handshake_done(&client) {
         let version = client.server_info().version;
         check_server_version(&version).map_err(anyhow::Error::msg)?;
         tracing::info!(server_version = %version, "connected to NATS");
@@ -116,9 +116,17 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
     Ok(client)
 }
 
+/// Connected, and the server's INFO (with its version) has arrived: async-nats reports
+/// `Connected` a moment before it publishes the INFO, and an empty version read in that window
+/// once refused a healthy server at start-up.
+fn handshake_done(client: &async_nats::Client) -> bool {
+    client.connection_state() == State::Connected && !client.server_info().version.is_empty()
+}
+
 /// Readiness: connected, to a server new enough.
 pub fn check_ready(client: &async_nats::Client) -> Result<(), String> {
     match client.connection_state() {
+        State::Connected if client.server_info().version.is_empty() => Err("connecting".to_owned()),
         State::Connected => check_server_version(&client.server_info().version),
         State::Pending => Err("connecting".to_owned()),
         State::Disconnected => Err("disconnected".to_owned()),
