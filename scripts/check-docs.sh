@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The docs a newcomer follows must not lead nowhere: every relative link in README.md and docs/
-# names a file of the repository, and every #anchor a heading of that file (GitHub's slugs).
+# names a file of the repository, and every #anchor a heading of that file (GitHub's slugs);
+# every alert's runbook_url names a section of docs/RUNBOOK.md.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -36,6 +37,11 @@ for doc in sys.argv[1:]:
             problems.append(f"{doc}: {target}: no such file")
         elif anchor and resolved.endswith(".md") and anchor not in anchors(resolved):
             problems.append(f"{doc}: {target}: no such heading in {resolved}")
+rules = "helm/storefront/rules/storefront.rules.yaml"
+for anchor in re.findall(r"runbook_url: \S+RUNBOOK\.md#(\S+)", open(rules).read()):
+    links += 1
+    if anchor not in anchors("docs/RUNBOOK.md"):
+        problems.append(f"{rules}: runbook_url #{anchor}: no such section in docs/RUNBOOK.md")
 if problems:
     sys.exit("broken links:\n  " + "\n  ".join(problems))
 print(f"{links} relative links in {len(sys.argv) - 1} documents lead somewhere")

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Deps, Service};
+use support::{Deps, Service, run_ok};
 
 #[tokio::test]
 async fn the_auth_flow_examples_in_docs_auth_md_work() {
@@ -29,17 +29,9 @@ async fn the_auth_flow_examples_in_docs_auth_md_work() {
         "set -euo pipefail\n{}",
         example.replace("localhost:8081", &host)
     );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("bash").arg("-c").arg(script).output().unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(script);
+    let stdout = run_ok(command).await;
     assert!(
         stdout.contains(r#""email":"ann@example.com""#),
         "register and /me: {stdout}"

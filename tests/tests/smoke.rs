@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{Deps, PASSWORD, Stack, admin_and_customer, bin};
+use support::{Deps, PASSWORD, Stack, admin_and_customer, bin, run_ok};
 
 #[tokio::test]
 async fn the_smoke_script_passes_against_a_running_stack() {
@@ -25,24 +25,14 @@ async fn the_smoke_script_passes_against_a_running_stack() {
     admin_and_customer(&deps, &stack.auth).await;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smoke.sh");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("bash")
-            .arg(script)
-            .arg(&stack.auth.base)
-            .arg(&stack.catalog.base)
-            .env("SMOKE_ADMIN_EMAIL", "boss@example.com")
-            .env("SMOKE_ADMIN_PASSWORD", PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = Command::new("bash");
+    command
+        .arg(script)
+        .arg(&stack.auth.base)
+        .arg(&stack.catalog.base)
+        .env("SMOKE_ADMIN_EMAIL", "boss@example.com")
+        .env("SMOKE_ADMIN_PASSWORD", PASSWORD);
+    let stdout = run_ok(command).await;
     for step in [
         "registered",
         "logged in",

@@ -296,3 +296,18 @@ pub async fn mug_for_sale(
     )
     .await
 }
+
+/// Run `command` off the async runtime (the stack keeps serving meanwhile), assert it succeeded,
+/// and return its stdout.
+pub async fn run_ok(mut command: Command) -> String {
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
