@@ -59,10 +59,11 @@ trap cleanup EXIT
 base="http://$HTTP_ADDR"
 until curl -fs -o /dev/null "$base/health/ready"; do sleep 0.1; done
 
-# The statement the service runs for this request (see store/items.rs), LIMIT 20 + 1.
-cat >"$work/list.sql" <<SQL
+# The statement the service runs for this request (see store/items.rs), LIMIT 20 + 1, with the
+# category bound as a parameter as the service binds it (pgbench -M prepared binds :category).
+cat >"$work/list.sql" <<'SQL'
 SELECT id, category_id, sku, name, description, price_cents, currency, stock, active, created_at, updated_at
-FROM items WHERE active AND category_id = '$category' ORDER BY price_cents, id LIMIT 21;
+FROM items WHERE active AND category_id = :category ORDER BY price_cents, id LIMIT 21;
 SQL
 
 # CPU time of the whole machine (user + nice + system + irq + softirq), in clock ticks: both sides
@@ -72,7 +73,7 @@ per_op_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf
 
 log "baseline: pgbench, 32 clients, ${seconds}s"
 machine_before=$(machine_ticks)
-(cd "$work" && pgbench "${pg_args[@]}" -n -M prepared -c 32 -j 2 -T "$seconds" -f list.sql \
+(cd "$work" && pgbench "${pg_args[@]}" -n -M prepared -c 32 -j 2 -T "$seconds" -f list.sql -D "category=$category" \
   -l --log-prefix=pgb bench_items >"$work/pgbench.out" 2>&1)
 pg_machine=$(($(machine_ticks) - machine_before))
 pg_tps=$(awk '/^tps = / { print $3 }' "$work/pgbench.out" | tail -n 1)

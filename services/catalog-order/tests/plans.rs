@@ -3,7 +3,21 @@
 
 use catalog_order::store::items::{ItemFilter, ItemKey, ItemSort, page_query};
 use platform::testing::TestDb;
+use sqlx::PgConnection;
 use uuid::Uuid;
+
+/// Executions of this connection's prepared statements matching `pattern` (SQL LIKE) that
+/// PostgreSQL served from its cached generic plan, and those it planned afresh.
+async fn plan_counts(conn: &mut PgConnection, pattern: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT coalesce(sum(generic_plans), 0)::int8, coalesce(sum(custom_plans), 0)::int8
+         FROM pg_prepared_statements WHERE statement LIKE $1",
+    )
+    .bind(pattern)
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
 
 async fn plan(
     db: &sqlx::PgPool,
@@ -135,14 +149,32 @@ async fn list_queries_use_their_indexes_on_100k_items() {
             "items_price",
         ),
     ];
-    for (name, filter, sort, after, index) in cases {
-        let text = plan(&db, &filter, sort, after.as_ref()).await;
+    for (name, filter, sort, after, index) in &cases {
+        let text = plan(&db, filter, *sort, after.as_ref()).await;
         assert!(text.contains(index), "{name}: expected {index} in\n{text}");
         assert!(
             !text.contains("Seq Scan on items"),
             "{name}: sequential scan\n{text}"
         );
     }
+
+    // A busy list is planned once per connection, not on every request: after its first
+    // executions PostgreSQL serves it from the cached generic plan (a bound LIMIT prevented
+    // that; see `platform::pagination::limit_sql`).
+    let mut conn = db.acquire().await.unwrap();
+    let (_, filter, sort, _, _) = cases.iter().find(|c| c.0 == "category by price").unwrap();
+    for _ in 0..10 {
+        let rows = catalog_order::store::items::page(&mut *conn, filter, *sort, None, 20)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 21);
+    }
+    let (generic, custom) =
+        plan_counts(&mut conn, "%FROM items WHERE active AND category_id%").await;
+    assert!(
+        generic >= 4 && custom <= 6,
+        "re-planned: {generic} generic, {custom} custom plans"
+    );
 }
 
 #[tokio::test]
@@ -194,8 +226,8 @@ async fn order_lists_use_their_indexes_on_100k_orders() {
             "orders_status_created",
         ),
     ];
-    for (name, filter, index) in cases {
-        let mut q = page_query("EXPLAIN ", &filter, None, 20);
+    for (name, filter, index) in &cases {
+        let mut q = page_query("EXPLAIN ", filter, None, 20);
         let text: Vec<String> = q.build_query_scalar().fetch_all(&db).await.unwrap();
         let text = text.join("\n");
         assert!(text.contains(index), "{name}: expected {index} in\n{text}");
@@ -204,4 +236,17 @@ async fn order_lists_use_their_indexes_on_100k_orders() {
             "{name}: sequential scan\n{text}"
         );
     }
+
+    // The admin's list of everyone's orders is planned once per connection (see the items test).
+    let mut conn = db.acquire().await.unwrap();
+    for _ in 0..10 {
+        catalog_order::store::orders::page(&mut *conn, &OrderFilter::default(), None, 20)
+            .await
+            .unwrap();
+    }
+    let (generic, custom) = plan_counts(&mut conn, "%FROM orders WHERE true ORDER BY%").await;
+    assert!(
+        generic >= 4 && custom <= 6,
+        "re-planned: {generic} generic, {custom} custom plans"
+    );
 }

@@ -1,3 +1,4 @@
+use platform::pagination::limit_sql;
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -55,12 +56,11 @@ pub async fn page(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users
          WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2)
-         ORDER BY created_at, id
-         LIMIT $3"
+         ORDER BY created_at, id{}",
+        limit_sql(limit)
     )))
     .bind(after_at)
     .bind(after_id)
-    .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await
 }

@@ -1,3 +1,4 @@
+use platform::pagination::limit_sql;
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -38,15 +39,14 @@ pub async fn page(
     limit: u32,
 ) -> Result<Vec<CategoryRow>, sqlx::Error> {
     let (after_name, after_id) = after.unzip();
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, name, slug, parent_id, created_at FROM categories
          WHERE $1::text IS NULL OR (name, id) > ($1, $2)
-         ORDER BY name, id
-         LIMIT $3",
-    )
+         ORDER BY name, id{}",
+        limit_sql(limit)
+    )))
     .bind(after_name)
     .bind(after_id)
-    .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await
 }

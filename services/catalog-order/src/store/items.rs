@@ -1,3 +1,4 @@
+use platform::pagination::limit_sql;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -156,7 +157,7 @@ pub async fn page(
 }
 
 /// The list query, built from fixed fragments with every value bound (no value is ever
-/// spliced into the SQL text). `prefix` is "" to run it, "EXPLAIN " to see its plan (tests).
+/// spliced into the SQL text; the limit is written as digits, see `limit_sql`). `prefix` is "" to run it, "EXPLAIN " to see its plan (tests).
 pub fn page_query(
     prefix: &str,
     filter: &ItemFilter,
@@ -228,6 +229,6 @@ pub fn page_query(
         ItemSort::PriceDesc => " ORDER BY price_cents DESC, id DESC",
         ItemSort::NameAsc => " ORDER BY name, id",
     });
-    q.push(" LIMIT ").push_bind(i64::from(limit) + 1);
+    q.push(limit_sql(limit));
     Ok(q)
 }

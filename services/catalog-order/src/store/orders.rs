@@ -1,3 +1,4 @@
+use platform::pagination::limit_sql;
 use sqlx::PgPool;
 use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
@@ -263,7 +264,7 @@ pub fn page_query(
             .push_bind(id)
             .push(")");
     }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+    q.push(" ORDER BY created_at DESC, id DESC")
+        .push(limit_sql(limit));
     q
 }
