@@ -126,7 +126,7 @@ fn handshake_done(client: &async_nats::Client) -> bool {
 /// Readiness: connected, to a server new enough.
 pub fn check_ready(client: &async_nats::Client) -> Result<(), String> {
     match client.connection_state() {
-        State::Connected if client.server_info().version.is_empty() => Err("connecting".to_owned()),
+        State::Connected if !handshake_done(client) => Err("connecting".to_owned()),
         State::Connected => check_server_version(&client.server_info().version),
         State::Pending => Err("connecting".to_owned()),
         State::Disconnected => Err("disconnected".to_owned()),

@@ -6,17 +6,22 @@ use platform::testing::TestDb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Executions of this connection's prepared statements matching `pattern` (SQL LIKE) that
-/// PostgreSQL served from its cached generic plan, and those it planned afresh.
-async fn plan_counts(conn: &mut PgConnection, pattern: &str) -> (i64, i64) {
-    sqlx::query_as(
+/// Asserts PostgreSQL served this connection's prepared statements matching `pattern` (SQL
+/// LIKE) from its cached generic plan after their first executions, instead of planning each
+/// one afresh (see `platform::pagination::limit_sql`).
+async fn assert_planned_once(conn: &mut PgConnection, pattern: &str) {
+    let (generic, custom): (i64, i64) = sqlx::query_as(
         "SELECT coalesce(sum(generic_plans), 0)::int8, coalesce(sum(custom_plans), 0)::int8
          FROM pg_prepared_statements WHERE statement LIKE $1",
     )
     .bind(pattern)
     .fetch_one(conn)
     .await
-    .unwrap()
+    .unwrap();
+    assert!(
+        generic >= 4 && custom <= 6,
+        "{pattern}: re-planned, {generic} generic and {custom} custom plans"
+    );
 }
 
 async fn plan(
@@ -158,9 +163,7 @@ async fn list_queries_use_their_indexes_on_100k_items() {
         );
     }
 
-    // A busy list is planned once per connection, not on every request: after its first
-    // executions PostgreSQL serves it from the cached generic plan (a bound LIMIT prevented
-    // that; see `platform::pagination::limit_sql`).
+    // A busy list is planned once per connection, not on every request.
     let mut conn = db.acquire().await.unwrap();
     let (_, filter, sort, _, _) = cases.iter().find(|c| c.0 == "category by price").unwrap();
     for _ in 0..10 {
@@ -169,12 +172,7 @@ async fn list_queries_use_their_indexes_on_100k_items() {
             .unwrap();
         assert_eq!(rows.len(), 21);
     }
-    let (generic, custom) =
-        plan_counts(&mut conn, "%FROM items WHERE active AND category_id%").await;
-    assert!(
-        generic >= 4 && custom <= 6,
-        "re-planned: {generic} generic, {custom} custom plans"
-    );
+    assert_planned_once(&mut conn, "%FROM items WHERE active AND category_id%").await;
 }
 
 #[tokio::test]
@@ -244,9 +242,5 @@ async fn order_lists_use_their_indexes_on_100k_orders() {
             .await
             .unwrap();
     }
-    let (generic, custom) = plan_counts(&mut conn, "%FROM orders WHERE true ORDER BY%").await;
-    assert!(
-        generic >= 4 && custom <= 6,
-        "re-planned: {generic} generic, {custom} custom plans"
-    );
+    assert_planned_once(&mut conn, "%FROM orders WHERE true ORDER BY%").await;
 }

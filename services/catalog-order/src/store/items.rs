@@ -157,7 +157,8 @@ pub async fn page(
 }
 
 /// The list query, built from fixed fragments with every value bound (no value is ever
-/// spliced into the SQL text; the limit is written as digits, see `limit_sql`). `prefix` is "" to run it, "EXPLAIN " to see its plan (tests).
+/// spliced into the SQL text; the limit is written as digits, see `limit_sql`). `prefix` is ""
+/// to run it, "EXPLAIN " to see its plan (tests).
 pub fn page_query(
     prefix: &str,
     filter: &ItemFilter,
