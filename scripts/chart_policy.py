@@ -3,6 +3,9 @@
 Usage: chart_policy.py RENDERED.yaml VALUES.yaml
 """
 
+import ipaddress
+import json
+import re
 import sys
 
 import yaml
@@ -133,6 +136,207 @@ for cron in cronjobs.values():
 for secret in by_kind.get("Secret", []):
     if set(secret.get("data", {})) - {"cursor-secret"}:
         fail(secret, "the chart writes secret values other than the generated cursor secret")
+
+# TRUSTED_PROXIES: behind the Ingress the peer is the controller's pod; without its network here
+# every client shares one address and one rate-limit budget. Each entry parses as the services'
+# TrustedProxies::parse does (a CIDR or a bare address).
+trusted = values.get("trustedProxies", defaults.get("trustedProxies", []))
+if not defaults.get("trustedProxies"):
+    problems.append("values.yaml: trustedProxies has no default (the ingress controller's pod networks)")
+ingress = {**defaults["ingress"], **(values.get("ingress") or {})}
+settings = [c for c in by_kind.get("ConfigMap", []) if "APP_ENV" in c.get("data", {})]
+for config in settings:
+    rendered_proxies = config["data"].get("TRUSTED_PROXIES", "")
+    if rendered_proxies != ",".join(trusted):
+        fail(config, f"TRUSTED_PROXIES is {rendered_proxies!r}, values say {','.join(trusted)!r}")
+    for entry in filter(None, (e.strip() for e in rendered_proxies.split(","))):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            fail(config, f"TRUSTED_PROXIES: {entry!r} is not a CIDR or an IP address")
+    if ingress["enabled"] and not rendered_proxies:
+        fail(config, "the Ingress is on but TRUSTED_PROXIES is empty: all clients share the controller's address")
+if not settings:
+    problems.append("no ConfigMap with the services' settings (APP_ENV)")
+
+# Credentials never go through a ConfigMap: the Sentry DSN and the OTLP headers (an API key) come
+# from the Secret as files. Every NAME_FILE a container is given is a file its volumes mount.
+CREDENTIALS = {"SENTRY_DSN", "OTEL_EXPORTER_OTLP_HEADERS", "DATABASE_URL", "NATS_URL", "SMTP_URL",
+               "AUTH_SIGNING_KEYS", "CURSOR_SECRET"}
+for config in by_kind.get("ConfigMap", []):
+    for key in set(config.get("data") or {}) & CREDENTIALS:
+        fail(config, f"{key} is a credential: it belongs in the Secret (secrets.keys), mounted as {key}_FILE")
+keys = {**defaults["secrets"]["keys"], **((values.get("secrets") or {}).get("keys") or {})}
+for d in by_kind.get("Deployment", []):
+    spec = d["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for c in spec["containers"]:
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        mounted = set()
+        for m in c.get("volumeMounts", []):
+            volume = volumes.get(m["name"], {})
+            sources = volume.get("projected", {}).get("sources", [])
+            if "secret" in volume:
+                sources = [{"secret": volume["secret"]}]
+            for source in sources:
+                for item in (source.get("secret") or source.get("configMap") or {}).get("items", []):
+                    mounted.add(f"{m['mountPath']}/{item['path']}")
+        for var, path in env.items():
+            if var.endswith("_FILE") and path not in mounted:
+                fail(d, f"container {c['name']}: {var}={path} is not a mounted file")
+        for var, key in (("SENTRY_DSN_FILE", "sentryDsn"), ("OTEL_EXPORTER_OTLP_HEADERS_FILE", "otlpHeaders")):
+            if keys.get(key) and var not in env:
+                fail(d, f"container {c['name']}: secrets.keys.{key} is set but {var} is not passed")
+            if not keys.get(key) and var in env:
+                fail(d, f"container {c['name']}: {var} without secrets.keys.{key}")
+
+# Production runs at least two replicas of every service: the defaults say so, and what is
+# rendered follows the values (HPA, KEDA's ScaledObject, or a fixed count).
+for component, svc in defaults["services"].items():
+    if svc["replicas"] < 2 or svc["autoscaling"]["minReplicas"] < 2:
+        problems.append(f"values.yaml: services.{component} defaults to fewer than 2 replicas")
+for d in by_kind.get("Deployment", []):
+    component = d["metadata"]["labels"]["app.kubernetes.io/component"]
+    svc = {**defaults["services"][component], **((values.get("services") or {}).get(component) or {})}
+    autoscaling = {**defaults["services"][component]["autoscaling"], **(svc.get("autoscaling") or {})}
+    name = d["metadata"]["name"]
+    floors = [h["spec"]["minReplicas"] for h in by_kind.get("HorizontalPodAutoscaler", []) if h["spec"]["scaleTargetRef"]["name"] == name]
+    floors += [s["spec"]["minReplicaCount"] for s in by_kind.get("ScaledObject", []) if s["spec"]["scaleTargetRef"]["name"] == name]
+    if autoscaling["enabled"] and floors != [autoscaling["minReplicas"]]:
+        fail(d, f"autoscaler minimum {floors}, values say {autoscaling['minReplicas']}")
+    if not autoscaling["enabled"] and d["spec"].get("replicas") != svc["replicas"]:
+        fail(d, f"replicas {d['spec'].get('replicas')}, values say {svc['replicas']}")
+
+# The ServiceMonitor keeps the services' own `service` label (auth, catalog-order, worker) instead
+# of renaming it exported_service, and leaves `job` the Service's name (ServiceDown names it).
+monitor_values = {**defaults["serviceMonitor"], **(values.get("serviceMonitor") or {})}
+if defaults["serviceMonitor"].get("honorLabels") is not True:
+    problems.append("values.yaml: serviceMonitor.honorLabels must default to true")
+for monitor in by_kind.get("ServiceMonitor", []):
+    if "jobLabel" in monitor["spec"]:
+        fail(monitor, "jobLabel set: job must stay the Service's name (<fullname>-<service>)")
+    for endpoint in monitor["spec"]["endpoints"]:
+        if endpoint.get("honorLabels", False) != monitor_values.get("honorLabels"):
+            fail(monitor, f"endpoint {endpoint.get('port')}: honorLabels is not {monitor_values.get('honorLabels')}")
+
+# Two releases in one Prometheus never merge: every aggregation of the alert rules and the
+# dashboards keeps `namespace`, and every dashboard query selects the dashboard's $namespace.
+# ServiceDown exists for every enabled service when the chart's ServiceMonitor names its jobs.
+AGGREGATION = re.compile(
+    r"\b(sum|min|max|avg|group|stddev|stdvar|count|count_values|bottomk|topk|quantile|limitk|limit_ratio)"
+    r"\s*(?:(by|without)\s*\(([^)]*)\))?\s*\("
+)
+MATCHING = re.compile(r"\b(on|ignoring)\s*\(([^)]*)\)")
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+                "unless", "offset", "atan2", "sum", "min", "max", "avg", "group", "stddev", "stdvar",
+                "count", "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+
+
+def unquoted(expr):
+    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', re.sub(r"#.*", "", expr))
+
+
+def closing(text, start):
+    """The index after the parenthesis that closes the one at text[start]."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i + 1
+    return len(text)
+
+
+def dropped_namespace(expr):
+    """The aggregations and vector matchings of expr that lose `namespace`."""
+    text, lost = unquoted(expr), []
+    for m in AGGREGATION.finditer(text):
+        modifier, labels = m.group(2), m.group(3)
+        if modifier is None:  # `sum (...) by (...)`, or no grouping at all
+            after = re.match(r"\s*(by|without)\s*\(([^)]*)\)", text[closing(text, m.end() - 1):])
+            modifier, labels = (after.group(1), after.group(2)) if after else (None, "")
+        names = {label.strip() for label in labels.split(",")}
+        if modifier != "without" and "namespace" not in names or modifier == "without" and "namespace" in names:
+            lost.append(text[m.start():m.end()] + "…")
+    for m in MATCHING.finditer(text):
+        names = {label.strip() for label in m.group(2).split(",")}
+        if (m.group(1) == "on") != ("namespace" in names):
+            lost.append(m.group(0))
+    return lost
+
+
+def unselected(expr, matcher='namespace=~"$namespace"'):
+    """The vector selectors of expr that do not carry matcher."""
+    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|\{[^}]*\}|\[[^\]]*\]|[A-Za-z_:][A-Za-z0-9_:]*|\S', re.sub(r"#.*", "", expr))
+    missing, i, in_list = [], 0, False
+    while i < len(tokens):
+        token, following = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token in ("by", "without", "on", "ignoring", "group_left", "group_right") and following == "(":
+            in_list = True
+        elif in_list and token == ")":
+            in_list = False
+        elif token.startswith("{") and matcher not in token:
+            missing.append(token)
+        elif re.match(r"[A-Za-z_:]", token) and not in_list and following != "(" and token not in PROMQL_WORDS:
+            if not following.startswith("{") or matcher not in following:
+                missing.append(token + (following if following.startswith("{") else ""))
+            i += following.startswith("{")
+        i += 1
+    return missing
+
+
+assert dropped_namespace("sum by (service) (rate(x[5m]))") and dropped_namespace("sum(x)")
+assert dropped_namespace("a unless on (service) b") and dropped_namespace("sum without (namespace) (x)")
+assert not dropped_namespace('sum by (namespace, le) (rate(x_count{a="sum(y)"}[5m])) and on (namespace) max_over_time(z[5m])')
+assert not dropped_namespace("sum(rate(x[5m])) by (namespace, service)")
+assert unselected('rate(x{a="b"}[5m])') and unselected("max(x)") and not unselected('sum by (le) (x{namespace=~"$namespace"})')
+
+rule_objects = by_kind.get("PrometheusRule", [])
+for rule_object in rule_objects:
+    down = set()
+    for group in rule_object["spec"]["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            for lost in dropped_namespace(rule["expr"]):
+                fail(rule_object, f"{group['name']}/{name}: {lost} drops namespace")
+            if rule.get("alert") == "ServiceDown":
+                down.add(rule["labels"]["service"])
+                jobs = set(re.findall(r'\bjob="([^"]+)"', rule["expr"]))
+                want = {s["metadata"]["name"] for s in by_kind.get("Service", [])
+                        if s["metadata"]["labels"]["app.kubernetes.io/component"] == rule["labels"]["service"]}
+                if not jobs or jobs != want or 'namespace="' not in rule["expr"]:
+                    fail(rule_object, f"ServiceDown/{rule['labels']['service']}: jobs {sorted(jobs)}, Services {sorted(want)}, or no namespace")
+                if "absent(" not in rule["expr"]:
+                    fail(rule_object, f"ServiceDown/{rule['labels']['service']}: no absent() for a job without targets")
+    enabled = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in by_kind.get("Deployment", [])}
+    if by_kind.get("ServiceMonitor") and down != enabled:
+        fail(rule_object, f"ServiceDown for {sorted(down)}, services {sorted(enabled)}")
+
+
+def panels(items):
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels", []))
+
+
+for config in by_kind.get("ConfigMap", []):
+    if not config["metadata"]["name"].endswith("-dashboards"):
+        continue
+    for file, content in config["data"].items():
+        dashboard = json.loads(content)
+        variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+        if "namespace" not in variables:
+            fail(config, f"{file}: no `namespace` template variable")
+        for name, variable in variables.items():
+            query = variable.get("definition", "") if variable.get("type") == "query" else ""
+            if name != "namespace" and query and "$namespace" not in query:
+                fail(config, f"{file}: variable {name} ({query}) ignores $namespace")
+        for panel in panels(dashboard.get("panels", [])):
+            for target in panel.get("targets", []):
+                expr = target.get("expr", "")
+                for lost in dropped_namespace(expr):
+                    fail(config, f"{file} / {panel['title']}: {lost} drops namespace")
+                for selector in unselected(expr):
+                    fail(config, f"{file} / {panel['title']}: {selector} does not select $namespace")
 
 if problems:
     sys.exit(f"{rendered}: {len(problems)} policy problem(s):\n  " + "\n  ".join(problems))

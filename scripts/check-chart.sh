@@ -3,7 +3,7 @@
 # helm/storefront/ci/, each rendering validated by kubernetes-validate --strict against the
 # Kubernetes versions we support, then policy tests over the rendered objects
 # (scripts/chart_policy.py); the same for the development cluster's values and manifests (k8s/dev).
-# Fails on the first problem.
+# Then values the schema must refuse. Fails on the first problem.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -44,5 +44,15 @@ if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set ima
 fi
 if "$helm" template storefront "$chart" >/dev/null 2>&1; then
   die "the chart rendered without secrets.existingSecret"
+fi
+# The Sentry DSN is a credential: only secrets.keys.sentryDsn, never a value in the ConfigMap.
+if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+  --set observability.sentryDsn=https://k@sentry.example.com/1 >/dev/null 2>&1; then
+  die "the chart accepted observability.sentryDsn (the DSN comes from secrets.keys.sentryDsn)"
+fi
+# TRUSTED_PROXIES takes CIDRs and addresses, as the services parse them; not host names.
+if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+  --set 'trustedProxies={ingress-nginx.local}' >/dev/null 2>&1; then
+  die "the chart accepted a host name in trustedProxies"
 fi
 log "chart: lint, render, schema validation and policies pass for $sets value sets"
