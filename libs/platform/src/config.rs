@@ -5,6 +5,10 @@
 //! [`ServiceSettings`]. [`load`] reads the environment, the optional profile file and any
 //! `NAME_FILE` secret, then reports *every* problem in one [`ConfigError`] before anything binds a
 //! port: a type error in one variable does not hide a missing secret in another.
+//!
+//! A command is judged only by the settings it uses: it passes its [`Needs`] to [`load`] (through
+//! `platform::boot`), and [`ServiceSettings::validate`] checks the parts those needs name, so
+//! `migrate up` in prod needs a database and nothing else.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -223,8 +227,11 @@ pub struct PlatformSettings {
     pub otel_service_name: Option<String>,
     /// Fraction (0–1) of new traces sampled; a caller's sampled decision is always followed.
     pub otel_traces_sampler_arg: f64,
-    /// Sentry DSN; unset: no error tracking.
+    /// Sentry DSN; unset: no error tracking. A secret (may come as `SENTRY_DSN_FILE`).
     pub sentry_dsn: Option<String>,
+    /// `key=value` pairs, comma-separated, sent with every OTLP export (W3C baggage format
+    /// values, as OpenTelemetry's spec says); a secret.
+    pub otel_exporter_otlp_headers: Option<Secret>,
 }
 
 impl PlatformSettings {
@@ -248,6 +255,7 @@ impl PlatformSettings {
             otel_service_name: None,
             otel_traces_sampler_arg: 1.0,
             sentry_dsn: None,
+            otel_exporter_otlp_headers: None,
         }
     }
 
@@ -258,13 +266,34 @@ impl PlatformSettings {
         })
     }
 
-    pub fn validate(&self, problems: &mut Problems) {
+    /// The basics (profile, logs, runtime, telemetry) always; the listeners and HTTP limits only
+    /// when `needs` covers [`Needs::SERVE`].
+    pub fn validate(&self, needs: Needs, problems: &mut Problems) {
         let prod = self.app_env == Profile::Prod;
         if prod && self.log_format == Some(LogFormat::Pretty) {
             problems.add(
                 "LOG_FORMAT",
                 "\"pretty\" is not allowed in prod; log collectors need json",
             );
+        }
+        if !(0.0..=1.0).contains(&self.otel_traces_sampler_arg) {
+            problems.add("OTEL_TRACES_SAMPLER_ARG", "must be between 0 and 1");
+        }
+        if let Some(endpoint) = &self.otel_exporter_otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            problems.add(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "must be an http:// or https:// URL",
+            );
+        }
+        if let Some(dsn) = &self.sentry_dsn
+            && dsn.parse::<sentry::types::Dsn>().is_err()
+        {
+            problems.add("SENTRY_DSN", "is not a valid Sentry DSN");
+        }
+        if !needs.has(Needs::SERVE) {
+            return;
         }
         if prod && self.cors_allowed_origins.iter().any(|o| o == "*") {
             problems.add(
@@ -297,22 +326,6 @@ impl PlatformSettings {
         }
         if self.http_header_read_timeout.is_zero() {
             problems.add("HTTP_HEADER_READ_TIMEOUT", "must be greater than zero");
-        }
-        if !(0.0..=1.0).contains(&self.otel_traces_sampler_arg) {
-            problems.add("OTEL_TRACES_SAMPLER_ARG", "must be between 0 and 1");
-        }
-        if let Some(endpoint) = &self.otel_exporter_otlp_endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            problems.add(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "must be an http:// or https:// URL",
-            );
-        }
-        if let Some(dsn) = &self.sentry_dsn
-            && dsn.parse::<sentry::types::Dsn>().is_err()
-        {
-            problems.add("SENTRY_DSN", "is not a valid Sentry DSN");
         }
     }
 }
@@ -430,9 +443,73 @@ impl Default for DatabaseSettings {
     }
 }
 
+/// What a command uses, and so which settings it needs: the one way a binary says so.
+///
+/// `main` picks the value for its subcommand and passes it to `platform::boot` (which hands it to
+/// [`load`] and on to [`ServiceSettings::validate`]). The platform basics (`APP_ENV`,
+/// `LOG_FORMAT`, `WORKER_THREADS`, tracing and error tracking) are always checked; everything
+/// else only for the parts a command names, so a maintenance command in prod is not refused for
+/// a missing setting it never reads:
+///
+/// ```
+/// use platform::config::Needs;
+///
+/// // Settings only some commands of one service use: a part of its own.
+/// const PASSWORD_HASHING: Needs = Needs::service_part(0);
+///
+/// let migrate = Needs::DATABASE;
+/// let create_admin = Needs::DATABASE.and(PASSWORD_HASHING);
+/// assert!(create_admin.has(Needs::DATABASE) && create_admin.has(PASSWORD_HASHING));
+/// assert!(!migrate.has(PASSWORD_HASHING) && !migrate.has(Needs::NATS));
+/// // `serve` uses everything, so it has every part, a service's own parts included.
+/// assert!(Needs::SERVE.has(PASSWORD_HASHING) && Needs::SERVE.has(Needs::NATS));
+/// assert!(!create_admin.has(Needs::SERVE));
+/// ```
+///
+/// In `validate`, a service checks a part's settings when `needs.has(part)`: [`DatabaseSettings`]
+/// under [`Needs::DATABASE`], [`NatsSettings`] under [`Needs::NATS`], and settings that only
+/// serving uses (listeners, tokens, rate limits, cursors…) under [`Needs::SERVE`]. A value that
+/// *is* given must still parse, whatever the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs(u32);
+
+impl Needs {
+    /// The platform basics only.
+    pub const BASICS: Needs = Needs(0);
+    /// The service's PostgreSQL database ([`DatabaseSettings`]).
+    pub const DATABASE: Needs = Needs(1);
+    /// NATS ([`NatsSettings`]).
+    pub const NATS: Needs = Needs(1 << 1);
+    /// Everything: what `serve` uses. It has every part, including each [`Needs::service_part`].
+    pub const SERVE: Needs = Needs(u32::MAX);
+
+    /// Part `n` (0–23) of a service's own settings, for settings some of its commands use
+    /// besides the parts above (e.g. the password hashing an admin-creating command needs).
+    pub const fn service_part(n: u32) -> Needs {
+        assert!(n < 24, "a service has at most 24 parts of its own");
+        Needs(1 << (8 + n))
+    }
+
+    /// These needs and `other`'s.
+    #[must_use]
+    pub const fn and(self, other: Needs) -> Needs {
+        Needs(self.0 | other.0)
+    }
+
+    /// Whether these needs cover all of `part`.
+    pub const fn has(self, part: Needs) -> bool {
+        self.0 & part.0 == part.0
+    }
+}
+
+/// Secrets every service accepts, also as `NAME_FILE`, besides its own [`ServiceSettings::SECRETS`].
+pub const PLATFORM_SECRETS: &[&str] = &["SENTRY_DSN", "OTEL_EXPORTER_OTLP_HEADERS"];
+
 /// What a service tells the loader about its settings.
 pub trait ServiceSettings: Serialize + DeserializeOwned + Default {
-    /// Variables that may be given as `NAME_FILE` (a mounted secret).
+    /// The service's own variables that are secrets: they may be given as `NAME_FILE` (a mounted
+    /// secret) and reach their field as the exact text given. The loader adds
+    /// [`PLATFORM_SECRETS`].
     const SECRETS: &'static [&'static str];
 
     fn platform(&self) -> &PlatformSettings;
@@ -442,8 +519,9 @@ pub trait ServiceSettings: Serialize + DeserializeOwned + Default {
         Vec::new()
     }
 
-    /// Add a problem for every missing, invalid or (in prod) insecure value.
-    fn validate(&self, problems: &mut Problems);
+    /// Add a problem for every missing, invalid or (in prod) insecure value among the settings
+    /// the command's `needs` cover (see [`Needs`]).
+    fn validate(&self, needs: Needs, problems: &mut Problems);
 }
 
 /// One setting that is wrong, and why.
@@ -503,20 +581,21 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Load the settings of a service from the process environment and `config/{profile}.toml`
-/// (under `CONFIG_DIR`, default `./config`).
-pub fn load<S: ServiceSettings>() -> Result<S, ConfigError> {
+/// (under `CONFIG_DIR`, default `./config`), checking those a command with `needs` uses.
+pub fn load<S: ServiceSettings>(needs: Needs) -> Result<S, ConfigError> {
     let vars: HashMap<String, String> = std::env::vars().collect();
     let dir = vars
         .get("CONFIG_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("config"));
-    load_from(vars, &dir)
+    load_from(vars, &dir, needs)
 }
 
 /// Like [`load`], from the given variables and config folder (tests pass their own).
 pub fn load_from<S: ServiceSettings>(
     vars: HashMap<String, String>,
     config_dir: &Path,
+    needs: Needs,
 ) -> Result<S, ConfigError> {
     let mut problems = Problems::default();
 
@@ -529,7 +608,7 @@ pub fn load_from<S: ServiceSettings>(
         }),
     };
 
-    let env = environment_dict::<S>(&vars, &mut problems);
+    let (env, env_text) = environment_dict::<S>(&vars, &mut problems);
 
     let mut defaults = Figment::from(Serialized::defaults(S::default()));
     for (key, value) in S::profile_defaults(profile) {
@@ -554,26 +633,36 @@ pub fn load_from<S: ServiceSettings>(
     let settings = match extract::<S>(&dict) {
         Ok(settings) => Some(settings),
         // serde stops at the first error and, through `flatten`, forgets which key it was in:
-        // try each given value alone on top of the defaults to name every bad one.
+        // try each given value alone on top of the defaults to name every bad one. A variable
+        // read as a number or boolean that its setting refuses is tried as the text it was (a
+        // text setting whose value looks numeric, `OTEL_SERVICE_NAME=2024`).
         Err(first) => {
             let mut usable = default_dict.clone();
-            let before = problems.0.len();
             for (key, value) in &dict {
                 if default_dict.get(key) == Some(value) {
                     continue;
                 }
                 let mut trial = default_dict.clone();
                 trial.insert(key.clone(), value.clone());
-                match extract::<S>(&trial) {
+                let error = match extract::<S>(&trial) {
                     Ok(_) => {
                         usable.insert(key.clone(), value.clone());
+                        continue;
                     }
-                    Err(e) => problems.add(key.to_ascii_uppercase(), clean_figment_message(&e)),
+                    Err(e) => e,
+                };
+                if let Some(text) = env_text.get(key) {
+                    trial.insert(key.clone(), text.clone());
+                    if extract::<S>(&trial).is_ok() {
+                        usable.insert(key.clone(), text.clone());
+                        continue;
+                    }
                 }
+                problems.add(key.to_ascii_uppercase(), clean_figment_message(&error));
             }
             match extract::<S>(&usable) {
-                Ok(settings) if problems.0.len() > before => Some(settings),
-                Ok(_) | Err(_) => {
+                Ok(settings) => Some(settings),
+                Err(_) => {
                     problems.add("settings", clean_figment_message(&first));
                     None
                 }
@@ -582,7 +671,7 @@ pub fn load_from<S: ServiceSettings>(
     };
 
     if let Some(settings) = &settings {
-        settings.validate(&mut problems);
+        settings.validate(needs, &mut problems);
     }
     match settings {
         Some(settings) if problems.is_empty() => Ok(settings),
@@ -597,17 +686,28 @@ pub fn load_from<S: ServiceSettings>(
 }
 
 /// The environment as a figment dictionary: keys lower-cased, values parsed into their most
-/// specific type, `NAME_FILE` secrets read from their files.
+/// specific type, secrets kept as the exact text given, `NAME_FILE` secrets read from their
+/// files. Also, for each value parsed into something else, its text (see [`load_from`]).
 fn environment_dict<S: ServiceSettings>(
     vars: &HashMap<String, String>,
     problems: &mut Problems,
-) -> Dict {
+) -> (Dict, Dict) {
+    let secrets = || PLATFORM_SECRETS.iter().chain(S::SECRETS);
     let mut dict = Dict::new();
+    let mut text = Dict::new();
     for (name, raw) in vars {
         let key = name.to_ascii_lowercase();
-        dict.insert(key, parse_env_value(raw));
+        if secrets().any(|s| *s == name.as_str()) {
+            dict.insert(key, Value::from(raw.clone()));
+            continue;
+        }
+        let value = parse_env_value(raw);
+        if !matches!(value, Value::String(..)) {
+            text.insert(key.clone(), Value::from(raw.clone()));
+        }
+        dict.insert(key, value);
     }
-    for secret in S::SECRETS {
+    for secret in secrets() {
         let file_var = format!("{secret}_FILE");
         let Some(path) = vars.get(&file_var) else {
             continue;
@@ -627,7 +727,7 @@ fn environment_dict<S: ServiceSettings>(
             Err(e) => problems.add(file_var, format!("cannot read {path:?}: {e}")),
         }
     }
-    dict
+    (dict, text)
 }
 
 // figment::Error is large, but this runs a few times at start-up only.
@@ -647,7 +747,76 @@ fn parse_env_value(raw: &str) -> Value {
     if let Ok(n) = raw.parse::<i64>() {
         return Value::from(n);
     }
+    // Fractions (`0.1`, `2.5e-3`); not `inf` or `NaN`, which are words more often than numbers.
+    if raw.bytes().any(|b| b.is_ascii_digit())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        && let Ok(x) = raw.parse::<f64>()
+        && x.is_finite()
+    {
+        return Value::from(x);
+    }
     Value::from(raw.to_owned())
+}
+
+/// The environment that would give `settings`: each value as the text its variable would hold
+/// (`HTTP_ADDR=0.0.0.0:8081`, `REQUEST_TIMEOUT=10s`, `HTTP_KEEP_ALIVE=true`, `CORS_ALLOWED_ORIGINS=`
+/// for an empty list); unset options are left out. Tests use it to check that every setting
+/// reads back the text form it writes.
+pub fn as_environment<S: Serialize>(settings: &S) -> HashMap<String, String> {
+    fn text(value: &Value) -> Option<String> {
+        match value {
+            Value::String(_, s) => Some(s.clone()),
+            Value::Char(_, c) => Some(c.to_string()),
+            Value::Bool(_, b) => Some(b.to_string()),
+            Value::Num(_, n) => Some(num_text(*n)),
+            Value::Array(_, items) => {
+                Some(items.iter().filter_map(text).collect::<Vec<_>>().join(","))
+            }
+            Value::Empty(..) | Value::Dict(..) => None,
+        }
+    }
+    Figment::from(Serialized::defaults(settings))
+        .data()
+        .map(flatten_default)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(key, value)| Some((key.to_ascii_uppercase(), text(value)?)))
+        .collect()
+}
+
+/// Checks a service's settings tests use (with the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+pub mod checks {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::{Needs, ServiceSettings, as_environment, load_from};
+
+    /// Every default of `S`, written as the text the environment would hold (as the kubelet
+    /// gives every value), loads back with `APP_ENV=test` unrefused and unchanged.
+    pub fn assert_defaults_round_trip<S: ServiceSettings>() {
+        let mut env = as_environment(&S::default());
+        env.insert("APP_ENV".into(), "test".into());
+        let loaded: S = load_from(env.clone(), Path::new("/nonexistent"), Needs::SERVE)
+            .unwrap_or_else(|e| panic!("defaults written as text refused: {e}\n{env:?}"));
+        let back = as_environment(&loaded);
+        for (name, text) in &env {
+            assert_eq!(back.get(name), Some(text), "{name} changed on its way back");
+        }
+    }
+
+    /// `S` loaded for `serve` from these variables alone with `APP_ENV=test`; panics if refused.
+    pub fn load_test_settings<S: ServiceSettings>(pairs: &[(&str, &str)]) -> S {
+        let mut env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.entry("APP_ENV".into()).or_insert_with(|| "test".into());
+        load_from(env, Path::new("/nonexistent"), Needs::SERVE)
+            .unwrap_or_else(|e| panic!("{pairs:?} refused: {e}"))
+    }
 }
 
 fn flatten_default(mut data: figment::value::Map<figment::Profile, Dict>) -> Dict {
@@ -687,6 +856,11 @@ mod tests {
         database: DatabaseSettings,
         #[serde(flatten)]
         nats: NatsSettings,
+        api_token: Option<Secret>,
+        /// A text setting whose default looks like a number.
+        release: String,
+        /// A fractional default, written `0.25` in the environment.
+        ratio: f64,
     }
 
     impl Default for TestSettings {
@@ -695,12 +869,15 @@ mod tests {
                 platform: PlatformSettings::with_ports(8081, 9181),
                 database: DatabaseSettings::default(),
                 nats: NatsSettings::default(),
+                api_token: None,
+                release: "2024.1".into(),
+                ratio: 0.25,
             }
         }
     }
 
     impl ServiceSettings for TestSettings {
-        const SECRETS: &'static [&'static str] = &["DATABASE_URL", "NATS_URL"];
+        const SECRETS: &'static [&'static str] = &["DATABASE_URL", "NATS_URL", "API_TOKEN"];
 
         fn platform(&self) -> &PlatformSettings {
             &self.platform
@@ -716,10 +893,14 @@ mod tests {
             }
         }
 
-        fn validate(&self, problems: &mut Problems) {
-            self.platform.validate(problems);
-            self.database.validate(self.platform.app_env, problems);
-            self.nats.validate(problems);
+        fn validate(&self, needs: Needs, problems: &mut Problems) {
+            self.platform.validate(needs, problems);
+            if needs.has(Needs::DATABASE) {
+                self.database.validate(self.platform.app_env, problems);
+            }
+            if needs.has(Needs::NATS) {
+                self.nats.validate(problems);
+            }
         }
     }
 
@@ -731,7 +912,7 @@ mod tests {
     }
 
     fn load_vars(pairs: &[(&str, &str)]) -> Result<TestSettings, ConfigError> {
-        load_from(vars(pairs), Path::new("/nonexistent"))
+        load_from(vars(pairs), Path::new("/nonexistent"), Needs::SERVE)
     }
 
     const GOOD_PROD: &[(&str, &str)] = &[
@@ -790,7 +971,8 @@ mod tests {
             "request_timeout = \"3s\"\nbody_limit_bytes = 2048\n",
         )
         .unwrap();
-        let s: TestSettings = load_from(vars(&[("BODY_LIMIT_BYTES", "4096")]), &dir).unwrap();
+        let s: TestSettings =
+            load_from(vars(&[("BODY_LIMIT_BYTES", "4096")]), &dir, Needs::SERVE).unwrap();
         assert_eq!(s.platform.request_timeout, Duration::from_secs(3));
         assert_eq!(s.platform.body_limit_bytes, 4096);
         std::fs::remove_dir_all(dir).unwrap();
@@ -948,5 +1130,150 @@ mod tests {
             password_of("postgres://u:p:q@h/db?x=@").as_deref(), // secret-scan: allow (test value)
             Some("p:q")
         );
+    }
+
+    #[test]
+    fn every_default_written_as_text_loads_back() {
+        checks::assert_defaults_round_trip::<TestSettings>();
+    }
+
+    #[test]
+    fn a_fractional_sampler_ratio_given_as_text_is_read() {
+        let s = load_vars(&[("APP_ENV", "test"), ("OTEL_TRACES_SAMPLER_ARG", "0.1")]).unwrap();
+        assert_eq!(s.platform.otel_traces_sampler_arg, 0.1);
+        let s = load_vars(&[("OTEL_TRACES_SAMPLER_ARG", "1")]).unwrap();
+        assert_eq!(s.platform.otel_traces_sampler_arg, 1.0);
+        let s = load_vars(&[("OTEL_TRACES_SAMPLER_ARG", "5e-2")]).unwrap();
+        assert_eq!(s.platform.otel_traces_sampler_arg, 0.05);
+        let err = load_vars(&[("OTEL_TRACES_SAMPLER_ARG", "1.5")]).unwrap_err();
+        assert!(err.mentions("OTEL_TRACES_SAMPLER_ARG"), "{err}");
+        let err = load_vars(&[("OTEL_TRACES_SAMPLER_ARG", "NaN")]).unwrap_err();
+        assert!(err.mentions("OTEL_TRACES_SAMPLER_ARG"), "{err}");
+    }
+
+    #[test]
+    fn a_text_setting_that_looks_like_a_number_keeps_its_text() {
+        let s = load_vars(&[
+            ("OTEL_SERVICE_NAME", "2024"),
+            ("RELEASE", "1.50"),
+            ("NATS_NAMESPACE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(s.platform.otel_service_name.as_deref(), Some("2024"));
+        assert_eq!(s.release, "1.50");
+        assert_eq!(s.nats.nats_namespace, "true");
+        // ... and a numeric setting given words is still named.
+        let err =
+            load_vars(&[("OTEL_SERVICE_NAME", "7"), ("BODY_LIMIT_BYTES", "lots")]).unwrap_err();
+        assert!(
+            err.mentions("BODY_LIMIT_BYTES") && !err.mentions("OTEL_SERVICE_NAME"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_reach_their_field_as_the_exact_text_given() {
+        for raw in [
+            "0123",
+            "1.50",
+            "1e3",
+            "-0",
+            "true",
+            "00000000000000000000000000000042",
+        ] {
+            let s = load_vars(&[("API_TOKEN", raw)]).unwrap();
+            assert_eq!(s.api_token.unwrap().expose(), raw);
+            // A platform secret too (OTEL_EXPORTER_OTLP_HEADERS is `key=value` pairs).
+            let header = format!("x-token={raw}");
+            let s = load_vars(&[("OTEL_EXPORTER_OTLP_HEADERS", header.as_str())]).unwrap();
+            assert_eq!(
+                s.platform.otel_exporter_otlp_headers.unwrap().expose(),
+                header
+            );
+        }
+    }
+
+    #[test]
+    fn platform_secrets_come_from_files_for_every_service() {
+        let dir = std::env::temp_dir().join(format!("sf-secrets-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dsn = "https://0123abcd@o1.ingest.sentry.io/42"; // secret-scan: allow (test value)
+        std::fs::write(dir.join("dsn"), format!("{dsn}\n")).unwrap();
+        std::fs::write(dir.join("headers"), "authorization=Bearer 0123\n").unwrap();
+        let s = load_vars(&[
+            ("SENTRY_DSN_FILE", dir.join("dsn").to_str().unwrap()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS_FILE",
+                dir.join("headers").to_str().unwrap(),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.platform.sentry_dsn.as_deref(), Some(dsn));
+        assert_eq!(
+            s.platform.otel_exporter_otlp_headers.unwrap().expose(),
+            "authorization=Bearer 0123"
+        );
+        let err = load_vars(&[
+            ("SENTRY_DSN", dsn),
+            ("SENTRY_DSN_FILE", dir.join("dsn").to_str().unwrap()),
+        ])
+        .unwrap_err();
+        assert!(err.mentions("SENTRY_DSN"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_command_is_judged_only_by_the_settings_it_needs() {
+        let db: &[(&str, &str)] = &[
+            ("APP_ENV", "prod"),
+            ("LOG_FORMAT", "json"),
+            ("DATABASE_URL", "postgres://auth:s3cr3t-Long@db:5432/auth"), // secret-scan: allow (test value)
+        ];
+        let load = |pairs: &[(&str, &str)], needs| {
+            load_from::<TestSettings>(vars(pairs), Path::new("/nonexistent"), needs)
+        };
+        assert!(load(db, Needs::DATABASE).is_ok());
+        let err = load(db, Needs::SERVE).unwrap_err();
+        assert!(err.mentions("NATS_URL"), "{err}");
+        let err = load(db, Needs::DATABASE.and(Needs::NATS)).unwrap_err();
+        assert!(err.mentions("NATS_URL"), "{err}");
+
+        let nats = &[("APP_ENV", "prod"), ("NATS_URL", "nats://nats:4222")];
+        assert!(load(nats, Needs::NATS).is_ok());
+        assert!(
+            load(nats, Needs::DATABASE)
+                .unwrap_err()
+                .mentions("DATABASE_URL")
+        );
+
+        // Serving settings count only for serve; the basics and any given value count always.
+        let mut odd = db.to_vec();
+        odd.extend([("CORS_ALLOWED_ORIGINS", "*"), ("BODY_LIMIT_BYTES", "0")]);
+        assert!(load(&odd, Needs::DATABASE).is_ok());
+        let err = load(&odd, Needs::SERVE).unwrap_err();
+        assert!(err.mentions("CORS_ALLOWED_ORIGINS") && err.mentions("BODY_LIMIT_BYTES"));
+        for bad in [
+            ("LOG_FORMAT", "pretty"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+            ("HTTP_ADDR", "x"),
+        ] {
+            let mut pairs = db.to_vec();
+            pairs.retain(|(k, _)| *k != bad.0);
+            pairs.push(bad);
+            assert!(
+                load(&pairs, Needs::DATABASE).unwrap_err().mentions(bad.0),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn needs_combine_and_serve_has_every_part() {
+        let part = Needs::service_part(3);
+        assert!(Needs::SERVE.has(part) && Needs::SERVE.has(Needs::DATABASE));
+        assert!(Needs::DATABASE.and(part).has(part));
+        assert!(!Needs::DATABASE.has(part) && !Needs::BASICS.has(Needs::DATABASE));
+        assert!(!Needs::DATABASE.and(Needs::NATS).and(part).has(Needs::SERVE));
+        assert!(Needs::BASICS.has(Needs::BASICS));
     }
 }

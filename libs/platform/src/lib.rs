@@ -1,7 +1,8 @@
 //! What every Storefront service shares (DESIGN §2): settings, logging, the HTTP stack and error
 //! shape, health and shutdown, metrics, PostgreSQL and NATS plumbing, and the test harness.
 //!
-//! A service's `main` calls [`boot`] and then runs its `App`; see `services/*/src/main.rs`.
+//! A service's `main` calls [`boot`] with the [`Needs`] of its subcommand and then runs it; see
+//! `services/*/src/main.rs`.
 
 pub mod app;
 pub mod config;
@@ -26,20 +27,21 @@ pub mod testing;
 use std::process::ExitCode;
 
 pub use app::{App, AppBuilder};
-pub use config::ServiceSettings;
+pub use config::{Needs, ServiceSettings};
 pub use problem::{ApiError, FieldError};
 
 /// Exit code for a configuration that cannot be used (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: u8 = 78;
 
-/// Start-up shared by every binary: load and validate settings (printing every problem and
-/// exiting before anything binds a port), install logging, build the Tokio runtime sized by
-/// `WORKER_THREADS`.
+/// Start-up shared by every binary: load and validate the settings the command's `needs` cover
+/// (see [`Needs`]; printing every problem and exiting before anything binds a port), install
+/// logging, build the Tokio runtime sized by `WORKER_THREADS`.
 pub fn boot<S: ServiceSettings>(
     service: &'static str,
     version: &'static str,
+    needs: Needs,
 ) -> Result<(S, tokio::runtime::Runtime), ExitCode> {
-    let settings = match config::load::<S>() {
+    let settings = match config::load::<S>(needs) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("{service}: {error}");

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use auth::domain::{Email, Password};
 use auth::passwords::Passwords;
-use auth::settings::Settings;
+use auth::settings::{PASSWORD_HASHING, Settings};
 use auth::{MIGRATOR, SERVICE, VERSION, app, maintenance, store};
 use clap::{Parser, Subcommand};
+use platform::Needs;
 use platform::db::MigrateCommand;
 
 #[derive(Parser)]
@@ -39,14 +40,25 @@ enum Command {
     PurgeSessions,
 }
 
+impl Command {
+    /// The settings this command uses; only those are checked (see `platform::Needs`).
+    fn needs(&self) -> Needs {
+        match self {
+            Command::Serve => Needs::SERVE,
+            Command::Migrate(_) | Command::PurgeSessions => Needs::DATABASE,
+            Command::CreateAdmin { .. } => Needs::DATABASE.and(PASSWORD_HASHING),
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION) {
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION, command.needs()) {
         Ok(booted) => booted,
         Err(code) => return code,
     };
     platform::exit_code(runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => app::build(settings).await?.run().await,
             Command::Migrate(command) => {
                 platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await

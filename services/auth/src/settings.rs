@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use platform::config::{
-    DatabaseSettings, NatsSettings, PlatformSettings, Problems, Profile, Secret, ServiceSettings,
-    duration,
+    DatabaseSettings, NatsSettings, Needs, PlatformSettings, Problems, Profile, Secret,
+    ServiceSettings, duration,
 };
 use platform::pagination::CursorSettings;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,10 @@ pub struct Settings {
     #[serde(flatten)]
     pub auth: AuthSettings,
 }
+
+/// The argon2 settings: what a command that hashes passwords needs besides the database
+/// (`create-admin`); `serve` has it too.
+pub const PASSWORD_HASHING: Needs = Needs::service_part(0);
 
 /// OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane).
 pub const OWASP_ARGON2_MEMORY_KIB: u32 = 19_456;
@@ -75,7 +79,14 @@ impl Default for AuthSettings {
 }
 
 impl AuthSettings {
-    pub fn validate(&self, profile: Profile, problems: &mut Problems) {
+    /// The argon2 settings under [`PASSWORD_HASHING`], the rest under [`Needs::SERVE`].
+    pub fn validate(&self, profile: Profile, needs: Needs, problems: &mut Problems) {
+        if needs.has(PASSWORD_HASHING) {
+            self.validate_password_hashing(profile, problems);
+        }
+        if !needs.has(Needs::SERVE) {
+            return;
+        }
         match &self.auth_signing_keys {
             None if profile == Profile::Prod => problems.add(
                 "AUTH_SIGNING_KEYS",
@@ -106,6 +117,18 @@ impl AuthSettings {
         if self.refresh_token_ttl > self.session_max_age {
             problems.add("REFRESH_TOKEN_TTL", "must not exceed SESSION_MAX_AGE");
         }
+        if self.rate_limit_auth_per_minute == 0 || self.rate_limit_auth_burst == 0 {
+            problems.add(
+                "RATE_LIMIT_AUTH_PER_MINUTE",
+                "rate and burst must be positive",
+            );
+        }
+        if self.login_max_failures == 0 {
+            problems.add("LOGIN_MAX_FAILURES", "must be greater than zero");
+        }
+    }
+
+    fn validate_password_hashing(&self, profile: Profile, problems: &mut Problems) {
         if argon2::Params::new(
             self.argon2_memory_kib,
             self.argon2_iterations,
@@ -123,15 +146,6 @@ impl AuthSettings {
                 "ARGON2_MEMORY_KIB",
                 "prod needs at least OWASP's argon2id parameters (19456 KiB, 2 iterations)",
             );
-        }
-        if self.rate_limit_auth_per_minute == 0 || self.rate_limit_auth_burst == 0 {
-            problems.add(
-                "RATE_LIMIT_AUTH_PER_MINUTE",
-                "rate and burst must be positive",
-            );
-        }
-        if self.login_max_failures == 0 {
-            problems.add("LOGIN_MAX_FAILURES", "must be greater than zero");
         }
     }
 }
@@ -174,12 +188,38 @@ impl ServiceSettings for Settings {
         }
     }
 
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, needs: Needs, problems: &mut Problems) {
         let profile = self.platform.app_env;
-        self.platform.validate(problems);
-        self.database.validate(profile, problems);
-        self.nats.validate(problems);
-        self.cursors.validate(profile, problems);
-        self.auth.validate(profile, problems);
+        self.platform.validate(needs, problems);
+        if needs.has(Needs::DATABASE) {
+            self.database.validate(profile, problems);
+        }
+        if needs.has(Needs::NATS) {
+            self.nats.validate(problems);
+        }
+        if needs.has(Needs::SERVE) {
+            self.cursors.validate(profile, problems);
+        }
+        self.auth.validate(profile, needs, problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_written_as_text_loads_back() {
+        platform::config::checks::assert_defaults_round_trip::<Settings>();
+    }
+
+    #[test]
+    fn a_fractional_sampler_ratio_and_numeric_looking_secrets_are_read() {
+        let s: Settings = platform::config::checks::load_test_settings(&[
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+            ("CURSOR_SECRET", "0123"),
+        ]);
+        assert_eq!(s.platform.otel_traces_sampler_arg, 0.1);
+        assert_eq!(s.cursors.cursor_secret.unwrap().expose(), "0123");
     }
 }

@@ -137,3 +137,168 @@ async fn the_auth_schema_goes_down_and_up_again_with_data_in_it() {
     let status = auth(&db, &["migrate", "status"], "");
     assert!(!String::from_utf8_lossy(&status.stdout).contains("pending"));
 }
+
+/// A fresh, empty database owned by a new login role with a long random password, as in prod
+/// (a role `migrate up` may create tables as). The database goes first, then the role.
+struct ProdDb {
+    db: Option<TestDb>,
+    role: String,
+    url: String,
+    /// `DATABASE_URL_FILE`, as the chart mounts it.
+    url_file: std::path::PathBuf,
+}
+
+impl ProdDb {
+    async fn new() -> ProdDb {
+        use sqlx::Connection;
+        let db = TestDb::empty("auth").await;
+        let role = format!("sf_test_role_{}", uuid::Uuid::new_v4().simple());
+        let password = format!("{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&platform::testing::admin_url())
+            .await
+            .unwrap();
+        for sql in [
+            format!(r#"CREATE ROLE "{role}" LOGIN PASSWORD '{password}'"#),
+            format!(r#"ALTER DATABASE "{}" OWNER TO "{role}""#, db.name),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        let _ = admin.close().await;
+        let host = platform::testing::host_port(&platform::testing::admin_url());
+        let url = format!("postgres://{role}:{password}@{host}/{}", db.name);
+        let url_file = std::env::temp_dir().join(format!("sf-database-url-{role}"));
+        std::fs::write(&url_file, format!("{url}\n")).unwrap();
+        ProdDb {
+            db: Some(db),
+            role,
+            url,
+            url_file,
+        }
+    }
+}
+
+impl Drop for ProdDb {
+    fn drop(&mut self) {
+        drop(self.db.take());
+        let _ = std::fs::remove_file(&self.url_file);
+        let role = self.role.clone();
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(mut admin) =
+                    sqlx::PgConnection::connect(&platform::testing::admin_url()).await
+                {
+                    let sql = format!(r#"DROP ROLE IF EXISTS "{role}""#);
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The binary in prod with exactly these variables (and nothing for NATS, keys or cursors).
+fn auth_prod(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auth"))
+        .args(args)
+        .env_clear()
+        .envs(platform::testing::coverage_env())
+        .env("APP_ENV", "prod")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn assert_ran(out: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("invalid configuration"),
+        "{what} refused for its settings: {stderr}"
+    );
+    assert!(out.status.success(), "{what}: {out:?}");
+}
+
+#[tokio::test]
+async fn maintenance_commands_in_prod_need_only_the_database() {
+    let prod = ProdDb::new().await;
+    // What the chart's migration Job gives the binary, and nothing else.
+    let file = prod.url_file.to_str().unwrap();
+    let env = [("DATABASE_URL_FILE", file)];
+
+    let status = auth_prod(&env, &["migrate", "status"], "");
+    assert_ran(&status, "migrate status");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("pending"));
+    assert_ran(&auth_prod(&env, &["migrate", "up"], ""), "migrate up");
+    let status = auth_prod(&env, &["migrate", "status"], "");
+    assert_ran(&status, "migrate status");
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("pending"));
+
+    let admin = auth_prod(
+        &env,
+        &["create-admin", "--email", "root@example.com"],
+        "a long admin password\n",
+    );
+    assert_ran(&admin, "create-admin");
+    assert!(String::from_utf8_lossy(&admin.stdout).contains("created admin root@example.com"));
+    let purge = auth_prod(&[("DATABASE_URL", &prod.url)], &["purge-sessions"], "");
+    assert_ran(&purge, "purge-sessions");
+    assert_ran(
+        &auth_prod(&env, &["migrate", "down", "1"], ""),
+        "migrate down",
+    );
+}
+
+#[test]
+fn prod_commands_are_refused_only_for_the_settings_they_use() {
+    let url = "postgres://auth:Long-Random-Password-1@127.0.0.1:1/auth"; // secret-scan: allow (test value)
+    // serve still needs everything, and lists what is missing.
+    let out = auth_prod(&[("DATABASE_URL", url)], &["serve"], "");
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for setting in ["NATS_URL", "AUTH_SIGNING_KEYS", "CURSOR_SECRET"] {
+        assert!(
+            stderr.contains(&format!("- {setting}:")),
+            "{setting}: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("- DATABASE_URL:"), "{stderr}");
+
+    // create-admin hashes passwords, so weak argon2 settings stop it; migrate does not hash.
+    let weak = [("DATABASE_URL", url), ("ARGON2_MEMORY_KIB", "4096")];
+    let out = auth_prod(&weak, &["create-admin", "--email", "a@example.com"], "x\n");
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("- ARGON2_MEMORY_KIB:"), "{stderr}");
+    assert!(!stderr.contains("NATS_URL"), "{stderr}");
+    // (port 1: the database is unreachable, so the command fails, but not for its settings.)
+    let out = auth_prod(&weak, &["migrate", "status"], "");
+    assert_ne!(out.status.code(), Some(78), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("invalid configuration"));
+
+    // Every command still needs its own settings.
+    let out = auth_prod(&[], &["purge-sessions"], "");
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("- DATABASE_URL:"));
+}

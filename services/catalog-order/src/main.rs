@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use catalog_order::settings::Settings;
 use catalog_order::{MIGRATOR, SERVICE, VERSION, app};
 use clap::{Parser, Subcommand};
+use platform::Needs;
 use platform::db::MigrateCommand;
 
 #[derive(Parser)]
@@ -29,14 +30,24 @@ enum Command {
     SeedDemo,
 }
 
+impl Command {
+    /// The settings this command uses; only those are checked (see `platform::Needs`).
+    fn needs(&self) -> Needs {
+        match self {
+            Command::Serve => Needs::SERVE,
+            Command::Migrate(_) | Command::SeedDemo => Needs::DATABASE,
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION) {
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION, command.needs()) {
         Ok(booted) => booted,
         Err(code) => return code,
     };
     platform::exit_code(runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => app::build(settings).await?.run().await,
             Command::Migrate(command) => {
                 platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await

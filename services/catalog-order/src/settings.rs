@@ -3,7 +3,7 @@
 
 use authn::settings::VerifierSettings;
 use platform::config::{
-    DatabaseSettings, NatsSettings, PlatformSettings, Problems, Profile, ServiceSettings,
+    DatabaseSettings, NatsSettings, Needs, PlatformSettings, Problems, Profile, ServiceSettings,
 };
 use platform::pagination::CursorSettings;
 use serde::{Deserialize, Serialize};
@@ -69,11 +69,18 @@ impl ServiceSettings for Settings {
         }
     }
 
-    fn validate(&self, problems: &mut Problems) {
+    fn validate(&self, needs: Needs, problems: &mut Problems) {
         let profile = self.platform.app_env;
-        self.platform.validate(problems);
-        self.database.validate(profile, problems);
-        self.nats.validate(problems);
+        self.platform.validate(needs, problems);
+        if needs.has(Needs::DATABASE) {
+            self.database.validate(profile, problems);
+        }
+        if needs.has(Needs::NATS) {
+            self.nats.validate(problems);
+        }
+        if !needs.has(Needs::SERVE) {
+            return;
+        }
         self.cursors.validate(profile, problems);
         self.tokens.validate(profile, problems);
         if self.rate_limit_write_per_minute == 0 || self.rate_limit_write_burst == 0 {
@@ -85,5 +92,22 @@ impl ServiceSettings for Settings {
         if self.order_payment_timeout < std::time::Duration::from_secs(60) {
             problems.add("ORDER_PAYMENT_TIMEOUT", "must be at least 1m");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_written_as_text_loads_back() {
+        platform::config::checks::assert_defaults_round_trip::<Settings>();
+    }
+
+    #[test]
+    fn a_fractional_sampler_ratio_given_as_text_is_read() {
+        let s: Settings =
+            platform::config::checks::load_test_settings(&[("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
+        assert_eq!(s.platform.otel_traces_sampler_arg, 0.1);
     }
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use platform::Needs;
 use worker::settings::Settings;
 use worker::{SERVICE, VERSION, app};
 
@@ -26,6 +27,16 @@ enum Command {
     Dlq(DlqCommand),
 }
 
+impl Command {
+    /// The settings this command uses; only those are checked (see `platform::Needs`).
+    fn needs(&self) -> Needs {
+        match self {
+            Command::Serve => Needs::SERVE,
+            Command::Dlq(_) => Needs::NATS,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum DlqCommand {
     /// One line per dead job: sequence, kind, job id, attempts, last error.
@@ -37,13 +48,13 @@ enum DlqCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION) {
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let (settings, runtime) = match platform::boot::<Settings>(SERVICE, VERSION, command.needs()) {
         Ok(booted) => booted,
         Err(code) => return code,
     };
     platform::exit_code(runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => app::build(settings).await?.run().await,
             Command::Dlq(command) => dlq(&settings, command).await,
         }

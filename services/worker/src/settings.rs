@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use platform::config::{
-    NatsSettings, PlatformSettings, Problems, Profile, Secret, ServiceSettings,
+    NatsSettings, Needs, PlatformSettings, Problems, Profile, Secret, ServiceSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -140,9 +140,14 @@ impl ServiceSettings for Settings {
         }
     }
 
-    fn validate(&self, problems: &mut Problems) {
-        self.platform.validate(problems);
-        self.nats.validate(problems);
+    fn validate(&self, needs: Needs, problems: &mut Problems) {
+        self.platform.validate(needs, problems);
+        if needs.has(Needs::NATS) {
+            self.nats.validate(problems);
+        }
+        if !needs.has(Needs::SERVE) {
+            return;
+        }
         match self.email_transport.as_str() {
             "log" => {
                 if self.platform.app_env == Profile::Prod {
@@ -215,5 +220,17 @@ mod tests {
         assert!(parse_sizes("a=100,a=200").unwrap_err().contains("twice"));
         assert!(parse_sizes("../x=100").is_err());
         assert!(parse_sizes("original=100").is_err());
+    }
+
+    #[test]
+    fn every_default_written_as_text_loads_back() {
+        platform::config::checks::assert_defaults_round_trip::<Settings>();
+    }
+
+    #[test]
+    fn a_fractional_sampler_ratio_given_as_text_is_read() {
+        let s: Settings =
+            platform::config::checks::load_test_settings(&[("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
+        assert_eq!(s.platform.otel_traces_sampler_arg, 0.1);
     }
 }
