@@ -111,7 +111,7 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
     let deps = Deps::new().await;
     let stack = Stack::start(&deps, |_, env| traced_env(env, &receiver)).await;
     let (admin, _) = admin_and_customer(&deps, &stack.auth).await;
-    let client = reqwest::Client::new();
+    let client = platform::testing::http_client();
     let api = |path: &str| stack.api(path);
     let item = mug_for_sale(&client, &stack, &admin).await;
 
@@ -235,7 +235,7 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
     // The dashboards ask only for metrics the services expose.
     let mut exposed = BTreeSet::new();
     for service in [&stack.auth, &stack.catalog, &stack.worker] {
-        let text = reqwest::get(format!("{}/metrics", service.metrics))
+        let text = platform::testing::get(format!("{}/metrics", service.metrics))
             .await
             .unwrap()
             .text()
@@ -382,13 +382,13 @@ async fn a_5xx_reaches_sentry_tagged_and_without_personal_data() {
     );
     let catalog = Service::start("catalog-order", &env);
     let live = eventually(Duration::from_secs(20), || async {
-        reqwest::get(format!("{}/health/live", catalog.base))
+        platform::testing::get(format!("{}/health/live", catalog.base))
             .await
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
     assert!(live);
-    let r = reqwest::Client::new()
+    let r = platform::testing::http_client()
         .post(format!("{}/v1/orders", catalog.base))
         .bearer_auth(&ann)
         .header("x-request-id", "sentry-req-1")
@@ -400,7 +400,7 @@ async fn a_5xx_reaches_sentry_tagged_and_without_personal_data() {
         .await
         .unwrap();
     assert!(r.status().is_client_error() || r.status().is_server_error());
-    let r = reqwest::Client::new()
+    let r = platform::testing::http_client()
         .get(format!("{}/v1/items", catalog.base))
         .bearer_auth(&ann)
         .header("x-request-id", "sentry-req-2")

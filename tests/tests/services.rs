@@ -23,7 +23,7 @@ async fn all_three_services_become_ready_and_expose_metrics_on_their_own_port() 
     for service in &services {
         service.wait_ready(Duration::from_secs(20)).await;
 
-        let metrics = reqwest::get(format!("{}/metrics", service.metrics))
+        let metrics = platform::testing::get(format!("{}/metrics", service.metrics))
             .await
             .unwrap()
             .text()
@@ -42,7 +42,7 @@ async fn all_three_services_become_ready_and_expose_metrics_on_their_own_port() 
         }
         promtool_check(&metrics);
 
-        let api = reqwest::get(format!("{}/metrics", service.base))
+        let api = platform::testing::get(format!("{}/metrics", service.base))
             .await
             .unwrap();
         assert_eq!(
@@ -91,7 +91,7 @@ async fn every_log_line_is_json_and_a_request_s_lines_carry_its_id() {
     let deps = Deps::new().await;
     let mut service = Service::start("catalog-order", &deps.env("catalog-order"));
     service.wait_ready(Duration::from_secs(20)).await;
-    let r = reqwest::Client::new()
+    let r = platform::testing::http_client()
         .get(format!("{}/v1/nothing-here", service.base))
         .header("x-request-id", "e2e-log-check")
         .send()
@@ -218,6 +218,7 @@ async fn sigterm_under_load_fails_no_accepted_request_and_exits_zero() {
         let (stop, answered, base) = (stop.clone(), answered.clone(), service.base.clone());
         clients.push(tokio::spawn(async move {
             // A new connection per request: a refused connection is a request never accepted.
+            platform::http_client::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
                 .build()

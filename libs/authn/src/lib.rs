@@ -44,5 +44,5 @@ pub async fn remote_verifier(
         VerifierConfig::new(&settings.auth_issuer, &settings.auth_audience),
         url,
         revoked,
-    )))
+    )?))
 }

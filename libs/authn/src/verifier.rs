@@ -113,16 +113,26 @@ impl Verifier {
         }
     }
 
-    /// A verifier that fetches keys from `url` (auth's `/.well-known/jwks.json`) when first needed.
+    /// A verifier that fetches keys from `url` (auth's `/.well-known/jwks.json`, `http://` or
+    /// `https://`) when first needed, with the process's HTTP client set-up
+    /// ([`platform::http_client::builder`]: rustls, the system CAs plus `SSL_CERT_FILE`). Fails
+    /// when that set-up does (an unreadable `SSL_CERT_FILE`).
     pub fn with_jwks_url(
         config: VerifierConfig,
         url: impl Into<String>,
         revoked: RevocationList,
+    ) -> anyhow::Result<Self> {
+        let client = jwks_client(platform::http_client::builder()?)?;
+        Ok(Self::with_jwks_client(config, url, client, revoked))
+    }
+
+    /// Like [`Verifier::with_jwks_url`], fetching with `client` (see [`jwks_client`]).
+    pub fn with_jwks_client(
+        config: VerifierConfig,
+        url: impl Into<String>,
+        client: reqwest::Client,
+        revoked: RevocationList,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
         Self::new(
             config,
             KeySource::Url {
@@ -248,9 +258,28 @@ impl Verifier {
                 tracing::debug!(keys = cache.keys.len(), "JWKS refreshed");
             }
             // Keep the keys we had: a blip at auth must not log everyone out.
-            Err(e) => tracing::warn!(error = %e, url = %url, "JWKS fetch failed"),
+            // With its causes: reqwest's message alone hides a TLS failure's reason.
+            Err(e) => tracing::warn!(error = %chain(&e), url = %url, "JWKS fetch failed"),
         }
     }
+}
+
+/// The JWKS client made from a [`platform::http_client`] builder: a fetch gives up after 5 s
+/// (the keys already held stay in use meanwhile).
+pub fn jwks_client(builder: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
+    Ok(builder.timeout(Duration::from_secs(5)).build()?)
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn load(cache: &mut KeyCache, set: &JwkSet) {

@@ -292,6 +292,11 @@ impl PlatformSettings {
         {
             problems.add("SENTRY_DSN", "is not a valid Sentry DSN");
         }
+        if let Some(headers) = &self.otel_exporter_otlp_headers
+            && let Err(e) = crate::telemetry::parse_otlp_headers(headers.expose())
+        {
+            problems.add("OTEL_EXPORTER_OTLP_HEADERS", e);
+        }
         if !needs.has(Needs::SERVE) {
             return;
         }
@@ -1275,5 +1280,23 @@ mod tests {
         assert!(!Needs::DATABASE.has(part) && !Needs::BASICS.has(Needs::DATABASE));
         assert!(!Needs::DATABASE.and(Needs::NATS).and(part).has(Needs::SERVE));
         assert!(Needs::BASICS.has(Needs::BASICS));
+    }
+
+    #[test]
+    fn otlp_headers_are_checked_at_load_without_echoing_them() {
+        let s = load_vars(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Basic%20dXNlcjpwYXNz,x-scope-orgid=shop",
+        )]);
+        assert!(s.is_ok(), "{:?}", s.err());
+        for bad in [
+            "authorization",
+            "authorization=Basic%2",
+            "bad key=s3cr3t-value",
+        ] {
+            let err = load_vars(&[("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
+            assert!(err.mentions("OTEL_EXPORTER_OTLP_HEADERS"), "{bad}: {err}");
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod http_client;
 #[cfg(feature = "lease")]
 pub mod lease;
 pub mod metrics;

@@ -4,8 +4,9 @@
 //!   copies the fields of every enclosing span into each line, so a line logged anywhere inside a
 //!   request carries that request's `request_id`, `method` and `route` — and, when traces are on,
 //!   its `trace_id` and `span_id` — without the code that logs it knowing about them.
-//! - Traces: `tracing` spans exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//!   from the batch processor's own thread: a slow or absent collector costs requests nothing
+//! - Traces: `tracing` spans exported over OTLP/HTTP(S) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+//!   with the headers of `OTEL_EXPORTER_OTLP_HEADERS` (a hosted collector's credentials) and the
+//!   TLS trust of [`crate::http_client`], from the batch processor's own thread: a slow or absent collector costs requests nothing
 //!   (spans are dropped when its queue is full; failures are logged as warnings). W3C trace
 //!   context crosses HTTP and NATS through [`set_parent`] and [`traceparent_of`].
 //! - Errors: with `SENTRY_DSN`, panics and 5xx answers go to Sentry, tagged with service,
@@ -39,7 +40,17 @@ static SENTRY: Mutex<Option<sentry::ClientInitGuard>> = Mutex::new(None);
 /// `RUST_LOG` filters (default `info`). Safe to call more than once: later calls do nothing.
 pub fn init(service: &'static str, version: &'static str, platform: &PlatformSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let traces = tracer_provider(service, version, platform).map(|provider| {
+    let provider = tracer_provider(
+        service,
+        version,
+        platform,
+        &crate::http_client::Trust::from_env(),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("{service}: traces are off: the OTLP exporter failed to start: {e}");
+        None
+    });
+    let traces = provider.map(|provider| {
         let tracer = provider.tracer(service);
         let _ = TRACER_PROVIDER.set(provider);
         tracing_opentelemetry::layer().with_tracer(tracer)
@@ -63,29 +74,45 @@ pub fn init(service: &'static str, version: &'static str, platform: &PlatformSet
     }
 }
 
-fn tracer_provider(
+/// The tracer provider the settings describe: spans batched to `{endpoint}/v1/traces` over
+/// OTLP/HTTP, TLS trusting `trust` (see [`crate::http_client`]), the headers of
+/// `OTEL_EXPORTER_OTLP_HEADERS` on every export. `Ok(None)` when no endpoint is set. Call it
+/// outside an async runtime or from any thread: the blocking client is built on a thread of its
+/// own.
+pub fn tracer_provider(
     service: &'static str,
     version: &'static str,
     platform: &PlatformSettings,
-) -> Option<SdkTracerProvider> {
-    let base = platform.otel_exporter_otlp_endpoint.as_deref()?;
+    trust: &crate::http_client::Trust,
+) -> Result<Option<SdkTracerProvider>, String> {
+    let Some(base) = platform.otel_exporter_otlp_endpoint.as_deref() else {
+        return Ok(None);
+    };
     let endpoint = if base.ends_with("/v1/traces") {
         base.to_owned()
     } else {
         format!("{}/v1/traces", base.trim_end_matches('/'))
     };
-    use opentelemetry_otlp::WithExportConfig;
-    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+    let headers = match &platform.otel_exporter_otlp_headers {
+        Some(raw) => parse_otlp_headers(raw.expose())
+            .map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {e}"))?,
+        None => http::HeaderMap::new(),
+    };
+    let builder = crate::http_client::blocking_builder_with(trust)
+        .map_err(|e| e.to_string())?
+        .default_headers(headers);
+    // reqwest's blocking client must not be built (or dropped) inside an async runtime.
+    let client = std::thread::spawn(move || builder.build())
+        .join()
+        .map_err(|_| "building the HTTP client panicked".to_owned())?
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_http_client(client)
         .with_endpoint(endpoint)
         .build()
-    {
-        Ok(exporter) => exporter,
-        Err(e) => {
-            eprintln!("{service}: traces are off: the OTLP exporter failed to start: {e}");
-            return None;
-        }
-    };
+        .map_err(|e| e.to_string())?;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(
             platform
@@ -101,7 +128,7 @@ fn tracer_provider(
             ),
         ])
         .build();
-    Some(
+    Ok(Some(
         SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
@@ -109,7 +136,52 @@ fn tracer_provider(
             ))))
             .with_resource(resource)
             .build(),
-    )
+    ))
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` as the OpenTelemetry specification defines it: `key=value`
+/// pairs separated by commas, blanks around keys and values ignored, values percent-decoded
+/// (`Authorization=Basic%20abc`). The values are secrets: they are marked sensitive, and an
+/// error names the pair by position and key, never by value.
+pub fn parse_otlp_headers(raw: &str) -> Result<http::HeaderMap, String> {
+    let mut headers = http::HeaderMap::new();
+    for (i, pair) in raw.split(',').enumerate() {
+        let n = i + 1;
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!("pair {n} is not key=value"));
+        };
+        let key = key.trim();
+        let name = http::HeaderName::from_bytes(key.as_bytes())
+            .map_err(|_| format!("pair {n}: {key:?} is not a valid header name"))?;
+        let decoded = percent_decode(value.trim())
+            .ok_or_else(|| format!("pair {n} ({key}): the value has a bad %-escape"))?;
+        let mut value = http::HeaderValue::from_bytes(&decoded)
+            .map_err(|_| format!("pair {n} ({key}): the value is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// `%XX` escapes decoded; `None` for a `%` not followed by two hex digits.
+fn percent_decode(value: &str) -> Option<Vec<u8>> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 fn init_sentry(service: &'static str, version: &'static str, platform: &PlatformSettings) {
@@ -334,6 +406,35 @@ mod tests {
     use super::*;
 
     static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+    #[test]
+    fn otlp_headers_are_parsed_as_the_spec_says() {
+        let h = parse_otlp_headers(
+            " Authorization = Basic%20dXNlcjpwYXNz%3D ,x-scope-orgid=tenant-1,, api-key=a%2Cb%25c",
+        )
+        .unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h["authorization"], "Basic dXNlcjpwYXNz=");
+        assert_eq!(h["x-scope-orgid"], "tenant-1");
+        assert_eq!(h["api-key"], "a,b%c");
+        assert!(h["authorization"].is_sensitive());
+        assert!(parse_otlp_headers("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_otlp_headers_are_refused_without_echoing_the_value() {
+        for (raw, why) in [
+            ("authorization", "not key=value"),
+            ("bad key=1", "header name"),
+            ("api-key=s3cret%zz", "%-escape"),
+            ("api-key=s3cret%2", "%-escape"),
+            ("api-key=s3cret%0A", "header value"),
+        ] {
+            let err = parse_otlp_headers(raw).unwrap_err();
+            assert!(err.contains(why), "{raw}: {err}");
+            assert!(!err.contains("s3cret"), "{raw}: {err}");
+        }
+    }
 
     #[test]
     fn json_lines_are_flat_and_carry_span_fields() {

@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_NATS_URL` (default
 //! `nats://127.0.0.1:4334`, the port `scripts/test.sh` starts its NATS on).
 
+pub mod tls;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -771,4 +773,16 @@ impl Drop for FakeLeaseApi {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A plain reqwest client for tests. reqwest is built with `rustls-no-provider`: a client needs
+/// the process's crypto provider installed first, which this does.
+pub fn http_client() -> reqwest::Client {
+    crate::http_client::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// `reqwest::get` with the crypto provider installed (see [`http_client`]).
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http_client().get(url).send().await
 }

@@ -63,7 +63,7 @@ impl Drop for Running {
 }
 
 async fn ready(base: &str) -> (StatusCode, Value) {
-    let r = reqwest::get(format!("{base}/health/ready")).await.unwrap();
+    let r = platform::testing::get(format!("{base}/health/ready")).await.unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -145,7 +145,7 @@ async fn a_service_starts_unready_while_its_database_is_down() {
     let (status, body) = ready(&app.base).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["checks"]["postgres"]["status"], "failing", "{body}");
-    let live = reqwest::get(format!("{}/health/live", app.base))
+    let live = platform::testing::get(format!("{}/health/live", app.base))
         .await
         .unwrap();
     assert_eq!(

@@ -73,7 +73,7 @@ async fn forged_and_bent_tokens_are_refused() {
         f(&mut c);
         c
     };
-    let jwk: Value = reqwest::get(auth.url("/.well-known/jwks.json"))
+    let jwk: Value = platform::testing::get(auth.url("/.well-known/jwks.json"))
         .await
         .unwrap()
         .json()
@@ -222,7 +222,8 @@ async fn a_revoked_session_is_refused_by_another_verifier_within_a_second() {
         VerifierConfig::new("storefront-auth", "storefront"),
         auth.url("/.well-known/jwks.json"),
         list,
-    ));
+    )
+    .unwrap());
     let claims = other.verify(&access).await.unwrap();
     assert_eq!(claims.role, authn::Role::Customer);
 
@@ -271,7 +272,7 @@ async fn rotating_keys_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     );
     let new_token = rotated.login("keys@example.com").await;
     assert_ne!(kid_of(&new_token), old_kid);
-    let jwks: Value = reqwest::get(rotated.url("/.well-known/jwks.json"))
+    let jwks: Value = platform::testing::get(rotated.url("/.well-known/jwks.json"))
         .await
         .unwrap()
         .json()
@@ -336,7 +337,7 @@ async fn auth_endpoints_are_rate_limited_per_client_ip() {
         .await;
     problem(r, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(
-        reqwest::get(auth.url("/.well-known/jwks.json"))
+        platform::testing::get(auth.url("/.well-known/jwks.json"))
             .await
             .unwrap()
             .status(),

@@ -65,7 +65,7 @@ async fn a_nats_restart_during_a_burst_of_orders_loses_nothing() {
         "published {published}, succeeded {succeeded} of 30"
     );
     // Each e-mail sent exactly once.
-    let metrics = reqwest::get(&worker_metrics)
+    let metrics = platform::testing::get(&worker_metrics)
         .await
         .unwrap()
         .text()

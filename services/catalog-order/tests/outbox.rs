@@ -177,7 +177,7 @@ async fn an_order_confirmation_is_sent_once_and_its_job_reports_succeeded() {
         .await
         .unwrap();
     assert_eq!(job["attempts"], 1);
-    let metrics = reqwest::get(&worker_metrics)
+    let metrics = platform::testing::get(&worker_metrics)
         .await
         .unwrap()
         .text()

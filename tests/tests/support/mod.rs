@@ -72,7 +72,7 @@ impl Service {
     pub async fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/health/ready", self.base)).await
+            if let Ok(r) = platform::testing::get(format!("{}/health/ready", self.base)).await
                 && r.status() == 200
             {
                 return;
@@ -183,7 +183,7 @@ pub async fn admin_and_customer(deps: &Deps, auth: &Service) -> (String, String)
         .unwrap();
     writeln!(cli.stdin.take().unwrap(), "{PASSWORD}").unwrap();
     assert!(cli.wait().unwrap().success());
-    let client = reqwest::Client::new();
+    let client = platform::testing::http_client();
     let register = client
         .post(format!("{}/v1/auth/register", auth.base))
         .json(&serde_json::json!({"email": "ann@example.com", "password": PASSWORD}))

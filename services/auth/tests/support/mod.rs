@@ -60,7 +60,7 @@ impl TestAuth {
             shutdown: app.shutdown(),
             db,
             settings,
-            client: reqwest::Client::new(),
+            client: platform::testing::http_client(),
         };
         tokio::spawn(app.run());
         t
@@ -155,7 +155,7 @@ impl TestAuth {
     }
 
     pub async fn metrics_text(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.metrics))
+        platform::testing::get(format!("{}/metrics", self.metrics))
             .await
             .unwrap()
             .text()

@@ -74,7 +74,7 @@ impl Shop {
             auth: auth_base,
             db,
             auth_db,
-            client: reqwest::Client::new(),
+            client: platform::testing::http_client(),
             shutdowns: vec![auth_stop, app.shutdown()],
         };
         tokio::spawn(app.run());
