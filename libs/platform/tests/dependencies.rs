@@ -63,7 +63,9 @@ impl Drop for Running {
 }
 
 async fn ready(base: &str) -> (StatusCode, Value) {
-    let r = platform::testing::get(format!("{base}/health/ready")).await.unwrap();
+    let r = platform::testing::get(format!("{base}/health/ready"))
+        .await
+        .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
 }

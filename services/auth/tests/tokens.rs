@@ -218,12 +218,14 @@ async fn a_revoked_session_is_refused_by_another_verifier_within_a_second() {
     .unwrap();
     let shutdown = platform::shutdown::Shutdown::new();
     revocation::spawn_watcher(bucket, list.clone(), &shutdown);
-    let other = Arc::new(Verifier::with_jwks_url(
-        VerifierConfig::new("storefront-auth", "storefront"),
-        auth.url("/.well-known/jwks.json"),
-        list,
-    )
-    .unwrap());
+    let other = Arc::new(
+        Verifier::with_jwks_url(
+            VerifierConfig::new("storefront-auth", "storefront"),
+            auth.url("/.well-known/jwks.json"),
+            list,
+        )
+        .unwrap(),
+    );
     let claims = other.verify(&access).await.unwrap();
     assert_eq!(claims.role, authn::Role::Customer);
 
