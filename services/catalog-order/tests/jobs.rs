@@ -1,7 +1,10 @@
 //! Job paths that cross services: scheduled maintenance run by the service owning the data, the
-//! order e-mail over real SMTP exactly once, and no job lost when NATS restarts mid-burst.
+//! order e-mail over real SMTP exactly once, and no job lost when NATS restarts mid-burst; and
+//! (`status`) a job's status only moving forward.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "jobs/status.rs"]
+mod status;
 mod support;
 
 use std::time::{Duration, SystemTime};

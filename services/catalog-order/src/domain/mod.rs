@@ -1,9 +1,11 @@
 //! Types that cannot hold invalid values: parse once at the edge, trust afterwards.
 
+mod job_progress;
 mod money;
 mod order_status;
 mod text;
 
+pub use job_progress::{JobProgress, JobStatus};
 pub use money::{Currency, Money, PriceCents};
 pub use order_status::OrderStatus;
 pub use text::{Name, Sku, Slug};

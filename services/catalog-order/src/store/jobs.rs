@@ -3,6 +3,7 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::{JobProgress, JobStatus};
 use crate::store;
 
 #[derive(Debug, Clone, FromRow)]
@@ -61,6 +62,11 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, 
 
 /// Apply an event once: the inbox row and its effect commit together, and an event seen before
 /// changes nothing.
+///
+/// A job status event moves the job only forward ([`JobProgress::can_become`]): the rule is
+/// checked in the `UPDATE`'s `WHERE`, which PostgreSQL re-evaluates on the locked row when another
+/// transaction changed it first, so replicas applying a job's events concurrently and in any
+/// order cannot move it back. An event the rule refuses is still recorded in the inbox.
 #[tracing::instrument(name = "db jobs.apply_event", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
@@ -74,17 +80,22 @@ pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::E
     if fresh {
         match event {
             Event::JobStatus(e) => {
-                sqlx::query(
-                    "UPDATE jobs SET status = $2, attempts = $3, error = $4, updated_at = now()
-                     WHERE id = $1",
-                )
-                .bind(e.job_id)
-                .bind(&e.status)
-                .bind(i32::try_from(e.attempts).unwrap_or(i32::MAX))
-                .bind(&e.error)
-                .execute(&mut *tx)
-                .await?;
-                if e.status == "dead" && e.kind == jobs::images::THUMBNAIL_KIND {
+                let Ok(status) = e.status.parse::<JobStatus>() else {
+                    // A newer worker's status: nothing this version can order it against.
+                    tracing::warn!(
+                        job_id = %e.job_id,
+                        status = %e.status,
+                        "unknown job status; skipped"
+                    );
+                    return tx.commit().await;
+                };
+                // The column is an `integer`: clamp there, so the domain and the SQL compare alike.
+                let attempts = e.attempts.clamp(0, i64::from(i32::MAX));
+                let next = JobProgress::new(u32::try_from(attempts).unwrap_or(0), status);
+                let applied = advance(&mut *tx, e.job_id, next, e.error.as_deref()).await?;
+                // Only the event that made the job dead fails its image (a `dead` arriving after
+                // `succeeded` changes nothing).
+                if applied && status == JobStatus::Dead && e.kind == jobs::images::THUMBNAIL_KIND {
                     store::images::mark_failed(&mut *tx, e.job_id).await?;
                 }
             }
@@ -94,4 +105,34 @@ pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::E
         }
     }
     tx.commit().await
+}
+
+/// Set the job's progress to `next` if [`JobProgress::can_become`] allows it from the stored one;
+/// `false` when it does not (or there is no such job).
+async fn advance(
+    db: impl PgExecutor<'_>,
+    job_id: Uuid,
+    next: JobProgress,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    // `JobProgress::can_become(stored, next)` in SQL, with the statuses named by the domain.
+    // `attempts` keeps the highest count seen: a final status may come from an older attempt.
+    Ok(sqlx::query(
+        "UPDATE jobs SET status = $2, attempts = GREATEST(attempts, $3), error = $4,
+                         updated_at = now()
+         WHERE id = $1
+           AND status <> ALL($5::text[])
+           AND ($6 OR attempts < $3 OR (attempts = $3 AND status = ANY($7::text[])))",
+    )
+    .bind(job_id)
+    .bind(next.status.as_str())
+    .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
+    .bind(error)
+    .bind(JobStatus::finals())
+    .bind(next.status.is_final())
+    .bind(next.status.ranked_below())
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
 }
