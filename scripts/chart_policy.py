@@ -1,18 +1,86 @@
 """Policy tests over a rendered chart (scripts/check-chart.sh): what every object must satisfy.
 
-Usage: chart_policy.py RENDERED.yaml VALUES.yaml
+Usage: chart_policy.py RENDERED.yaml VALUES.yaml [RENDERED_AGAIN.yaml]
+         RENDERED_AGAIN: the same values rendered a second time; it must be byte-identical.
+       chart_policy.py --templates TEMPLATES_DIR
+         the templates themselves: nothing that renders differently each time (random values,
+         the clock), and no `lookup` without a `lookup:` comment saying why it is safe.
 """
 
+import difflib
 import ipaddress
 import json
+import os
 import re
 import sys
 
 import yaml
 
+# Template functions whose result changes from one rendering to the next. `helm template`, `helm
+# install --dry-run` and GitOps tools (Argo CD, Flux) render without a cluster, so a value that
+# must be the same on every replica and every sync cannot come from them: it belongs in the
+# existing Secret.
+UNSTABLE = re.compile(
+    r"\b(randAlphaNum|randAlpha|randNumeric|randAscii|randBytes|randInt|uuidv4|now|htpasswd|"
+    r"genPrivateKey|genCA|genCAWithKey|genSelfSignedCert|genSelfSignedCertWithKey|genSignedCert|"
+    r"genSignedCertWithKey|encryptAES)\b"
+)
+# A `lookup` answers from the cluster at install time and nothing under `helm template` or GitOps,
+# so it may only decide something whose both answers are safe. The comment lines directly above
+# it (or its own line) must say why: `lookup: <reason>`.
+LOOKUP_WHY = re.compile(r"lookup:\s*\S.{20,}")
+
+
+def check_templates(directory):
+    found = []
+    for base, _, files in sorted(os.walk(directory)):
+        for file in sorted(files):
+            path = os.path.join(base, file)
+            lines = open(path).read().splitlines()
+            for number, line in enumerate(lines, 1):
+                # Template actions on this line, without {{/* comments */}}.
+                actions = [a for a in re.findall(r"\{\{-?(.*?)-?\}\}", line) if not a.strip().startswith("/*")]
+                code = " ".join(actions)
+                for m in UNSTABLE.finditer(code):
+                    found.append(f"{path}:{number}: {m.group(1)} renders differently every time "
+                                 "(a value every replica shares belongs in secrets.existingSecret)")
+                if re.search(r"\blookup\b", code):
+                    # The comments directly above: `# …` lines and {{/* … */}} blocks.
+                    above, i, in_block = [line], number - 2, False
+                    while i >= 0:
+                        prev = lines[i].strip()
+                        if in_block or re.search(r"\*/\s*-?\}\}$", prev):
+                            above.append(prev)
+                            in_block = not re.match(r"\{\{-?\s*/\*", prev)
+                        elif prev.startswith("#"):
+                            above.append(prev)
+                        else:
+                            break
+                        i -= 1
+                    if not LOOKUP_WHY.search(" ".join(reversed(above))):
+                        found.append(f"{path}:{number}: `lookup` without a `lookup: <why>` comment above it "
+                                     "(it returns nothing under helm template, --dry-run and GitOps)")
+    return found
+
+
+if sys.argv[1] == "--templates":
+    found = check_templates(sys.argv[2])
+    if found:
+        sys.exit(f"{sys.argv[2]}: {len(found)} template problem(s):\n  " + "\n  ".join(found))
+    print(f"{sys.argv[2]}: no unstable functions, every lookup justified")
+    sys.exit(0)
+
 rendered, values_file = sys.argv[1], sys.argv[2]
 docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 problems = []
+
+# The same values give the same bytes: nothing random, nothing from the clock, no `lookup` whose
+# answer changes the output between two renderings (GitOps tools diff and sync on exactly this).
+if len(sys.argv) > 3:
+    first, again = open(rendered).read(), open(sys.argv[3]).read()
+    if first != again:
+        diff = list(difflib.unified_diff(first.splitlines(), again.splitlines(), "first", "again", lineterm="", n=1))
+        problems.append("two renderings with the same values differ:\n    " + "\n    ".join(diff[:20]))
 
 
 def fail(obj, message):
@@ -131,11 +199,10 @@ for cron in cronjobs.values():
     if cron["spec"].get("concurrencyPolicy") != "Forbid":
         fail(cron, "runs may overlap (concurrencyPolicy is not Forbid)")
 
-# No secret values in the rendering: secrets are only referenced (the generated cursor secret
-# is random per install).
+# No secret values in the rendering: secrets are only referenced (secrets.existingSecret). The
+# chart makes no Secret at all, not even a generated one (a generated value differs per rendering).
 for secret in by_kind.get("Secret", []):
-    if set(secret.get("data", {})) - {"cursor-secret"}:
-        fail(secret, "the chart writes secret values other than the generated cursor secret")
+    fail(secret, "the chart writes a Secret: secrets come from secrets.existingSecret")
 
 # TRUSTED_PROXIES: behind the Ingress the peer is the controller's pod; without its network here
 # every client shares one address and one rate-limit budget. Each entry parses as the services'
@@ -167,23 +234,38 @@ for config in by_kind.get("ConfigMap", []):
     for key in set(config.get("data") or {}) & CREDENTIALS:
         fail(config, f"{key} is a credential: it belongs in the Secret (secrets.keys), mounted as {key}_FILE")
 keys = {**defaults["secrets"]["keys"], **((values.get("secrets") or {}).get("keys") or {})}
+existing_secret = {**defaults["secrets"], **(values.get("secrets") or {})}["existingSecret"]
 for d in by_kind.get("Deployment", []):
+    component = d["metadata"]["labels"]["app.kubernetes.io/component"]
     spec = d["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for c in spec["containers"]:
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
-        mounted = set()
+        mounted = {}  # file path -> (Secret or ConfigMap name, key)
         for m in c.get("volumeMounts", []):
             volume = volumes.get(m["name"], {})
             sources = volume.get("projected", {}).get("sources", [])
             if "secret" in volume:
-                sources = [{"secret": volume["secret"]}]
+                sources = [{"secret": {**volume["secret"], "name": volume["secret"].get("secretName")}}]
             for source in sources:
-                for item in (source.get("secret") or source.get("configMap") or {}).get("items", []):
-                    mounted.add(f"{m['mountPath']}/{item['path']}")
+                ref = source.get("secret") or source.get("configMap") or {}
+                for item in ref.get("items", []):
+                    mounted[f"{m['mountPath']}/{item['path']}"] = (ref.get("name"), item["key"])
         for var, path in env.items():
             if var.endswith("_FILE") and path not in mounted:
                 fail(d, f"container {c['name']}: {var}={path} is not a mounted file")
+        # Secrets every replica must share come from the existing Secret and nowhere else: the
+        # cursor secret (HMAC of list cursors) above all, which auth and catalog-order both need.
+        for var, path in env.items():
+            if var.endswith("_FILE") and var != "CURSOR_SECRET_FILE" and path in mounted and mounted[path][0] != existing_secret:
+                fail(d, f"container {c['name']}: {var} comes from {mounted[path][0]!r}, not secrets.existingSecret {existing_secret!r}")
+        if component in ("auth", "catalog-order"):
+            path = env.get("CURSOR_SECRET_FILE")
+            if path is None:
+                fail(d, f"container {c['name']}: no CURSOR_SECRET_FILE (prod refuses to start without it)")
+            elif mounted.get(path) != (existing_secret, keys["cursorSecret"]):
+                fail(d, f"container {c['name']}: CURSOR_SECRET_FILE={path} is {mounted.get(path)}, not key "
+                        f"{keys['cursorSecret']!r} of secrets.existingSecret {existing_secret!r}")
         for var, key in (("SENTRY_DSN_FILE", "sentryDsn"), ("OTEL_EXPORTER_OTLP_HEADERS_FILE", "otlpHeaders")):
             if keys.get(key) and var not in env:
                 fail(d, f"container {c['name']}: secrets.keys.{key} is set but {var} is not passed")

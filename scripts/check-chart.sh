@@ -3,7 +3,10 @@
 # helm/storefront/ci/, each rendering validated by kubernetes-validate --strict against the
 # Kubernetes versions we support, then policy tests over the rendered objects
 # (scripts/chart_policy.py); the same for the development cluster's values and manifests (k8s/dev).
-# Then values the schema must refuse. Fails on the first problem.
+# Every value set is rendered twice and must give the same bytes (what `helm template`, `--dry-run`
+# and GitOps tools see: no random values, no `lookup` that changes the output); the templates use
+# no random or clock functions and no unexplained `lookup`. Then values the schema must refuse.
+# Fails on the first problem.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -18,19 +21,22 @@ python="$(dirname "$validate")/python"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+"$python" scripts/chart_policy.py --templates "$chart/templates"
 sets=0
 for values in "$chart"/ci/*.yaml k8s/dev/values.yaml; do
   sets=$((sets + 1))
   name=$(basename "$(dirname "$values")")-$(basename "$values" .yaml)
   log "chart values $name"
   "$helm" lint --strict "$chart" -f "$values" >/dev/null
-  "$helm" template storefront "$chart" -f "$values" --namespace shop \
-    --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 >"$out/$name.yaml"
+  for rendering in "$name" "$name-again"; do
+    "$helm" template storefront "$chart" -f "$values" --namespace shop \
+      --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 >"$out/$rendering.yaml"
+  done
   for version in "${KUBERNETES_VERSIONS[@]}"; do
     # CRDs (ServiceMonitor, PrometheusRule, ScaledObject) have no schema here: warnings only.
     "$validate" --strict --quiet --no-warn -k "$version" "$out/$name.yaml"
   done
-  "$python" scripts/chart_policy.py "$out/$name.yaml" "$values"
+  "$python" scripts/chart_policy.py "$out/$name.yaml" "$values" "$out/$name-again.yaml"
 done
 # The development cluster's own manifests, as kustomize builds them.
 bash scripts/tools.sh kubectl
@@ -49,6 +55,15 @@ fi
 if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
   --set observability.sentryDsn=https://k@sentry.example.com/1 >/dev/null 2>&1; then
   die "the chart accepted observability.sentryDsn (the DSN comes from secrets.keys.sentryDsn)"
+fi
+# CURSOR_SECRET is the existing Secret's, like every secret: the chart no longer generates it.
+if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+  --set secrets.generateCursorSecret=true >/dev/null 2>&1; then
+  die "the chart accepted secrets.generateCursorSecret (removed: the cursor secret is a key of secrets.existingSecret)"
+fi
+if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+  --set secrets.keys.cursorSecret= >/dev/null 2>&1; then
+  die "the chart rendered without secrets.keys.cursorSecret"
 fi
 # TRUSTED_PROXIES takes CIDRs and addresses, as the services parse them; not host names.
 if "$helm" template storefront "$chart" --set secrets.existingSecret=s \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # On GitHub (ci.yml, job deploy-test): build the images, load them into the kind cluster the
-# workflow created, install PostgreSQL and NATS from k8s/dev, install the chart with the
-# development values, run `helm test`, run the backup and restore-verification CronJobs once, and
-# rehearse a rollback (upgrade, `helm rollback`, `helm test`). Needs docker, kind, kubectl and
-# helm; it cannot run on a machine without a Docker engine.
+# workflow created, install PostgreSQL and NATS from k8s/dev (adding a random cursor-secret to its
+# Secret), install the chart with the development values, run `helm test`, run the backup and
+# restore-verification CronJobs once, and rehearse a rollback (upgrade, `helm rollback`, `helm
+# test`). Needs docker, kind, kubectl, openssl and helm; it cannot run on a machine without a
+# Docker engine.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -16,6 +17,13 @@ for svc in auth catalog-order worker; do
   kind load docker-image --name "$cluster" "storefront/$svc:$tag"
 done
 kubectl apply -k k8s/dev
+# CURSOR_SECRET comes from the Secret like every other secret (the chart generates none): a random
+# value, added once and kept, so the upgrade and the rollback below keep the same key.
+secret=(-n storefront-dev secret storefront-dev)
+if [ -z "$(kubectl get "${secret[@]}" -o jsonpath='{.data.cursor-secret}')" ]; then
+  kubectl patch "${secret[@]}" --type merge \
+    -p "{\"stringData\":{\"cursor-secret\":\"$(openssl rand -base64 48)\"}}"
+fi
 kubectl -n storefront-dev rollout status statefulset/postgres --timeout=180s
 kubectl -n storefront-dev rollout status statefulset/nats --timeout=180s
 helm upgrade --install storefront helm/storefront -n storefront-dev \
