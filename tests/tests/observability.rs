@@ -295,12 +295,14 @@ fn check_dashboards(exposed: &BTreeSet<String>) {
         "version",
         "revision",
         "method",
+        "namespace",
     ];
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, (panel, expr)) in exprs.iter().enumerate() {
         let concrete = expr
             .replace("$__rate_interval", "5m")
-            .replace("$service", ".*");
+            .replace("$service", ".*")
+            .replace("$namespace", ".*");
         rules.push_str(&format!(
             "      - record: dashboard:expr_{i}\n        expr: {}\n",
             serde_json::to_string(&concrete).unwrap()
