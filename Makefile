@@ -1,5 +1,5 @@
 # The commands a developer needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev test lint fmt bench chart image ci
+.PHONY: dev test lint fmt bench chart image rehearse ci
 
 dev:   ## Run the whole stack locally (PostgreSQL + NATS found or started, three services)
 	bash scripts/dev.sh
@@ -22,6 +22,9 @@ chart: ## Helm chart: lint, render, kubernetes-validate, policy tests (offline)
 
 image: ## Container images with buildah, run read-only and non-root with podman
 	bash scripts/image.sh
+
+rehearse: ## The chart's production manifests run on this machine: replicas, nginx, Prometheus, traffic, upgrade
+	bash scripts/rehearse.sh
 
 ci:    ## What .ci/run does
 	bash .ci/run

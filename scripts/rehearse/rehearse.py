@@ -1,0 +1,510 @@
+"""The production rehearsal: the chart rendered with production values, run the way a cluster
+runs it, behind nginx, scraped by Prometheus, under traffic; then a rolling upgrade. Driven by
+scripts/rehearse.sh, which installs the tools, builds the binaries and starts NATS.
+See docs/rehearsal.md for what is imitated and how."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import traceback
+import threading
+import time
+import uuid
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cluster import Cluster, Pod, RehearsalError, hook_kinds, hook_weight, load_manifests  # noqa: E402
+from edge import Edge  # noqa: E402
+from monitoring import Monitoring, dashboard_queries  # noqa: E402
+from traffic import Client, HttpSink, SmtpSink, Stats, SteadyTraffic, free_port, png  # noqa: E402
+
+NAMESPACE = "rehearsal"
+RELEASE = "storefront"
+HOST = "shop.example.com"
+INGRESS = ("127.0.3.1", 0)
+
+
+def log(msg: str) -> None:
+    print(f"rehearse: {msg}", flush=True)
+
+
+class Rehearsal:
+    def __init__(self, args):
+        self.args = args
+        self.work = args.workdir
+        self.rows: list[tuple[str, str, str]] = []  # (check, result, ok)
+        self.t0 = time.monotonic()
+        self.failed = False
+
+    def row(self, check: str, result: str, ok: bool) -> None:
+        self.rows.append((check, result, "ok" if ok else "FAILED"))
+        log(f"{'ok' if ok else 'FAILED'}: {check}: {result}")
+        if not ok:
+            self.failed = True
+
+    # --- preparation ----------------------------------------------------------------------------
+
+    def sh(self, *argv, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(list(argv), check=True, capture_output=True, text=True, **kw)
+
+    def prepare(self) -> None:
+        a = self.args
+        self.db_password = secrets.token_urlsafe(24)
+        self.role = f"rehearsal_{uuid.uuid4().hex[:8]}"
+        self.dbs = {"auth": f"{self.role}_auth", "catalog": f"{self.role}_catalog"}
+        psql = ["psql", a.admin_db_url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c"]
+        self.sh(*psql, f"CREATE ROLE {self.role} LOGIN CREATEDB PASSWORD '{self.db_password}'")
+        for db in self.dbs.values():
+            self.sh(*psql, f"CREATE DATABASE {db} OWNER {self.role}")
+        pg = a.admin_db_url.split("://", 1)[1].split("@", 1)[-1].split("/", 1)[0]
+        url = lambda db: f"postgres://{self.role}:{self.db_password}@{pg}/{db}"  # noqa: E731
+
+        keys = os.path.join(self.work, "keys")
+        os.makedirs(keys, exist_ok=True)
+        self.sh("openssl", "genpkey", "-algorithm", "ed25519", "-out", f"{keys}/signing.pem")
+        # The ingress certificate, from a CA of the rehearsal's own that the clients trust.
+        self.sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", f"{keys}/ca.key", "-out", f"{keys}/ca.crt", "-days", "1", "-subj", "/CN=rehearsal CA")
+        self.sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", f"{keys}/tls.key", "-out", f"{keys}/tls.csr", "-subj", f"/CN={HOST}")
+        with open(f"{keys}/ext.cnf", "w") as f:
+            f.write(f"subjectAltName=DNS:{HOST},IP:{INGRESS[0]}\n")
+        self.sh("openssl", "x509", "-req", "-in", f"{keys}/tls.csr", "-CA", f"{keys}/ca.crt", "-CAkey", f"{keys}/ca.key",
+                "-CAcreateserial", "-out", f"{keys}/tls.crt", "-days", "1", "-extfile", f"{keys}/ext.cnf")
+        self.ca = f"{keys}/ca.crt"
+
+        self.smtp = SmtpSink(("127.0.0.1", 0))
+        self.sink = HttpSink(("127.0.0.1", 0))
+        for server in (self.smtp, self.sink):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        smtp_port, sink_port = self.smtp.server_address[1], self.sink.server_address[1]
+
+        # The Secret an operator creates before installing (secrets.existingSecret).
+        data = {
+            "auth-database-url": url(self.dbs["auth"]),
+            "catalog-database-url": url(self.dbs["catalog"]),
+            "nats-url": a.nats_url,
+            "auth-signing-keys": open(f"{keys}/signing.pem").read(),
+            "smtp-url": f"smtp://127.0.0.1:{smtp_port}",
+            "cursor-secret": secrets.token_urlsafe(48),
+            "backup-admin-url": url("postgres"),
+            "sentry-dsn": f"http://rehearsal@127.0.0.1:{sink_port}/1",
+            "otlp-headers": "authorization=Bearer%20rehearsal",
+        }
+        self.secret = {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "storefront"}, "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        self.tls_secret = {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "storefront-tls"}, "type": "kubernetes.io/tls",
+            "data": {
+                "tls.crt": base64.b64encode(open(f"{keys}/tls.crt", "rb").read()).decode(),
+                "tls.key": base64.b64encode(open(f"{keys}/tls.key", "rb").read()).decode(),
+            },
+        }
+        # Values an operator sets for this installation on top of ci/full.yaml: where the
+        # collector and the ingress controller are, the image tag the binaries stand for.
+        self.values = os.path.join(self.work, "rehearsal-values.yaml")
+        with open(self.values, "w") as f:
+            yaml.safe_dump({
+                "observability": {"otlpEndpoint": f"http://127.0.0.1:{sink_port}"},
+                "trustedProxies": [f"{INGRESS[0]}/32"],
+                "ingress": {"host": HOST},
+                "secrets": {"keys": {"sentryDsn": "sentry-dsn", "otlpHeaders": "otlp-headers"}},
+                "serviceMonitor": {"interval": "30s"},
+            }, f)
+
+    def render(self, *extra: str) -> list[dict]:
+        a = self.args
+        cmd = [a.helm, "template", RELEASE, a.chart, "--namespace", NAMESPACE, "--kube-version", "1.33.0",
+               "--api-versions", "monitoring.coreos.com/v1", "--api-versions", "keda.sh/v1alpha1"]
+        for v in a.values + [self.values]:
+            cmd += ["-f", v]
+        cmd += list(extra)
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RehearsalError("helm template failed:\n" + out.stderr)
+        return load_manifests(out.stdout)
+
+    # --- running --------------------------------------------------------------------------------
+
+    def cluster_for(self, manifests: list[dict]) -> Cluster:
+        images = {
+            "auth": [os.path.join(self.args.bin_dir, "auth")],
+            "catalog-order": [os.path.join(self.args.bin_dir, "catalog-order")],
+            "worker": [os.path.join(self.args.bin_dir, "worker")],
+            # The backup CronJobs' postgres image and the helm test's curl image: this machine's
+            # bash, PostgreSQL client tools and curl.
+            "postgres": [], "curl": [],
+        }
+        base_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+        cluster = Cluster(self.work, NAMESPACE, images, base_env)
+        for obj in [self.secret, self.tls_secret] + manifests:
+            if not hook_kinds(obj) or obj["kind"] != "Job" and obj["kind"] != "Pod":
+                cluster.apply(obj)
+        return cluster
+
+    def run_job(self, cluster: Cluster, job: dict, suffix: str = "", timeout: float = 120) -> Pod:
+        name = job["metadata"]["name"]
+        spec = job["spec"]
+        template = spec["jobTemplate"]["spec"]["template"] if job["kind"] == "CronJob" else spec["template"]
+        kind = job["kind"]
+        pod = cluster.start_pod(f"{kind}/{name}", template, f"{name}{suffix}-{uuid.uuid4().hex[:5]}")
+        try:
+            pod.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            cluster.kill(pod)
+            raise RehearsalError(f"{kind}/{name} (container {pod.container['name']}) did not finish in {timeout:.0f} s:\n{pod.last_log_lines()}")
+        pod.exit_code = pod.proc.returncode
+        if pod.exit_code != 0:
+            raise RehearsalError(
+                f"{kind}/{name} (container {pod.container['name']}) exited {pod.exit_code}:\n{pod.last_log_lines()}"
+            )
+        return pod
+
+    def run_hooks(self, cluster: Cluster, manifests: list[dict], phase: str) -> None:
+        hooks = sorted((o for o in manifests if phase in hook_kinds(o)), key=hook_weight)
+        for hook in hooks:
+            if hook["kind"] == "Job":
+                self.run_job(cluster, hook)
+                log(f"{phase} hook Job/{hook['metadata']['name']} succeeded")
+            elif hook["kind"] == "Pod":
+                pod = cluster.start_pod(f"Pod/{hook['metadata']['name']}", hook, hook["metadata"]["name"])
+                pod.proc.wait(timeout=60)
+                pod.exit_code = pod.proc.returncode
+                if pod.exit_code != 0:
+                    raise RehearsalError(f"{phase} hook Pod/{hook['metadata']['name']} exited {pod.exit_code}:\n{pod.last_log_lines()}")
+                log(f"{phase} hook Pod/{hook['metadata']['name']} succeeded")
+            else:
+                cluster.apply(hook)
+
+    def replicas(self, cluster: Cluster, deployment: dict) -> int:
+        """The HPA's (or KEDA ScaledObject's) minimum when it scales the Deployment."""
+        name = deployment["metadata"]["name"]
+        for hpa in cluster.of_kind("HorizontalPodAutoscaler"):
+            if hpa["spec"]["scaleTargetRef"]["name"] == name:
+                return int(hpa["spec"].get("minReplicas", 1))
+        for so in cluster.of_kind("ScaledObject"):
+            if so["spec"]["scaleTargetRef"]["name"] == name:
+                return int(so["spec"].get("minReplicaCount", 0)) or 1
+        return int(deployment["spec"].get("replicas", 1))
+
+    def start_deployments(self, cluster: Cluster, revision: int) -> dict[str, list[Pod]]:
+        pods = {}
+        for dep in cluster.of_kind("Deployment"):
+            name = dep["metadata"]["name"]
+            n = self.replicas(cluster, dep)
+            pods[name] = [
+                cluster.start_pod(f"Deployment/{name}", dep["spec"]["template"], f"{name}-r{revision}-{i}")
+                for i in range(n)
+            ]
+        return pods
+
+    def wait_ready(self, pods: list[Pod], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(p.ready for p in pods):
+                return
+            for p in pods:
+                if p.exit_code is not None or p.restarts > 0:
+                    raise RehearsalError(
+                        f"{p.owner} pod {p.name} (container {p.container['name']}) "
+                        f"{'exited ' + str(p.exit_code) if p.exit_code is not None else 'restarted'}:\n{p.last_log_lines()}"
+                    )
+            time.sleep(0.2)
+        slow = [p for p in pods if not p.ready]
+        raise RehearsalError(
+            "not ready in time: " + ", ".join(f"{p.owner} pod {p.name}" for p in slow) + "\n" + slow[0].last_log_lines()
+        )
+
+    # --- the scenario ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.prepare()
+        t = time.monotonic()
+        first = self.render()
+        cluster = self.cluster = self.cluster_for(first)
+        ingress_port = free_port(INGRESS[0])
+        edge = self.edge = Edge(cluster, self.work, (INGRESS[0], ingress_port), (
+            os.path.join(self.work, "keys", "tls.crt"), os.path.join(self.work, "keys", "tls.key")))
+        mon = self.mon = Monitoring(cluster, self.work, free_port(), self.args.scrape_interval)
+
+        # 1. helm install: pre-install hooks, then the release's objects.
+        self.run_hooks(cluster, first, "pre-install")
+        self.row("pre-install hooks (migrations)", f"{sum(1 for o in first if 'pre-install' in hook_kinds(o) and o['kind'] == 'Job')} Jobs exited 0", True)
+        edge.start()
+        mon.write_config()
+        mon.start()
+
+        def endpoints_changed():
+            edge.reload()
+            mon.update_targets()
+
+        cluster.on_endpoints_change = endpoints_changed
+        deployments = self.start_deployments(cluster, 1)
+        all_pods = [p for ps in deployments.values() for p in ps]
+        mon.update_targets()
+        self.wait_ready(all_pods, 90)
+        ready_s = time.monotonic() - t
+        self.row("render → every replica ready",
+                 f"{ready_s:.1f} s; " + ", ".join(f"{n.removeprefix(RELEASE + '-')} ×{len(p)}" for n, p in deployments.items()),
+                 all(len(p) >= 2 for p in deployments.values()))
+
+        # 2. helm test.
+        self.run_hooks(cluster, first, "test")
+        self.row("helm test pod", "exited 0", True)
+
+        # 3. Traffic through the ingress.
+        stats = self.stats = Stats()
+        addr = (INGRESS[0], ingress_port)
+        client = lambda n: Client(addr, HOST, self.ca, f"127.0.4.{n + 10}", stats)  # noqa: E731
+        admin = self.make_admin(cluster, client(0))
+        item_ids = self.seed_catalog(admin)
+        customers = []
+        for i in range(4):
+            c = client(i + 1)
+            email, password = f"rehearsal-{i}-{uuid.uuid4().hex[:6]}@example.com", f"correct horse {secrets.token_hex(6)}"
+            c.register_and_login(email, password)
+            c.rotate()
+            seen = c.browse(pages=4, limit=5)
+            if len({i["id"] for i in seen}) != len(seen) or len(seen) < 15:
+                raise RehearsalError(f"cursor pages repeat or stop early: {len(seen)} items")
+            c.order(item_ids[i])
+            customers.append((email, password))
+        jobs = [admin.upload(item_ids[0], png(64, 48, seed))["job_id"] for seed in range(3)]
+        broken = png(256, 256, 99)
+        dying = admin.upload(item_ids[1], broken[: len(broken) // 2])["job_id"]
+        self.wait_jobs(admin, jobs, "succeeded")
+        self.wait_jobs(admin, [dying], "dead")
+        self.row("a corrupt image's job", "dead (moved to the DLQ)", True)
+        self.check_rate_limits(client)
+
+        # Steady traffic while Prometheus scrapes a few times.
+        steady = SteadyTraffic(lambda n: client(n + 20), customers, admin, item_ids)
+        steady.start()
+        mon.wait_scraped(60)
+        time.sleep(max(25.0, 6 * self._interval_s()))
+        self.check_monitoring(cluster, mon)
+
+        # 4. One run of each backup CronJob.
+        for cron in cluster.of_kind("CronJob"):
+            pod = self.run_job(cluster, cron, timeout=180)
+            self.row(f"CronJob/{cron['metadata']['name']}", "exited 0: " + pod.last_log_lines(2).strip().replace("\n", " | ")[-150:], True)
+
+        # 5. helm upgrade with a changed value, under the same traffic.
+        before_total, before_failed = stats.snapshot()
+        upgrade_s = self.rolling_upgrade(cluster, deployments)
+        steady.finish()
+        after_total, after_failed = stats.snapshot()
+        self.row("rolling upgrade under traffic",
+                 f"{upgrade_s:.0f} s, {after_total - before_total} requests, {after_failed - before_failed} failed",
+                 after_failed == before_failed and not steady.errors)
+        if steady.errors:
+            log("traffic errors: " + "; ".join(steady.errors[:5]))
+        self.check_nothing_lost(admin, steady)
+
+        # 6. A service with no replica left pages.
+        self.check_down_alert(cluster, mon)
+
+        total, failed = stats.snapshot()
+        self.row("requests through nginx", f"{total} answered, {failed} failed (5xx or no answer)", failed == 0)
+        if stats.failures:
+            log("failures: " + "; ".join(stats.failures[:10]))
+        self.row("e-mails at the SMTP sink", f"{len(self.smtp.messages)}", len(self.smtp.messages) > 0)
+        self.row("spans at the OTLP sink", f"{self.sink.requests.get('/v1/traces', 0)} exports", self.sink.requests.get("/v1/traces", 0) > 0)
+
+    def _interval_s(self) -> float:
+        return float(self.args.scrape_interval.rstrip("s"))
+
+    def make_admin(self, cluster: Cluster, admin: Client) -> Client:
+        """`kubectl exec deploy/storefront-auth -- auth create-admin`, then a login through nginx."""
+        pod = next(p for p in cluster.pods.values() if p.owner == f"Deployment/{RELEASE}-auth" and p.ready)
+        email, password = f"admin-{uuid.uuid4().hex[:6]}@example.com", f"admin {secrets.token_hex(12)}"
+        out = cluster.exec_in(pod, cluster.command(pod)[:1] + ["create-admin", "--email", email], (password + "\n").encode())
+        if out.returncode != 0:
+            raise RehearsalError(f"auth create-admin exited {out.returncode}: {out.stderr.decode()[-800:]}")
+        admin.login(email, password)
+        return admin
+
+    def seed_catalog(self, admin: Client) -> list[str]:
+        cat = admin.expect(201, "POST", "/v1/categories", body={"name": "Mugs", "slug": f"mugs-{uuid.uuid4().hex[:6]}"})
+        ids = []
+        for i in range(24):
+            item = admin.expect(201, "POST", "/v1/items", body={
+                "category_id": cat["id"], "sku": f"MUG-{uuid.uuid4().hex[:8].upper()}", "name": f"Mug {i}",
+                "description": "A mug for the rehearsal", "price_cents": 500 + 10 * i, "currency": "EUR", "stock": 100000,
+            })
+            ids.append(item["id"])
+        return ids
+
+    def wait_jobs(self, admin: Client, job_ids: list[str], final: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(job_ids)
+        last = {}
+        while pending and time.monotonic() < deadline:
+            for job in list(pending):
+                body = admin.expect(200, "GET", f"/v1/jobs/{job}")
+                last[job] = body["status"]
+                if body["status"] == final:
+                    pending.discard(job)
+                elif body["status"] in ("succeeded", "failed", "dead"):
+                    raise RehearsalError(f"job {job} ended {body['status']}, expected {final}: {body.get('error')}")
+            time.sleep(0.5)
+        if pending:
+            raise RehearsalError(f"{len(pending)} job(s) not {final} after {timeout:.0f} s: {[(j, last.get(j)) for j in pending]}")
+
+    def check_rate_limits(self, client) -> None:
+        """One client exhausting the login budget does not limit another behind the same proxy."""
+        noisy, quiet = client(40), client(41)
+        limited_after = None
+        for n in range(1, 80):
+            status, headers, _ = noisy.call("POST", "/v1/auth/login", body={"email": f"nobody-{n}@example.com", "password": "wrong password 123"})
+            if status == 429:
+                limited_after = n
+                if "retry-after" not in headers:
+                    raise RehearsalError("429 without Retry-After")
+                break
+        status, _, _ = quiet.call("POST", "/v1/auth/login", body={"email": "someone@example.com", "password": "wrong password 123"})
+        self.row("two clients behind the proxy, separate budgets",
+                 f"first client limited after {limited_after} logins; the second then got {status}",
+                 limited_after is not None and status == 401)
+
+    def check_monitoring(self, cluster: Cluster, mon: Monitoring) -> None:
+        # A panel has data when every one of its queries answers at least one series.
+        panels: dict[str, bool] = {}
+        for dash, panel, expr in dashboard_queries(cluster):
+            key = f"{dash} / {panel}"
+            has = bool(mon.query(expr))
+            panels[key] = panels.get(key, True) and has
+            if not has:
+                log(f"  no data: {key}: {expr}")
+        with_data = sum(panels.values())
+        self.row("dashboard panels with data", f"{with_data}/{len(panels)}", with_data == len(panels))
+        rules = mon.rules()
+        broken = [f"{r['name']}: {r.get('lastError')}" for r in rules if r.get("health") != "ok"]
+        self.row("alert rules evaluate", f"{len(rules) - len(broken)}/{len(rules)} healthy", not broken)
+        for b in broken:
+            log(f"  rule error: {b}")
+        # The corrupt image's job is in the DLQ, so exactly that alert must be on; nothing else.
+        active = sorted({a["labels"]["alertname"] for a in mon.alerts()})
+        self.row("alerts on healthy traffic (one dead job)", ", ".join(active) or "none",
+                 active == ["DeadLetterQueueNotEmpty"])
+
+    def rolling_upgrade(self, cluster: Cluster, deployments: dict[str, list[Pod]]) -> float:
+        """`helm upgrade` with a changed value: pre-upgrade hooks, then each changed Deployment
+        rolled with maxSurge/maxUnavailable as rendered, old pods honouring preStop and grace."""
+        t = time.monotonic()
+        second = self.render("--set", "extraEnv.REHEARSAL_REVISION=2")
+        self.run_hooks(cluster, second, "pre-upgrade")
+        old_templates = {d["metadata"]["name"]: d["spec"]["template"] for d in cluster.of_kind("Deployment")}
+        for obj in second:
+            if not hook_kinds(obj):
+                cluster.apply(obj)
+        for dep in cluster.of_kind("Deployment"):
+            name = dep["metadata"]["name"]
+            if dep["spec"]["template"] == old_templates.get(name):
+                continue
+            strategy = dep["spec"].get("strategy", {}).get("rollingUpdate", {})
+            if int(strategy.get("maxUnavailable", 0)) != 0 or int(strategy.get("maxSurge", 1)) < 1:
+                raise RehearsalError(f"Deployment/{name}: the rehearsal rolls with maxSurge ≥ 1, maxUnavailable 0 only")
+            old = deployments[name]
+            new = []
+            for i, pod in enumerate(list(old)):
+                fresh = cluster.start_pod(f"Deployment/{name}", dep["spec"]["template"], f"{name}-r2-{i}")
+                self.wait_ready([fresh], 60)
+                new.append(fresh)
+                cluster.terminate(pod)
+                if pod.exit_code not in (0, None):
+                    raise RehearsalError(f"{pod.owner} pod {pod.name} exited {pod.exit_code} on SIGTERM:\n{pod.last_log_lines()}")
+            deployments[name] = new
+            log(f"rolled Deployment/{name}: {len(new)} pods")
+        return time.monotonic() - t
+
+    def check_nothing_lost(self, admin: Client, steady: SteadyTraffic) -> None:
+        for order in steady.orders:
+            admin.expect(200, "GET", f"/v1/orders/{order}")
+        self.wait_jobs(admin, steady.jobs, "succeeded", timeout=120)
+        self.row("nothing lost in the upgrade", f"{len(steady.orders)} orders answered 201 all exist; {len(steady.jobs)} image jobs all succeeded", True)
+
+    def check_down_alert(self, cluster: Cluster, mon: Monitoring) -> None:
+        name = f"{RELEASE}-worker"
+        victims = [p for p in cluster.pods.values() if p.owner == f"Deployment/{name}" and p.exit_code is None and not p.terminating]
+        for pod in victims:
+            cluster.kill(pod)
+        cluster.on_endpoints_change()
+        deadline = time.monotonic() + 20 * self._interval_s() + 30
+        seen = []
+        while time.monotonic() < deadline:
+            seen = [a for a in mon.alerts() if a["state"] in ("pending", "firing") and "worker" in json.dumps(a["labels"]) and ("Down" in a["labels"]["alertname"] or "Absent" in a["labels"]["alertname"])]
+            if seen:
+                break
+            time.sleep(1)
+        self.row("every worker stopped → its down alert",
+                 ", ".join(f"{a['labels']['alertname']} {a['state']}" for a in seen) or "no alert", bool(seen))
+
+    def teardown(self) -> None:
+        for part in ("cluster", "edge", "mon"):
+            obj = getattr(self, part, None)
+            if obj is None:
+                continue
+            try:
+                {"cluster": lambda o: o.shutdown(), "edge": lambda o: o.stop(), "mon": lambda o: o.stop()}[part](obj)
+            except Exception as e:  # noqa: BLE001 — teardown goes on whatever broke
+                log(f"teardown of {part}: {e}")
+        if getattr(self, "role", None):
+            psql = ["psql", self.args.admin_db_url, "-qAtX", "-c"]
+            for db in self.dbs.values():
+                subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
+            subprocess.run(psql + [f"DROP ROLE IF EXISTS {self.role}"], capture_output=True)
+
+    def table(self) -> str:
+        width = max(len(r[0]) for r in self.rows) if self.rows else 10
+        lines = [f"{'check':<{width}}  result", f"{'-' * width}  ------"]
+        lines += [f"{c:<{width}}  {s:<6}  {r}" for c, r, s in self.rows]
+        lines.append(f"total {time.monotonic() - self.t0:.0f} s")
+        return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--chart", required=True)
+    p.add_argument("--values", action="append", default=[])
+    p.add_argument("--helm", required=True)
+    p.add_argument("--bin-dir", required=True)
+    p.add_argument("--nats-url", required=True)
+    p.add_argument("--admin-db-url", required=True)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--scrape-interval", default="2s")
+    args = p.parse_args()
+    r = Rehearsal(args)
+    # A CI time-out or Ctrl-C still tears everything down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    code = 0
+    try:
+        r.run()
+    except (RehearsalError, AssertionError) as e:
+        r.row("rehearsal", str(e).splitlines()[0][:200], False)
+        print(f"\nrehearse: FAILED: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except Exception:  # noqa: BLE001 — a bug in the rehearsal itself: say where, then tear down
+        traceback.print_exc()
+        r.row("rehearsal", "the rehearsal itself failed (traceback above)", False)
+        code = 1
+    finally:
+        r.teardown()
+    print("\n" + r.table(), flush=True)
+    if r.failed:
+        code = 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Clients of the shop: each from an address of its own, every request through the ingress."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import socket
+import socketserver
+import ssl
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections import Counter
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.total = 0
+        self.by_status = Counter()
+        self.failures: list[str] = []
+
+    def record(self, method: str, path: str, status: int | None, detail: str = "") -> None:
+        with self.lock:
+            self.total += 1
+            self.by_status[status or "error"] += 1
+            if status is None or status >= 500:
+                self.failures.append(f"{method} {path} → {status or detail}")
+
+    def snapshot(self) -> tuple[int, int]:
+        with self.lock:
+            return self.total, len(self.failures)
+
+
+class Client:
+    """One client address behind the ingress (nginx sees it as the peer and appends it to XFF)."""
+
+    def __init__(self, ingress: tuple[str, int], host: str, ca_file: str, source_ip: str, stats: Stats):
+        self.ingress = ingress
+        self.host = host
+        self.ctx = ssl.create_default_context(cafile=ca_file)
+        self.source_ip = source_ip
+        self.stats = stats
+        self.token: str | None = None
+        self.refresh: str | None = None
+
+    def call(self, method: str, path: str, body=None, headers=None, token: str | None = None,
+             raw: bytes | None = None, content_type: str | None = None):
+        h = {"Host": self.host, "Accept": "application/json"}
+        if body is not None:
+            raw = json.dumps(body).encode()
+            content_type = "application/json"
+        if content_type:
+            h["Content-Type"] = content_type
+        token = token or self.token
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        h.update(headers or {})
+        conn = http.client.HTTPSConnection(
+            self.ingress[0], self.ingress[1], context=self.ctx, timeout=30, source_address=(self.source_ip, 0)
+        )
+        try:
+            conn.request(method, path, body=raw, headers=h)
+            r = conn.getresponse()
+            data = r.read()
+            status = r.status
+            resp_headers = {k.lower(): v for k, v in r.getheaders()}
+        except (OSError, http.client.HTTPException) as e:
+            self.stats.record(method, path, None, repr(e))
+            return None, {}, None
+        finally:
+            conn.close()
+        self.stats.record(method, path.split("?")[0], status)
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return status, resp_headers, parsed
+
+    def expect(self, want: int, method: str, path: str, **kw):
+        status, headers, body = self.call(method, path, **kw)
+        if status != want:
+            raise AssertionError(f"{method} {path} from {self.source_ip} → {status} (expected {want}): {str(body)[:300]}")
+        return body
+
+    # --- flows ----------------------------------------------------------------------------------
+
+    def register_and_login(self, email: str, password: str) -> None:
+        self.expect(201, "POST", "/v1/auth/register", body={"email": email, "password": password})
+        self.login(email, password)
+
+    def login(self, email: str, password: str) -> None:
+        pair = self.expect(200, "POST", "/v1/auth/login", body={"email": email, "password": password})
+        self.token, self.refresh = pair["access_token"], pair["refresh_token"]
+
+    def rotate(self) -> None:
+        pair = self.expect(200, "POST", "/v1/auth/refresh", body={"refresh_token": self.refresh})
+        self.token, self.refresh = pair["access_token"], pair["refresh_token"]
+
+    def browse(self, pages: int = 3, limit: int = 10) -> list[dict]:
+        items, cursor = [], None
+        for _ in range(pages):
+            path = f"/v1/items?limit={limit}&sort=price" + (f"&cursor={cursor}" if cursor else "")
+            page = self.expect(200, "GET", path, token=None)
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return items
+
+    def order(self, item_id: str) -> dict:
+        key = str(uuid.uuid4())
+        body = {"lines": [{"item_id": item_id, "quantity": 1}]}
+        first = self.expect(201, "POST", "/v1/orders", body=body, headers={"Idempotency-Key": key})
+        again = self.expect(201, "POST", "/v1/orders", body=body, headers={"Idempotency-Key": key})
+        if again["id"] != first["id"]:
+            raise AssertionError(f"Idempotency-Key {key} made two orders: {first['id']} and {again['id']}")
+        return first
+
+    def upload(self, item_id: str, content: bytes, name: str = "photo.png") -> dict:
+        boundary = uuid.uuid4().hex
+        raw = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        return self.expect(
+            202, "POST", f"/v1/items/{item_id}/images", raw=raw,
+            content_type=f"multipart/form-data; boundary={boundary}",
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+
+
+def png(width: int, height: int, seed: int) -> bytes:
+    """A noisy RGB PNG (noise so it does not compress to nothing)."""
+    rng = random.Random(seed)
+    rows = b"".join(b"\x00" + bytes(rng.getrandbits(8) for _ in range(width * 3)) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+class SmtpSink(socketserver.ThreadingTCPServer):
+    """Enough SMTP for the worker's plain `smtp://` transport; counts the messages it accepts."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr):
+        self.messages: list[bytes] = []
+        super().__init__(addr, _SmtpHandler)
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"220 rehearsal ESMTP\r\n")
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.wfile.write(b"250-rehearsal\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 go on\r\n")
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    chunk = self.rfile.readline()
+                    if not chunk:
+                        return
+                    data += chunk
+                self.server.messages.append(data)
+                self.wfile.write(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+class HttpSink(socketserver.ThreadingTCPServer):
+    """Stands in for an OTLP collector and Sentry: answers 200 to any POST and counts by path."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr):
+        self.requests = Counter()
+        super().__init__(addr, _HttpSinkHandler)
+
+
+class _HttpSinkHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        while True:
+            request_line = self.rfile.readline()
+            if not request_line:
+                return
+            length = 0
+            while True:
+                line = self.rfile.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            self.rfile.read(length)
+            parts = request_line.split()
+            self.server.requests[parts[1].decode() if len(parts) > 1 else "?"] += 1
+            self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class SteadyTraffic:
+    """Customers browsing, refreshing and ordering, and an admin uploading, until stopped."""
+
+    def __init__(self, make_client, customers: list[tuple[str, str]], admin: Client, item_ids: list[str]):
+        self.make_client = make_client
+        self.customers = customers
+        self.admin = admin
+        self.item_ids = item_ids
+        self.stop = threading.Event()
+        self.orders: list[str] = []
+        self.jobs: list[str] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def _customer(self, index: int, email: str, password: str) -> None:
+        client = self.make_client(index)
+        try:
+            client.login(email, password)
+            last_refresh = time.monotonic()
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                client.browse(pages=2)
+                client.expect(200, "GET", f"/v1/items/{random.choice(self.item_ids)}", token=None)
+                client.expect(200, "GET", "/v1/auth/me")
+                if n % 3 == 0:
+                    order = client.order(random.choice(self.item_ids))
+                    with self.lock:
+                        self.orders.append(order["id"])
+                if time.monotonic() - last_refresh > 4:
+                    client.rotate()
+                    last_refresh = time.monotonic()
+                time.sleep(0.05)
+        except AssertionError as e:
+            with self.lock:
+                self.errors.append(str(e))
+
+    def _uploader(self) -> None:
+        seed = 1000
+        try:
+            while not self.stop.is_set():
+                seed += 1
+                answer = self.admin.upload(random.choice(self.item_ids), png(48, 32, seed))
+                with self.lock:
+                    self.jobs.append(answer["job_id"])
+                self.stop.wait(1.5)
+        except AssertionError as e:
+            with self.lock:
+                self.errors.append(str(e))
+
+    def start(self) -> None:
+        for i, (email, password) in enumerate(self.customers):
+            self.threads.append(threading.Thread(target=self._customer, args=(i, email, password), daemon=True))
+        self.threads.append(threading.Thread(target=self._uploader, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
