@@ -28,7 +28,7 @@ mkdir -p "$out"
 eval "$(cargo llvm-cov show-env --export-prefix)"
 if [ -z "${COVERAGE_REPORT_ONLY:-}" ]; then
   cargo llvm-cov clean --workspace
-  bash scripts/test.sh
+  bash scripts/test.sh "$@"
 fi
 
 ignore='(^|/)(tests|bench)/|/\.cargo/registry/|/rustc/'

@@ -3,10 +3,16 @@
 # its own, 4334 by default, apart from `make dev`'s 4333, with throwaway data: every test makes
 # streams in its own namespace), then runs every test of the workspace. Extra arguments go to
 # cargo test.
+#
+# COVERAGE=1 runs the same suite once, instrumented, and enforces the coverage floors
+# (scripts/coverage.sh): what CI does, so the suite is built and run once, not twice.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+if [ "${COVERAGE:-}" = 1 ]; then
+  COVERAGE='' exec bash scripts/coverage.sh "$@"
+fi
 
 nats_port=${TEST_NATS_PORT:-4334}
 bash scripts/postgres.sh
