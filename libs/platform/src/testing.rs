@@ -5,7 +5,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_NATS_URL` (default
 //! `nats://127.0.0.1:4334`, the port `scripts/test.sh` starts its NATS on).
 
+mod prod;
 pub mod tls;
+
+pub use prod::{ProdDb, assert_ran, prod_command};
 
 use std::collections::BTreeSet;
 use std::time::Duration;

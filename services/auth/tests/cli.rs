@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use platform::testing::{TestDb, nats_url};
+use platform::testing::{ProdDb, TestDb, assert_ran, nats_url, prod_command};
 
 fn auth(db: &TestDb, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_auth"))
@@ -101,7 +101,7 @@ fn prod_refuses_to_start_without_signing_keys_or_cursor_secret() {
 fn a_signing_key_that_is_not_ed25519_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_auth"))
         .env_clear()
-.envs(platform::testing::coverage_env())
+        .envs(platform::testing::coverage_env())
         .env("APP_ENV", "test")
         .env(
             "AUTH_SIGNING_KEYS",
@@ -138,84 +138,10 @@ async fn the_auth_schema_goes_down_and_up_again_with_data_in_it() {
     assert!(!String::from_utf8_lossy(&status.stdout).contains("pending"));
 }
 
-/// A fresh, empty database owned by a new login role with a long random password, as in prod
-/// (a role `migrate up` may create tables as). The database goes first, then the role.
-struct ProdDb {
-    db: Option<TestDb>,
-    role: String,
-    url: String,
-    /// `DATABASE_URL_FILE`, as the chart mounts it.
-    url_file: std::path::PathBuf,
-}
-
-impl ProdDb {
-    async fn new() -> ProdDb {
-        use sqlx::Connection;
-        let db = TestDb::empty("auth").await;
-        let role = format!("sf_test_role_{}", uuid::Uuid::new_v4().simple());
-        let password = format!("{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&platform::testing::admin_url())
-            .await
-            .unwrap();
-        for sql in [
-            format!(r#"CREATE ROLE "{role}" LOGIN PASSWORD '{password}'"#),
-            format!(r#"ALTER DATABASE "{}" OWNER TO "{role}""#, db.name),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-        let _ = admin.close().await;
-        let host = platform::testing::host_port(&platform::testing::admin_url());
-        let url = format!("postgres://{role}:{password}@{host}/{}", db.name);
-        let url_file = std::env::temp_dir().join(format!("sf-database-url-{role}"));
-        std::fs::write(&url_file, format!("{url}\n")).unwrap();
-        ProdDb {
-            db: Some(db),
-            role,
-            url,
-            url_file,
-        }
-    }
-}
-
-impl Drop for ProdDb {
-    fn drop(&mut self) {
-        drop(self.db.take());
-        let _ = std::fs::remove_file(&self.url_file);
-        let role = self.role.clone();
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                if let Ok(mut admin) =
-                    sqlx::PgConnection::connect(&platform::testing::admin_url()).await
-                {
-                    let sql = format!(r#"DROP ROLE IF EXISTS "{role}""#);
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut admin)
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// The binary in prod with exactly these variables (and nothing for NATS, keys or cursors).
 fn auth_prod(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_auth"))
+    let mut child = prod_command(env!("CARGO_BIN_EXE_auth"))
         .args(args)
-        .env_clear()
-        .envs(platform::testing::coverage_env())
-        .env("APP_ENV", "prod")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -231,18 +157,9 @@ fn auth_prod(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn assert_ran(out: &Output, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("invalid configuration"),
-        "{what} refused for its settings: {stderr}"
-    );
-    assert!(out.status.success(), "{what}: {out:?}");
-}
-
 #[tokio::test]
 async fn maintenance_commands_in_prod_need_only_the_database() {
-    let prod = ProdDb::new().await;
+    let prod = ProdDb::new("auth").await;
     // What the chart's migration Job gives the binary, and nothing else.
     let file = prod.url_file.to_str().unwrap();
     let env = [("DATABASE_URL_FILE", file)];

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use platform::testing::{TestDb, nats_url};
+use platform::testing::{ProdDb, TestDb, assert_ran, nats_url, prod_command};
 
 #[tokio::test]
 async fn seed_demo_loads_a_catalog_once() {
@@ -78,102 +78,18 @@ async fn the_catalog_schema_goes_down_and_up_again_with_data_in_it() {
     assert!(String::from_utf8_lossy(&seeded.stdout).contains("seeded 8 categories and 320 items"));
 }
 
-/// A fresh, empty database owned by a new login role with a long random password, as in prod
-/// (a role `migrate up` may create tables as). The database goes first, then the role.
-struct ProdDb {
-    db: Option<TestDb>,
-    role: String,
-    /// `DATABASE_URL_FILE`, as the chart mounts it.
-    url_file: std::path::PathBuf,
-}
-
-impl ProdDb {
-    async fn new() -> ProdDb {
-        use sqlx::Connection;
-        let db = TestDb::empty("catalog").await;
-        let role = format!("sf_test_role_{}", uuid::Uuid::new_v4().simple());
-        let password = format!("{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&platform::testing::admin_url())
-            .await
-            .unwrap();
-        for sql in [
-            format!(r#"CREATE ROLE "{role}" LOGIN PASSWORD '{password}'"#),
-            format!(r#"ALTER DATABASE "{}" OWNER TO "{role}""#, db.name),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-        let _ = admin.close().await;
-        let host = platform::testing::host_port(&platform::testing::admin_url());
-        let url_file = std::env::temp_dir().join(format!("sf-database-url-{role}"));
-        std::fs::write(
-            &url_file,
-            format!("postgres://{role}:{password}@{host}/{}\n", db.name),
-        )
-        .unwrap();
-        ProdDb {
-            db: Some(db),
-            role,
-            url_file,
-        }
-    }
-}
-
-impl Drop for ProdDb {
-    fn drop(&mut self) {
-        drop(self.db.take());
-        let _ = std::fs::remove_file(&self.url_file);
-        let role = self.role.clone();
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                if let Ok(mut admin) =
-                    sqlx::PgConnection::connect(&platform::testing::admin_url()).await
-                {
-                    let sql = format!(r#"DROP ROLE IF EXISTS "{role}""#);
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut admin)
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// The binary in prod with exactly these variables (and nothing for NATS, tokens or cursors).
 fn catalog_prod(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_catalog-order"))
+    prod_command(env!("CARGO_BIN_EXE_catalog-order"))
         .args(args)
-        .env_clear()
-        .envs(platform::testing::coverage_env())
-        .env("APP_ENV", "prod")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .output()
         .unwrap()
 }
 
-fn assert_ran(out: &std::process::Output, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("invalid configuration"),
-        "{what} refused for its settings: {stderr}"
-    );
-    assert!(out.status.success(), "{what}: {out:?}");
-}
-
 #[tokio::test]
 async fn maintenance_commands_in_prod_need_only_the_database() {
-    let prod = ProdDb::new().await;
+    let prod = ProdDb::new("catalog").await;
     // What the chart's migration Job gives the binary, and nothing else.
     let env = [("DATABASE_URL_FILE", prod.url_file.to_str().unwrap())];
     assert_ran(&catalog_prod(&env, &["migrate", "up"]), "migrate up");

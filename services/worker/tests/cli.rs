@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use platform::nats::Namespace;
-use platform::testing::{nats_namespace, nats_url};
+use platform::testing::{nats_namespace, nats_url, prod_command};
 
 fn worker(namespace: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
@@ -77,13 +77,8 @@ async fn dead_jobs_are_listed_replayed_and_purged_from_the_command_line() {
 
 /// The binary in prod with exactly these variables: NATS and nothing for e-mail or thumbnails.
 fn worker_prod(env: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_worker"))
+    prod_command(env!("CARGO_BIN_EXE_worker"))
         .args(args)
-        .env_clear()
-        .envs(platform::testing::coverage_env())
-        .env("APP_ENV", "prod")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .output()
         .unwrap()
