@@ -1,5 +1,5 @@
 # The commands a developer needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev test lint fmt bench chart image rehearse ci
+.PHONY: dev test lint fmt bench chart image rehearse chaos ci
 
 dev:   ## Run the whole stack locally (PostgreSQL + NATS found or started, three services)
 	bash scripts/dev.sh
@@ -25,6 +25,9 @@ image: ## Container images with buildah, run read-only and non-root with podman
 
 rehearse: ## The chart's production manifests run on this machine: replicas, nginx, Prometheus, traffic, upgrade
 	bash scripts/rehearse.sh
+
+chaos: ## The rehearsal, also restarting PostgreSQL and NATS under traffic
+	REHEARSE_CHAOS=1 bash scripts/rehearse.sh
 
 ci:    ## What .ci/run does
 	bash .ci/run

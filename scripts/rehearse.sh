@@ -7,15 +7,16 @@
 # says what is imitated and how.
 #
 #   bash scripts/rehearse.sh            (REHEARSE_BIN_DIR=folder uses binaries built elsewhere)
+#   REHEARSE_CHAOS=1 bash scripts/rehearse.sh   (`make chaos`: also restart PostgreSQL and NATS)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-bash scripts/tools.sh helm python nginx prometheus promtool
+# postgresql: the rehearsal runs a cluster of its own (initdb), with password authentication,
+# restarted in the chaos phase without touching the machine's own PostgreSQL.
+bash scripts/tools.sh helm python nginx prometheus promtool postgresql
 command -v openssl >/dev/null || die "openssl is needed (apt install openssl)"
-command -v psql >/dev/null || die "psql is needed (apt install postgresql-client)"
-bash scripts/postgres.sh
 
 bin_dir=${REHEARSE_BIN_DIR:-}
 if [ -z "$bin_dir" ]; then
@@ -43,6 +44,5 @@ trap cleanup EXIT
   --chart helm/storefront --values helm/storefront/ci/full.yaml \
   --helm "$(bash scripts/tools.sh path helm)" \
   --bin-dir "$bin_dir" \
-  --nats-url "nats://127.0.0.1:$nats_port" \
-  --admin-db-url "postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres" \
-  --workdir "$work"
+  --nats-port "$nats_port" --repo "$ROOT" \
+  --workdir "$work" ${REHEARSE_CHAOS:+--chaos}

@@ -4,7 +4,7 @@
 # writable). Idempotent: a tool already there at the pinned version is not touched.
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
-#                                   promtool prometheus nginx python shellcheck helm kubectl
+#                                   promtool prometheus nginx python postgresql shellcheck helm kubectl
 #                                   kubernetes-validate)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
@@ -107,6 +107,10 @@ install() {
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
     promtool | prometheus) command -v "$1" >/dev/null || apt_install prometheus ;;
     nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx ;;
+    postgresql)
+      { command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || command -v initdb >/dev/null \
+        || apt_install postgresql
+      ;;
     python)
       if ! { [ -x "$tools/py/bin/python" ] && "$tools/py/bin/pip" show pyyaml 2>/dev/null | grep "^Version: $PYYAML_VERSION$" >/dev/null; }; then
         log "installing PyYAML $PYYAML_VERSION into $tools/py"

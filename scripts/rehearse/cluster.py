@@ -314,8 +314,10 @@ class Cluster:
         image = c["image"].rsplit("/", 1)[-1].split(":")[0].split("@")[0]
         if image not in self.images:
             raise RehearsalError(f"{pod.owner}: no stand-in for image {c['image']}")
-        entrypoint = c.get("command") or self.images[image]
-        return [self._translate(pod, a) for a in entrypoint + c.get("args", [])]
+        # The image's entrypoint is a path on this machine; what the manifest says is translated.
+        if c.get("command"):
+            return [self._translate(pod, a) for a in c["command"] + c.get("args", [])]
+        return self.images[image] + [self._translate(pod, a) for a in c.get("args", [])]
 
     def _run(self, pod: Pod) -> None:
         env = dict(self.base_env)

@@ -235,17 +235,27 @@ class SteadyTraffic:
         self.stop = threading.Event()
         self.orders: list[str] = []
         self.jobs: list[str] = []
+        self.images: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
+    def _failed(self, error: AssertionError) -> None:
+        with self.lock:
+            self.errors.append(str(error))
+        # What a real client does after an unexpected answer: wait a little and go on.
+        self.stop.wait(0.3)
+
     def _customer(self, index: int, email: str, password: str) -> None:
         client = self.make_client(index)
-        try:
-            client.login(email, password)
-            last_refresh = time.monotonic()
-            n = 0
-            while not self.stop.is_set():
+        logged_in = False
+        last_refresh = time.monotonic()
+        n = 0
+        while not self.stop.is_set():
+            try:
+                if not logged_in:
+                    client.login(email, password)
+                    logged_in, last_refresh = True, time.monotonic()
                 n += 1
                 client.browse(pages=2)
                 client.expect(200, "GET", f"/v1/items/{random.choice(self.item_ids)}", token=None)
@@ -255,25 +265,31 @@ class SteadyTraffic:
                     with self.lock:
                         self.orders.append(order["id"])
                 if time.monotonic() - last_refresh > 4:
+                    # A rotation whose answer is lost leaves the old token spent: log in again.
+                    logged_in = False
                     client.rotate()
-                    last_refresh = time.monotonic()
+                    logged_in, last_refresh = True, time.monotonic()
                 time.sleep(0.05)
-        except AssertionError as e:
-            with self.lock:
-                self.errors.append(str(e))
+            except AssertionError as e:
+                self._failed(e)
 
     def _uploader(self) -> None:
         seed = 1000
-        try:
-            while not self.stop.is_set():
-                seed += 1
-                answer = self.admin.upload(random.choice(self.item_ids), png(48, 32, seed))
+        while not self.stop.is_set():
+            seed += 1
+            item = random.choice(self.item_ids)
+            try:
+                answer = self.admin.upload(item, png(48, 32, seed))
                 with self.lock:
                     self.jobs.append(answer["job_id"])
-                self.stop.wait(1.5)
-        except AssertionError as e:
-            with self.lock:
-                self.errors.append(str(e))
+                    self.images.append((item, answer["image_id"]))
+            except AssertionError as e:
+                self._failed(e)
+            self.stop.wait(1.5)
+
+    def error_count(self) -> int:
+        with self.lock:
+            return len(self.errors)
 
     def start(self) -> None:
         for i, (email, password) in enumerate(self.customers):
