@@ -23,9 +23,11 @@ use crate::topology::{Topology, provision_with_retry};
 
 /// Cancel pending orders past their payment window (catalog-order).
 pub const EXPIRE_ORDERS: &str = "catalog.expire_orders";
-/// Forget `Idempotency-Key`s older than 24 h (catalog-order).
+/// Delete finished jobs and applied-event (inbox) rows past their retention (catalog-order).
+pub const PURGE_JOBS: &str = "catalog.purge_jobs";
+/// Forget `Idempotency-Key`s past their retention (catalog-order).
 pub const PURGE_IDEMPOTENCY_KEYS: &str = "catalog.purge_idempotency_keys";
-/// Delete expired and long-revoked sessions (auth).
+/// Delete expired and revoked sessions and idle login counters past their retention (auth).
 pub const PURGE_SESSIONS: &str = "auth.purge_sessions";
 
 /// One scheduled job kind and how often it runs.

@@ -7,7 +7,8 @@
 //! - `{NS}_DLQ`: `{ns}.dlq.>`, jobs that failed for good, kept for 30 days for inspection and replay.
 //! - One durable pull consumer per job family on `{NS}_JOBS`, with disjoint filters. A family is
 //!   served by the service that owns its data: `image` and `email` by the worker, `catalog`
-//!   (maintenance of orders and idempotency keys) by catalog-order, `auth` (session purge) by auth.
+//!   (maintenance of orders, jobs and idempotency keys) by catalog-order, `auth` (session purge)
+//!   by auth.
 //! - KV `{ns}_jobs_done`: the idempotency record of applied jobs. Object store `{ns}_images`.
 
 use std::time::Duration;
@@ -31,6 +32,11 @@ pub struct Family {
     /// Deliveries outstanding at once across the family's workers.
     pub max_ack_pending: i64,
 }
+
+/// How long the events stream keeps an event. Until then the event may be delivered again (a
+/// recreated consumer, a replay), so the inbox that makes applying it idempotent must remember it
+/// at least this long.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub const FAMILIES: &[Family] = &[
     Family {
@@ -159,7 +165,7 @@ impl Topology {
                 subjects: vec![self.namespace.subject("events.>")],
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
-                max_age: Duration::from_secs(7 * 24 * 3600),
+                max_age: EVENTS_MAX_AGE,
                 duplicate_window: Duration::from_secs(120),
                 ..Default::default()
             },
@@ -300,6 +306,7 @@ mod tests {
             "image.thumbnail",
             "email.order_confirmation",
             "catalog.expire_orders",
+            "catalog.purge_jobs",
             "auth.purge_sessions",
         ] {
             assert!(t.family_of(kind).is_some(), "{kind}");

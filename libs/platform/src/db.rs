@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -170,6 +170,62 @@ pub async fn run_migrate_command(
     }
     pool.close().await;
     Ok(())
+}
+
+/// Rows one purge statement deletes at most. Each batch is a statement of its own (its own short
+/// transaction), so a large backlog is worked off in steps that never hold many row locks, or one
+/// snapshot, for long.
+pub const PURGE_BATCH: i64 = 1000;
+
+/// Run a bounded `DELETE` (`… WHERE key IN (SELECT key … LIMIT $batch)`; it is given the batch
+/// size) until a batch deletes less than a full one; the rows deleted in all.
+pub async fn delete_in_batches<F, Fut>(mut delete_batch: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
+    let full = u64::try_from(PURGE_BATCH).unwrap_or(u64::MAX);
+    let mut total = 0;
+    loop {
+        let deleted = delete_batch(PURGE_BATCH).await?;
+        total += deleted;
+        if deleted < full {
+            return Ok(total);
+        }
+        // Let requests on this runtime in between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// `retention_purged_rows_total{kind}`: rows deleted because their retention period was over.
+#[derive(Clone)]
+pub struct PurgeMetrics {
+    purged: IntCounterVec,
+}
+
+impl PurgeMetrics {
+    /// The series of `kinds` exist (at 0) from the start, so a rate over them is 0, not absent.
+    pub fn register(
+        metrics: &crate::metrics::Metrics,
+        kinds: &[&str],
+    ) -> Result<Self, prometheus::Error> {
+        let purged = IntCounterVec::new(
+            Opts::new(
+                "retention_purged_rows_total",
+                "Rows deleted after their retention period, by kind of row.",
+            ),
+            &["kind"],
+        )?;
+        for kind in kinds {
+            purged.with_label_values(&[*kind]);
+        }
+        metrics.register(Box::new(purged.clone()))?;
+        Ok(PurgeMetrics { purged })
+    }
+
+    pub fn record(&self, kind: &str, rows: u64) {
+        self.purged.with_label_values(&[kind]).inc_by(rows);
+    }
 }
 
 /// `db_pool_connections{state="idle"|"active"}`, read from the pool at scrape time.

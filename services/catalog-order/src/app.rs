@@ -6,6 +6,7 @@ use authn::Verifier;
 use axum::extract::FromRef;
 use jobs::images::ImageStore;
 use jobs::runtime::JobMetrics;
+use platform::db::PurgeMetrics;
 use platform::nats::Namespace;
 use platform::pagination::CursorSigner;
 use platform::ratelimit::{KeyedLimiter, Quota};
@@ -13,7 +14,7 @@ use platform::{App, AppBuilder};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::maintenance::Maintenance;
+use crate::maintenance::{self, Maintenance};
 use crate::settings::Settings;
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
@@ -72,6 +73,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         Arc::new(Maintenance {
             db: db.clone(),
             order_payment_timeout: settings.order_payment_timeout,
+            retention: settings.retention,
+            purged: PurgeMetrics::register(builder.metrics(), maintenance::PURGED_KINDS)?,
         }),
         1,
         JobMetrics::register(builder.metrics())?,

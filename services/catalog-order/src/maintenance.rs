@@ -1,23 +1,52 @@
 //! The scheduler's jobs for catalog data (family `catalog`): cancel unpaid orders past their
-//! payment window, and forget expired `Idempotency-Key`s.
+//! payment window, and delete what is kept no longer than its retention (finished jobs, applied
+//! events, `Idempotency-Key`s; see [`Retention`]).
 
 use std::time::Duration;
 
 use jobs::runtime::{Handler, Job, JobError};
-use jobs::schedule::{EXPIRE_ORDERS, PURGE_IDEMPOTENCY_KEYS};
+use jobs::schedule::{EXPIRE_ORDERS, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS};
+use platform::db::PurgeMetrics;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
+use crate::settings::Retention;
 use crate::store;
+
+/// The `kind` label of `retention_purged_rows_total` for each purged table.
+pub const PURGED_KINDS: &[&str] = &["jobs", "job_events", "idempotency_keys"];
 
 pub struct Maintenance {
     pub db: PgPool,
     pub order_payment_timeout: Duration,
+    pub retention: Retention,
+    pub purged: PurgeMetrics,
+}
+
+/// Rows deleted by [`purge_jobs`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PurgedJobs {
+    pub jobs: u64,
+    pub job_events: u64,
+}
+
+/// Delete finished jobs and applied events past their retention at `now`.
+pub async fn purge_jobs(
+    db: &PgPool,
+    retention: &Retention,
+    now: OffsetDateTime,
+) -> Result<PurgedJobs, sqlx::Error> {
+    Ok(PurgedJobs {
+        jobs: store::jobs::purge_finished(db, now, retention.retention_jobs).await?,
+        job_events: store::jobs::purge_inbox(db, now, retention.retention_job_events).await?,
+    })
 }
 
 impl Handler for Maintenance {
     async fn handle(&self, job: &Job) -> Result<(), JobError> {
         // A database error is worth another attempt; the statements are idempotent.
         let retry = |e: sqlx::Error| JobError::Retry(format!("database: {e}"));
+        let now = OffsetDateTime::now_utc();
         match job.kind.as_str() {
             EXPIRE_ORDERS => {
                 let n = store::orders::expire_unpaid(&self.db, self.order_payment_timeout)
@@ -25,11 +54,28 @@ impl Handler for Maintenance {
                     .map_err(retry)?;
                 tracing::info!(orders = n, "expired unpaid orders");
             }
-            PURGE_IDEMPOTENCY_KEYS => {
-                let n = store::idempotency::purge_expired(&self.db)
+            PURGE_JOBS => {
+                let purged = purge_jobs(&self.db, &self.retention, now)
                     .await
                     .map_err(retry)?;
-                tracing::info!(keys = n, "purged expired idempotency keys");
+                self.purged.record("jobs", purged.jobs);
+                self.purged.record("job_events", purged.job_events);
+                tracing::info!(
+                    jobs = purged.jobs,
+                    job_events = purged.job_events,
+                    "purged finished jobs and applied events past their retention"
+                );
+            }
+            PURGE_IDEMPOTENCY_KEYS => {
+                let n = store::idempotency::purge_expired(
+                    &self.db,
+                    now,
+                    self.retention.retention_idempotency_keys,
+                )
+                .await
+                .map_err(retry)?;
+                self.purged.record("idempotency_keys", n);
+                tracing::info!(keys = n, "purged idempotency keys past their retention");
             }
             other => return Err(JobError::Fail(format!("unknown job kind {other}"))),
         }

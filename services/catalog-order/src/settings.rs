@@ -1,5 +1,7 @@
-//! Settings of `catalog-order`: the platform's, its database, NATS, cursors, token verification
-//! and its write rate limit. See the README's settings table.
+//! Settings of `catalog-order`: the platform's, its database, NATS, cursors, token verification,
+//! its write rate limit and how long finished data is kept. See the README's settings table.
+
+use std::time::Duration;
 
 use authn::settings::VerifierSettings;
 use platform::config::{
@@ -26,7 +28,56 @@ pub struct Settings {
     /// Pending (unpaid) orders older than this are cancelled and restocked by the scheduled
     /// `catalog.expire_orders` job.
     #[serde(with = "platform::config::duration")]
-    pub order_payment_timeout: std::time::Duration,
+    pub order_payment_timeout: Duration,
+    #[serde(flatten)]
+    pub retention: Retention,
+}
+
+/// How long finished data is kept before the scheduled purges delete it (`catalog.purge_jobs`,
+/// `catalog.purge_idempotency_keys`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Retention {
+    /// Jobs with a final status (succeeded, dead), counted from when they finished. Their
+    /// payloads hold e-mail addresses and order lines.
+    #[serde(with = "platform::config::duration")]
+    pub retention_jobs: Duration,
+    /// Applied job events (the inbox), counted from their arrival; at least as long as the events
+    /// stream keeps an event, which may be delivered again until then.
+    #[serde(with = "platform::config::duration")]
+    pub retention_job_events: Duration,
+    /// `Idempotency-Key`s, counted from their first use; at least their replay window (24 h).
+    #[serde(with = "platform::config::duration")]
+    pub retention_idempotency_keys: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            retention_jobs: Duration::from_secs(30 * 24 * 3600),
+            retention_job_events: jobs::topology::EVENTS_MAX_AGE,
+            retention_idempotency_keys: crate::store::idempotency::REPLAY_WINDOW,
+        }
+    }
+}
+
+impl Retention {
+    fn validate(&self, problems: &mut Problems) {
+        if self.retention_jobs.is_zero() {
+            problems.add("RETENTION_JOBS", "must be greater than zero");
+        }
+        if self.retention_job_events < jobs::topology::EVENTS_MAX_AGE {
+            problems.add(
+                "RETENTION_JOB_EVENTS",
+                "must be at least 7d: the events stream keeps an event (and may deliver it again) that long",
+            );
+        }
+        if self.retention_idempotency_keys < crate::store::idempotency::REPLAY_WINDOW {
+            problems.add(
+                "RETENTION_IDEMPOTENCY_KEYS",
+                "must be at least 1d: a key replays its answer for 24 h",
+            );
+        }
+    }
 }
 
 impl Default for Settings {
@@ -39,7 +90,8 @@ impl Default for Settings {
             tokens: VerifierSettings::default(),
             rate_limit_write_per_minute: 120,
             rate_limit_write_burst: 30,
-            order_payment_timeout: std::time::Duration::from_secs(30 * 60),
+            order_payment_timeout: Duration::from_secs(30 * 60),
+            retention: Retention::default(),
         }
     }
 }
@@ -89,9 +141,10 @@ impl ServiceSettings for Settings {
                 "rate and burst must be positive",
             );
         }
-        if self.order_payment_timeout < std::time::Duration::from_secs(60) {
+        if self.order_payment_timeout < Duration::from_secs(60) {
             problems.add("ORDER_PAYMENT_TIMEOUT", "must be at least 1m");
         }
+        self.retention.validate(problems);
     }
 }
 
@@ -102,6 +155,49 @@ mod tests {
     #[test]
     fn every_default_written_as_text_loads_back() {
         platform::config::checks::assert_defaults_round_trip::<Settings>();
+    }
+
+    #[test]
+    fn retention_is_read_as_durations_and_refused_below_its_floors() {
+        let s: Settings = platform::config::checks::load_test_settings(&[
+            ("RETENTION_JOBS", "90d"),
+            ("RETENTION_JOB_EVENTS", "14d"),
+            ("RETENTION_IDEMPOTENCY_KEYS", "48h"),
+        ]);
+        assert_eq!(
+            s.retention.retention_jobs,
+            Duration::from_secs(90 * 24 * 3600)
+        );
+        assert_eq!(
+            s.retention.retention_job_events,
+            Duration::from_secs(14 * 24 * 3600)
+        );
+        assert_eq!(
+            s.retention.retention_idempotency_keys,
+            Duration::from_secs(48 * 3600)
+        );
+
+        let refused = platform::config::load_from::<Settings>(
+            [
+                ("APP_ENV", "test"),
+                ("RETENTION_JOBS", "0s"),
+                ("RETENTION_JOB_EVENTS", "1d"),
+                ("RETENTION_IDEMPOTENCY_KEYS", "1h"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            std::path::Path::new("/nonexistent"),
+            Needs::SERVE,
+        )
+        .unwrap_err();
+        for name in [
+            "RETENTION_JOBS",
+            "RETENTION_JOB_EVENTS",
+            "RETENTION_IDEMPOTENCY_KEYS",
+        ] {
+            assert!(refused.mentions(name), "{name} not refused: {refused}");
+        }
     }
 
     #[test]

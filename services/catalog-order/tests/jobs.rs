@@ -1,8 +1,11 @@
 //! Job paths that cross services: scheduled maintenance run by the service owning the data, the
-//! order e-mail over real SMTP exactly once, and no job lost when NATS restarts mid-burst; and
-//! (`status`) a job's status only moving forward.
+//! order e-mail over real SMTP exactly once, and no job lost when NATS restarts mid-burst;
+//! (`status`) a job's status only moving forward; and (`retention`) what the purges delete and
+//! keep.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "jobs/retention.rs"]
+mod retention;
 #[path = "jobs/status.rs"]
 mod status;
 mod support;
@@ -142,6 +145,94 @@ async fn the_scheduled_session_purge_runs_in_auth() {
         eventually(Duration::from_secs(15), || async { sessions().await == 1 }).await,
         "the expired session was not purged"
     );
+    jobs::topology::teardown(&js, &topology).await;
+}
+
+#[tokio::test]
+async fn the_workers_scheduler_has_each_service_purge_what_is_past_its_retention() {
+    let mut shop = Shop::spawn().await;
+    shop.customer("ann@example.com").await;
+    shop.customer("bob@example.com").await;
+    let db = shop.db.pool().await;
+    let auth_db = shop.auth_db.pool().await;
+    // catalog-order: a job that finished 40 days ago (past the default 30d) and one running as
+    // long; an event applied 10 days ago (past 7d) and one just now; an idempotency key two days
+    // old (past 1d) and a fresh one.
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, status, updated_at, published_at) VALUES
+             ('00000000-0000-0000-0000-00000000000f', 'email.order_confirmation', '{}',
+              'succeeded', now() - interval '40 days', now() - interval '40 days'),
+             ('00000000-0000-0000-0000-00000000000a', 'email.order_confirmation', '{}',
+              'running', now() - interval '40 days', now() - interval '40 days')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO job_event_inbox (event_id, received_at) VALUES
+             ('00000000-0000-0000-0000-00000000000f', now() - interval '10 days'),
+             ('00000000-0000-0000-0000-00000000000a', now())",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES
+             (gen_random_uuid(), 'old', '\\x00', now() - interval '2 days'),
+             (gen_random_uuid(), 'fresh', '\\x00', now())",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    // auth: ann's session expired three days ago (past the default 1d), bob's is live.
+    sqlx::query(
+        "UPDATE sessions SET expires_at = now() - interval '3 days'
+         WHERE user_id = (SELECT id FROM users WHERE email = 'ann@example.com')",
+    )
+    .execute(&auth_db)
+    .await
+    .unwrap();
+    let left = |sql: &'static str, db: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, String>(sql)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+    };
+    let ids = |n: &str| vec![format!("00000000-0000-0000-0000-00000000000{n}")];
+
+    // The worker's own scheduler (not a hand-published job): the first tick publishes every entry.
+    shop.add_worker_with(|w| w.scheduler_enabled = true).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            left("SELECT id::text FROM jobs", db.clone()).await == ids("a")
+                // (the scheduled jobs' own status events arrive meanwhile)
+                && left(
+                    "SELECT event_id::text FROM job_event_inbox
+                     WHERE event_id::text LIKE '00000000-%'",
+                    db.clone(),
+                )
+                .await
+                    == ids("a")
+                && left("SELECT key FROM idempotency_keys", db.clone()).await == ["fresh"]
+                && left(
+                    "SELECT u.email FROM sessions s JOIN users u ON u.id = s.user_id",
+                    auth_db.clone(),
+                )
+                .await
+                    == ["bob@example.com"]
+        })
+        .await,
+        "not purged as expected: jobs {:?}, events {:?}, keys {:?}, sessions of {:?}",
+        left("SELECT id::text FROM jobs", db.clone()).await,
+        left("SELECT event_id::text FROM job_event_inbox", db.clone()).await,
+        left("SELECT key FROM idempotency_keys", db.clone()).await,
+        left(
+            "SELECT u.email FROM sessions s JOIN users u ON u.id = s.user_id",
+            auth_db.clone()
+        )
+        .await,
+    );
+    let (js, topology) = jetstream_at(&platform::testing::nats_url(), &shop.namespace).await;
     jobs::topology::teardown(&js, &topology).await;
 }
 

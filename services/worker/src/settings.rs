@@ -32,6 +32,8 @@ pub struct Settings {
     #[serde(with = "platform::config::duration")]
     pub schedule_expire_orders_every: Duration,
     #[serde(with = "platform::config::duration")]
+    pub schedule_purge_jobs_every: Duration,
+    #[serde(with = "platform::config::duration")]
     pub schedule_purge_idempotency_keys_every: Duration,
     #[serde(with = "platform::config::duration")]
     pub schedule_purge_sessions_every: Duration,
@@ -89,11 +91,17 @@ impl Settings {
     }
 
     pub fn schedule(&self) -> Vec<jobs::schedule::Entry> {
-        use jobs::schedule::{EXPIRE_ORDERS, Entry, PURGE_IDEMPOTENCY_KEYS, PURGE_SESSIONS};
+        use jobs::schedule::{
+            EXPIRE_ORDERS, Entry, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS, PURGE_SESSIONS,
+        };
         vec![
             Entry {
                 kind: EXPIRE_ORDERS,
                 every: self.schedule_expire_orders_every,
+            },
+            Entry {
+                kind: PURGE_JOBS,
+                every: self.schedule_purge_jobs_every,
             },
             Entry {
                 kind: PURGE_IDEMPOTENCY_KEYS,
@@ -120,6 +128,7 @@ impl Default for Settings {
             scheduler_enabled: true,
             scheduler_lease_name: "storefront-scheduler".into(),
             schedule_expire_orders_every: Duration::from_secs(60),
+            schedule_purge_jobs_every: Duration::from_secs(3600),
             schedule_purge_idempotency_keys_every: Duration::from_secs(3600),
             schedule_purge_sessions_every: Duration::from_secs(3600),
         }
@@ -184,6 +193,7 @@ impl ServiceSettings for Settings {
                 "SCHEDULE_EXPIRE_ORDERS_EVERY",
                 self.schedule_expire_orders_every,
             ),
+            ("SCHEDULE_PURGE_JOBS_EVERY", self.schedule_purge_jobs_every),
             (
                 "SCHEDULE_PURGE_IDEMPOTENCY_KEYS_EVERY",
                 self.schedule_purge_idempotency_keys_every,
@@ -220,6 +230,24 @@ mod tests {
         assert!(parse_sizes("a=100,a=200").unwrap_err().contains("twice"));
         assert!(parse_sizes("../x=100").is_err());
         assert!(parse_sizes("original=100").is_err());
+    }
+
+    #[test]
+    fn the_schedule_has_every_maintenance_job_once() {
+        let kinds: Vec<&str> = Settings::default()
+            .schedule()
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                jobs::schedule::EXPIRE_ORDERS,
+                jobs::schedule::PURGE_JOBS,
+                jobs::schedule::PURGE_IDEMPOTENCY_KEYS,
+                jobs::schedule::PURGE_SESSIONS,
+            ]
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Keys are kept this long.
+/// A key replays its answer this long; after that the same key is a new request.
 pub const TTL_HOURS: i32 = 24;
+/// [`TTL_HOURS`] as a duration: no purge deletes a key younger than this.
+pub const REPLAY_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(TTL_HOURS as u64 * 3600);
 
 pub enum Claim {
     /// First use: go on, and `complete` the key before committing.
@@ -89,14 +92,27 @@ pub async fn complete(
     .map(|_| ())
 }
 
-/// Forget keys older than the TTL (maintenance).
+/// Forget keys created longer than `keep` before `now` (maintenance), in batches; never one still
+/// inside its replay window ([`TTL_HOURS`]), whatever `keep` is.
 #[tracing::instrument(name = "db idempotency.purge_expired", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn purge_expired(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
-    )
-    .bind(TTL_HOURS)
-    .execute(db)
+pub async fn purge_expired(
+    db: &sqlx::PgPool,
+    now: time::OffsetDateTime,
+    keep: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = now - keep.max(REPLAY_WINDOW);
+    platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+                 SELECT user_id, key FROM idempotency_keys WHERE created_at < $1
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
     .await
-    .map(|r| r.rows_affected())
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use jobs::events::Event;
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
@@ -135,4 +137,61 @@ async fn advance(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Delete jobs that finished (a final status: nothing changes them any more) longer than `keep`
+/// before `now`, in batches. A job not final (queued, running, or failed and awaiting its retry)
+/// or not yet published by the relay (an outbox row still to send) is never deleted, and neither
+/// is a job an item image still points at.
+#[tracing::instrument(name = "db jobs.purge_finished", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn purge_finished(
+    db: &sqlx::PgPool,
+    now: OffsetDateTime,
+    keep: Duration,
+) -> Result<u64, sqlx::Error> {
+    let finals = &JobStatus::finals();
+    let cutoff = now - keep;
+    platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM jobs WHERE id IN (
+                 SELECT j.id FROM jobs j
+                 WHERE j.status = ANY($1::text[]) AND j.updated_at < $2
+                   AND j.published_at IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM item_images i WHERE i.job_id = j.id)
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(finals)
+        .bind(cutoff)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await
+}
+
+/// Forget events applied longer than `keep` before `now`, in batches; never one the events stream
+/// may still deliver again (younger than [`jobs::topology::EVENTS_MAX_AGE`]), whatever `keep` is.
+#[tracing::instrument(name = "db jobs.purge_inbox", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn purge_inbox(
+    db: &sqlx::PgPool,
+    now: OffsetDateTime,
+    keep: Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = now - keep.max(jobs::topology::EVENTS_MAX_AGE);
+    platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM job_event_inbox WHERE event_id IN (
+                 SELECT event_id FROM job_event_inbox WHERE received_at < $1
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await
 }
