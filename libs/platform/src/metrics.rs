@@ -25,6 +25,9 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// `rate_limited_total{scope}`: requests refused by a rate limit.
     pub rate_limited: IntCounterVec,
+    /// `rate_limit_unavailable_total{scope}`: requests let through because the shared limit
+    /// store could not answer (fail open).
+    pub rate_limit_unavailable: IntCounterVec,
 }
 
 /// RED metrics of the HTTP stack.
@@ -97,6 +100,14 @@ impl Metrics {
             &["scope"],
         )?;
         registry.register(Box::new(rate_limited.clone()))?;
+        let rate_limit_unavailable = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_unavailable_total",
+                "Requests let through unchecked because the rate-limit store (PostgreSQL) could not answer, by limit.",
+            ),
+            &["scope"],
+        )?;
+        registry.register(Box::new(rate_limit_unavailable.clone()))?;
 
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -111,6 +122,7 @@ impl Metrics {
                 in_flight,
             },
             rate_limited,
+            rate_limit_unavailable,
         })
     }
 

@@ -1,26 +1,41 @@
-//! Rate limiting (tower_governor) keyed by client IP or by any key a service extracts, and the
-//! client IP itself: `X-Forwarded-For` is believed only when the peer is a trusted proxy.
+//! Rate limits shared by every replica, and the client IP they are keyed by.
+//!
+//! A limit is GCRA ("generic cell rate algorithm"): each key has a *theoretical arrival time*
+//! (`tat`) stored in PostgreSQL; a request pushes it `period` (60 s / per-minute) forward and is
+//! allowed while it stays within `burst × period` of now. One statement decides and records,
+//! atomically, so every replica of a service draws from the same budget and a restart resets
+//! nothing. The table lives in each service's database; its migration creates it as
+//! [`TABLE_DDL`] says.
+//!
+//! `X-Forwarded-For` is believed only when the peer is a trusted proxy ([`TrustedProxies`]).
 
-use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::QuantaInstant;
-use governor::middleware::NoOpMiddleware;
-use http::Request;
+use http::request::Parts;
 use ipnet::IpNet;
-use prometheus::IntCounterVec;
-use tower_governor::GovernorLayer;
-use tower_governor::errors::GovernorError;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
+use prometheus::IntCounter;
+use sqlx::PgPool;
 
+use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::shutdown::Shutdown;
+
+/// What a service's migration creates (copied there verbatim, so the library names no service).
+///
+/// UNLOGGED: a limit's state is not worth a WAL write per request; PostgreSQL empties the table
+/// after a crash (not after a clean restart) and does not replicate it, which at worst hands
+/// every client a fresh budget once. No index on `tat`: updates then stay HOT (the row is
+/// rewritten in place), and the purge's scan of a table this small costs less than the index.
+pub const TABLE_DDL: &str = "CREATE UNLOGGED TABLE rate_limits (
+    key text PRIMARY KEY,
+    tat timestamptz NOT NULL
+)";
 
 /// `TRUSTED_PROXIES`: the networks whose `X-Forwarded-For` we believe.
 #[derive(Debug, Clone, Default)]
@@ -74,23 +89,6 @@ impl TrustedProxies {
     }
 }
 
-/// Keys a rate limit by client IP (see [`TrustedProxies::client_ip`]).
-#[derive(Debug, Clone)]
-pub struct ClientIpKey(pub TrustedProxies);
-
-impl KeyExtractor for ClientIpKey {
-    type Key = IpAddr;
-
-    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .ok_or(GovernorError::UnableToExtractKey)?;
-        Ok(self.0.client_ip(peer, req.headers()))
-    }
-}
-
 /// A rate limit: `per_minute` sustained with bursts of `burst`, per key.
 #[derive(Debug, Clone, Copy)]
 pub struct Quota {
@@ -98,129 +96,208 @@ pub struct Quota {
     pub burst: u32,
 }
 
-/// A layer limiting requests per key. Refused requests answer 429 problem+json with
-/// `Retry-After` and count in `rate_limited_total{scope}`. A background task owned by `shutdown`
-/// forgets idle keys so the limiter's memory stays bounded.
-pub fn layer<K>(
-    scope: &'static str,
-    quota: Quota,
-    key: K,
-    counter: &IntCounterVec,
-    shutdown: &Shutdown,
-) -> anyhow::Result<GovernorLayer<K, NoOpMiddleware<QuantaInstant>, Body>>
-where
-    K: KeyExtractor + Send + Sync + 'static,
-    K::Key: Hash + Eq + Send + Sync + 'static,
-{
-    anyhow::ensure!(
-        quota.per_minute > 0 && quota.burst > 0,
-        "rate limit {scope}: per-minute and burst must be positive"
-    );
-    let period = Duration::from_secs(60) / quota.per_minute;
-    let config = GovernorConfigBuilder::default()
-        .period(period)
-        .burst_size(quota.burst)
-        .key_extractor(key)
-        .finish()
-        .ok_or_else(|| anyhow::anyhow!("rate limit {scope}: invalid quota"))?;
+/// What the shared store answered for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Refused; the key's budget allows the next request after this long.
+    Refused {
+        retry_after: Duration,
+    },
+}
 
-    let limiter = config.limiter().clone();
+/// One statement: insert the key or push its `tat` forward, but only while it stays within the
+/// burst; when the update is refused, the same round trip reads the stored `tat` so the answer
+/// can say when to retry. The outer `SELECT` sees the row as it was before the statement (the
+/// refused case needs exactly that); a row another replica inserted after this statement's
+/// snapshot is missed, and the caller falls back to one period.
+const DECIDE: &str = "
+WITH allowed AS (
+    INSERT INTO rate_limits AS t (key, tat) VALUES ($1, now() + $2::float8 * interval '1 second')
+    ON CONFLICT (key) DO UPDATE
+        SET tat = greatest(t.tat, now()) + $2::float8 * interval '1 second'
+        WHERE greatest(t.tat, now()) + $2::float8 * interval '1 second'
+              <= now() + $3::float8 * interval '1 second'
+    RETURNING 1
+)
+SELECT true AS allowed, 0::float8 AS ahead FROM allowed
+UNION ALL
+SELECT false, extract(epoch FROM tat - now())::float8 FROM rate_limits
+WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM allowed)";
+
+/// A rate limit shared by every replica that uses the same database. Cheap to clone.
+#[derive(Clone)]
+pub struct Limiter(Arc<LimiterInner>);
+
+struct LimiterInner {
+    db: PgPool,
+    scope: &'static str,
+    /// Seconds one request pushes the key's `tat` forward (60 / per-minute).
+    period: f64,
+    burst: u32,
+    refused: IntCounter,
+    unavailable: IntCounter,
+    /// Unix seconds of the last "store unreachable" log line, so an outage logs every 10 s, not
+    /// on every request.
+    last_warned: AtomicI64,
+}
+
+impl Limiter {
+    /// A limit named `scope` (the `scope` label of `rate_limited_total`; keys of different
+    /// scopes never meet).
+    pub fn new(
+        db: PgPool,
+        scope: &'static str,
+        quota: Quota,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            quota.per_minute > 0 && quota.burst > 0,
+            "rate limit {scope}: per-minute and burst must be positive"
+        );
+        Ok(Limiter(Arc::new(LimiterInner {
+            db,
+            scope,
+            period: 60.0 / f64::from(quota.per_minute),
+            burst: quota.burst,
+            refused: metrics.rate_limited.with_label_values(&[scope]),
+            unavailable: metrics.rate_limit_unavailable.with_label_values(&[scope]),
+            last_warned: AtomicI64::new(0),
+        })))
+    }
+
+    /// Spend one request of `key`'s budget, or learn when there will be one.
+    pub async fn decide(&self, key: &str) -> Result<Decision, sqlx::Error> {
+        let inner = &self.0;
+        let tolerance = inner.period * f64::from(inner.burst);
+        let row: Option<(bool, f64)> = sqlx::query_as(DECIDE)
+            .bind(format!("{}:{key}", inner.scope))
+            .bind(inner.period)
+            .bind(tolerance)
+            .fetch_optional(&inner.db)
+            .await?;
+        Ok(match row {
+            Some((true, _)) => Decision::Allowed,
+            // The request fits once `tat + period` is within the burst of the clock.
+            Some((false, ahead)) => Decision::Refused {
+                retry_after: whole_seconds(ahead + inner.period - tolerance),
+            },
+            None => Decision::Refused {
+                retry_after: whole_seconds(inner.period),
+            },
+        })
+    }
+
+    /// `Ok` when `key` may go on; a 429 with `Retry-After` otherwise. If the store cannot be
+    /// reached the request goes on (fail open, see docs/decisions.md): it counts in
+    /// `rate_limit_unavailable_total{scope}` and is logged at most every 10 s.
+    pub async fn check(&self, key: &str) -> Result<(), ApiError> {
+        match self.decide(key).await {
+            Ok(Decision::Allowed) => Ok(()),
+            Ok(Decision::Refused { retry_after }) => {
+                self.0.refused.inc();
+                Err(ApiError::TooManyRequests { retry_after })
+            }
+            Err(error) => {
+                self.0.unavailable.inc();
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let last = self.0.last_warned.load(Ordering::Relaxed);
+                if now - last >= 10
+                    && self
+                        .0
+                        .last_warned
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    tracing::warn!(scope = self.0.scope, error = %error,
+                        "rate limit store unreachable: letting requests through");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whole seconds, rounded up, at least 1 (what `Retry-After` can say).
+fn whole_seconds(secs: f64) -> Duration {
+    Duration::from_secs(secs.ceil().max(1.0) as u64)
+}
+
+/// Delete keys whose `tat` has passed: their budget is full again, which is what a missing row
+/// means too.
+#[tracing::instrument(name = "db rate_limits.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn purge(db: &PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM rate_limits WHERE tat < now()")
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Purge every minute until shutdown. Every replica runs it; the DELETE is idempotent and cheap.
+pub fn spawn_purge(db: PgPool, shutdown: &Shutdown) {
     let stop = shutdown.token();
-    shutdown.spawn("rate-limit-gc", async move {
+    shutdown.spawn("rate-limit-purge", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => limiter.retain_recent(),
+                _ = tick.tick() => {
+                    if let Err(e) = purge(&db).await {
+                        tracing::debug!(error = %e, "rate limit purge failed; next minute");
+                    }
+                }
                 _ = stop.cancelled() => return Ok(()),
             }
         }
     });
-
-    let refused = counter.with_label_values(&[scope]);
-    Ok(GovernorLayer::new(config).error_handler(move |error| refusal(error, &refused)))
 }
 
-/// A rate limit keyed by something only a handler knows (the verified user), checked with
-/// [`KeyedLimiter::check`].
+/// The client's address as the client-IP limit saw it (see [`TrustedProxies::client_ip`]); an
+/// extractor for handlers behind [`limit_by_client_ip`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<ClientIp>().copied().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "ClientIp used on a route without limit_by_client_ip"
+            ))
+        })
+    }
+}
+
+/// State of [`limit_by_client_ip`]: the limit and who may tell us the client's address.
 #[derive(Clone)]
-pub struct KeyedLimiter<K: Hash + Eq + Clone + Send + Sync + 'static> {
-    limiter: Arc<governor::DefaultKeyedRateLimiter<K>>,
-    refused: prometheus::IntCounter,
+pub struct ClientIpLimit {
+    pub limiter: Limiter,
+    pub proxies: TrustedProxies,
 }
 
-impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimiter<K> {
-    pub fn new(
-        scope: &'static str,
-        quota: Quota,
-        counter: &IntCounterVec,
-        shutdown: &Shutdown,
-    ) -> anyhow::Result<Self> {
-        let burst = std::num::NonZeroU32::new(quota.burst)
-            .ok_or_else(|| anyhow::anyhow!("rate limit {scope}: burst must be positive"))?;
-        anyhow::ensure!(
-            quota.per_minute > 0,
-            "rate limit {scope}: rate must be positive"
-        );
-        let period = Duration::from_secs(60) / quota.per_minute;
-        let quota = governor::Quota::with_period(period)
-            .ok_or_else(|| anyhow::anyhow!("rate limit {scope}: invalid period"))?
-            .allow_burst(burst);
-        let limiter = Arc::new(governor::RateLimiter::keyed(quota));
-        let gc = limiter.clone();
-        let stop = shutdown.token();
-        shutdown.spawn("rate-limit-gc", async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => gc.retain_recent(),
-                    _ = stop.cancelled() => return Ok(()),
-                }
-            }
-        });
-        Ok(KeyedLimiter {
-            limiter,
-            refused: counter.with_label_values(&[scope]),
-        })
-    }
-
-    /// `Ok` when `key` may go on; a 429 with `Retry-After` otherwise.
-    pub fn check(&self, key: &K) -> Result<(), ApiError> {
-        use governor::clock::{Clock, DefaultClock};
-        self.limiter.check_key(key).map_err(|not_until| {
-            self.refused.inc();
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                retry_after: wait.max(Duration::from_secs(1)),
-            }
-        })
-    }
-}
-
-fn refusal(error: GovernorError, refused: &prometheus::IntCounter) -> Response {
-    match error {
-        GovernorError::TooManyRequests { wait_time, .. } => {
-            refused.inc();
-            ApiError::TooManyRequests {
-                retry_after: Duration::from_secs(wait_time.max(1)),
-            }
-            .into_response()
-        }
-        GovernorError::UnableToExtractKey => ApiError::internal(anyhow::anyhow!(
+/// Middleware (`axum::middleware::from_fn_with_state`): one request of the client IP's budget,
+/// or 429. Hands the address on as [`ClientIp`].
+pub async fn limit_by_client_ip(
+    State(limit): State<ClientIpLimit>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+    else {
+        return ApiError::internal(anyhow::anyhow!(
             "rate limiter could not identify the client"
         ))
-        .into_response(),
-        GovernorError::Other { code, msg, .. } => {
-            let message = msg.unwrap_or_else(|| "request refused".to_owned());
-            match code.as_u16() {
-                401 => ApiError::Unauthorized(message).into_response(),
-                _ => ApiError::BadRequest {
-                    detail: message,
-                    errors: Vec::new(),
-                }
-                .into_response(),
-            }
-        }
+        .into_response();
+    };
+    let client = limit.proxies.client_ip(peer, req.headers());
+    req.extensions_mut().insert(ClientIp(client));
+    if let Err(refused) = limit.limiter.check(&client.to_string()).await {
+        return refused.into_response();
     }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use authn::{Verifier, VerifierConfig};
 use axum::extract::FromRef;
 use platform::nats::Namespace;
 use platform::pagination::CursorSigner;
-use platform::ratelimit::TrustedProxies;
+use platform::ratelimit::{self, ClientIpLimit, Limiter, Quota, TrustedProxies};
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
@@ -101,11 +101,19 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     };
     let proxies =
         TrustedProxies::parse(&settings.platform.trusted_proxies).map_err(anyhow::Error::msg)?;
-    let router = routes::router(
-        state,
+    let auth_limit = ClientIpLimit {
+        limiter: Limiter::new(
+            state.db.clone(),
+            "auth",
+            Quota {
+                per_minute: state.settings.rate_limit_auth_per_minute,
+                burst: state.settings.rate_limit_auth_burst,
+            },
+            builder.metrics(),
+        )?,
         proxies,
-        &builder.metrics().rate_limited,
-        builder.shutdown(),
-    )?;
+    };
+    ratelimit::spawn_purge(state.db.clone(), builder.shutdown());
+    let router = routes::router(state, auth_limit);
     builder.build(router).await
 }

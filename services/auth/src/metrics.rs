@@ -7,6 +7,7 @@ use prometheus::{IntCounter, IntCounterVec, Opts};
 pub struct AuthMetrics {
     logins: IntCounterVec,
     pub refresh_reuse: IntCounter,
+    slowed: IntCounter,
 }
 
 /// Every outcome a login can have; the label never takes another value.
@@ -23,7 +24,12 @@ impl AuthMetrics {
             "Refresh tokens presented a second time (theft or a broken client); each revokes a session.",
         )?;
         metrics.register(Box::new(logins.clone()))?;
+        let slowed = IntCounter::new(
+            "auth_login_slowed_total",
+            "Login attempts delayed by the per-email slow-down (recent failures at the email from any address).",
+        )?;
         metrics.register(Box::new(refresh_reuse.clone()))?;
+        metrics.register(Box::new(slowed.clone()))?;
         // Export every outcome from the start, so rates and alerts see zeros, not gaps.
         for outcome in LOGIN_OUTCOMES {
             logins.with_label_values(&[outcome]);
@@ -31,10 +37,15 @@ impl AuthMetrics {
         Ok(AuthMetrics {
             logins,
             refresh_reuse,
+            slowed,
         })
     }
 
     pub fn login(&self, outcome: &'static str) {
         self.logins.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn login_slowed(&self) {
+        self.slowed.inc();
     }
 }

@@ -30,6 +30,9 @@ pub struct Settings {
 /// (`create-admin`); `serve` has it too.
 pub const PASSWORD_HASHING: Needs = Needs::service_part(0);
 
+/// The owner of a slowed-down account must still get in within a request's time.
+pub const LOGIN_ACCOUNT_MAX_DELAY_CAP: Duration = Duration::from_secs(5);
+
 /// OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane).
 pub const OWASP_ARGON2_MEMORY_KIB: u32 = 19_456;
 
@@ -55,8 +58,12 @@ pub struct AuthSettings {
     /// Login, register and refresh requests per client IP.
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_auth_burst: u32,
-    /// Failed logins for one email before each further attempt must wait (doubling, ≤ 15 min).
+    /// Failed logins for one email from one client address before that address must wait
+    /// (doubling, ≤ 15 min); the same number from any addresses starts the email's slow-down.
     pub login_max_failures: u32,
+    /// Longest delay the per-email slow-down adds to a login attempt (doubling from 250 ms).
+    #[serde(with = "duration")]
+    pub login_account_max_delay: Duration,
 }
 
 impl Default for AuthSettings {
@@ -74,6 +81,7 @@ impl Default for AuthSettings {
             rate_limit_auth_per_minute: 30,
             rate_limit_auth_burst: 10,
             login_max_failures: 5,
+            login_account_max_delay: Duration::from_secs(2),
         }
     }
 }
@@ -125,6 +133,12 @@ impl AuthSettings {
         }
         if self.login_max_failures == 0 {
             problems.add("LOGIN_MAX_FAILURES", "must be greater than zero");
+        }
+        if self.login_account_max_delay > LOGIN_ACCOUNT_MAX_DELAY_CAP {
+            problems.add(
+                "LOGIN_ACCOUNT_MAX_DELAY",
+                "must be at most 5s: a slowed login must still answer well within the request timeout",
+            );
         }
     }
 

@@ -151,58 +151,199 @@ async fn an_overlong_password_is_refused_before_hashing() {
     assert_eq!(p["errors"][0]["field"], "password");
 }
 
-#[tokio::test]
-async fn repeated_failures_for_one_email_are_slowed_down_whoever_sends_them() {
-    let auth = TestAuth::spawn_with(|s| s.auth.login_max_failures = 3).await;
-    auth.register("target@example.com").await;
-    let attempt = |password: &'static str| {
-        auth.post(
-            "/v1/auth/login",
-            json!({"email": "Target@Example.com", "password": password}),
-        )
-    };
-    for _ in 0..3 {
-        problem(attempt("wrong password!").await, StatusCode::UNAUTHORIZED).await;
-    }
-    // Locked now, even for the right password: the answer does not reveal it.
-    let locked = attempt(PASSWORD).await;
-    let retry_after: u64 = locked.headers()["retry-after"]
-        .to_str()
+/// A login attempt at `email` from `client` (as forwarded by a trusted proxy) to `base`.
+async fn login_at(
+    auth: &TestAuth,
+    base: &str,
+    client: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    auth.client
+        .post(format!("{base}/v1/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
         .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=900).contains(&retry_after));
-    problem(locked, StatusCode::TOO_MANY_REQUESTS).await;
+}
 
-    // Unknown emails are throttled exactly the same way.
-    for _ in 0..3 {
-        problem(
-            auth.post(
-                "/v1/auth/login",
-                json!({"email": "nobody@example.com", "password": "wrong password!"}),
-            )
-            .await,
-            StatusCode::UNAUTHORIZED,
+fn slowed(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("auth_login_slowed_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_stranger_is_blocked_at_their_address_while_the_owner_still_logs_in_from_another() {
+    const ATTACKER: &str = "203.0.113.66";
+    const OWNER: &str = "198.51.100.20";
+    let auth = TestAuth::spawn_with(|s| {
+        s.platform.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.auth.login_max_failures = 3;
+        s.auth.login_account_max_delay = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // Two instances: the counters live in the database, not in either of them.
+    let replica = auth.replica().await;
+    let bases = [auth.base.as_str(), replica.base.as_str()];
+    auth.register("target@example.com").await;
+
+    for i in 0..3 {
+        let r = login_at(
+            &auth,
+            bases[i % 2],
+            ATTACKER,
+            "Target@Example.com",
+            "wrong password!",
         )
         .await;
+        problem(r, StatusCode::UNAUTHORIZED).await;
     }
+    // Blocked at the attacker's address, on either instance, even with the right password: the
+    // answer does not tell a guesser they were right.
+    for base in bases {
+        let blocked = login_at(&auth, base, ATTACKER, "target@example.com", PASSWORD).await;
+        let retry_after: u64 = blocked.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&retry_after));
+        problem(blocked, StatusCode::TOO_MANY_REQUESTS).await;
+    }
+
+    // The owner, from another address, gets in: slowed down a little (the account has seen 3
+    // failures), never refused.
+    let before = slowed(&auth.metrics_text().await);
+    let started = std::time::Instant::now();
+    let r = login_at(&auth, &auth.base, OWNER, "target@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(250) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(slowed(&auth.metrics_text().await), before + 1);
+
+    // The owner's success frees the owner's address only: the attacker is still blocked.
     problem(
-        auth.post(
-            "/v1/auth/login",
-            json!({"email": "nobody@example.com", "password": "wrong password!"}),
+        login_at(
+            &auth,
+            &replica.base,
+            ATTACKER,
+            "target@example.com",
+            PASSWORD,
         )
         .await,
         StatusCode::TOO_MANY_REQUESTS,
     )
     .await;
 
-    // After the wait, the right password works and clears the counter.
-    tokio::time::sleep(std::time::Duration::from_millis(1100 * retry_after)).await;
-    assert_eq!(attempt(PASSWORD).await.status(), StatusCode::OK);
+    // Unknown emails behave exactly the same (no enumeration): blocked at the address, slowed
+    // elsewhere.
+    for _ in 0..3 {
+        let r = login_at(
+            &auth,
+            &auth.base,
+            ATTACKER,
+            "nobody@example.com",
+            "wrong password!",
+        )
+        .await;
+        problem(r, StatusCode::UNAUTHORIZED).await;
+    }
+    problem(
+        login_at(
+            &auth,
+            &replica.base,
+            ATTACKER,
+            "nobody@example.com",
+            "wrong password!",
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    let before = slowed(&auth.metrics_text().await);
+    problem(
+        login_at(
+            &auth,
+            &auth.base,
+            OWNER,
+            "nobody@example.com",
+            "wrong password!",
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(slowed(&auth.metrics_text().await), before + 1);
+
+    // Once the block expires (1 s after the 3rd failure), the right password gets in from the
+    // blocked address too, and clears its counter.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = login_at(
+        &auth,
+        &replica.base,
+        ATTACKER,
+        "target@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pairs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM login_throttle WHERE email = 'target@example.com'",
+    )
+    .fetch_one(&auth.db.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(pairs, 0);
+    // Of the four refusals, this instance answered one (the replica the others).
     assert!(
         auth.metrics_text()
             .await
-            .contains(r#"auth_logins_total{outcome="throttled",service="auth"} 2"#)
+            .contains(r#"auth_logins_total{outcome="throttled",service="auth"} 1"#)
+    );
+}
+
+#[tokio::test]
+async fn the_account_slow_down_is_bounded_however_many_addresses_fail() {
+    let auth = TestAuth::spawn_with(|s| {
+        s.platform.trusted_proxies = vec!["127.0.0.1/32".into()];
+        s.auth.login_max_failures = 2;
+        s.auth.login_account_max_delay = std::time::Duration::from_millis(600);
+    })
+    .await;
+    auth.register("busy@example.com").await;
+    // Ten addresses, one failure each: no address is blocked, the account is slowed.
+    for i in 0..10 {
+        let r = login_at(
+            &auth,
+            &auth.base,
+            &format!("203.0.113.{i}"),
+            "busy@example.com",
+            "wrong password!",
+        )
+        .await;
+        problem(r, StatusCode::UNAUTHORIZED).await;
+    }
+    let started = std::time::Instant::now();
+    let r = login_at(
+        &auth,
+        &auth.base,
+        "198.51.100.1",
+        "busy@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(600) && took < std::time::Duration::from_secs(3),
+        "{took:?}"
     );
 }
 

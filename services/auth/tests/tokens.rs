@@ -375,3 +375,102 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
         .await;
     }
 }
+
+/// A cheap limited request (register with an invalid body: 422 once past the limit) from
+/// `client`, as forwarded by a trusted proxy, to the instance at `base`.
+async fn register_from(auth: &TestAuth, base: &str, client: &str) -> StatusCode {
+    auth.client
+        .post(format!("{base}/v1/auth/register"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"email": "not an address", "password": "p"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Requests of `client` let through (not 429) out of `attempts`, sent round-robin to `bases`.
+async fn allowed_round_robin(
+    auth: &TestAuth,
+    bases: &[&str],
+    client: &str,
+    attempts: usize,
+) -> usize {
+    let mut allowed = 0;
+    for i in 0..attempts {
+        let status = register_from(auth, bases[i % bases.len()], client).await;
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            allowed += 1;
+        }
+    }
+    allowed
+}
+
+#[tokio::test]
+async fn a_clients_budget_does_not_grow_with_replicas_nor_reset_on_a_restart() {
+    const BURST: usize = 10;
+    let auth = TestAuth::spawn_with(|s| {
+        s.platform.trusted_proxies = vec!["127.0.0.1/32".into()];
+        // One request a minute refills nothing during the test: the budget is the burst.
+        s.auth.rate_limit_auth_per_minute = 1;
+        s.auth.rate_limit_auth_burst = BURST as u32;
+    })
+    .await;
+    let second = auth.replica().await;
+    let third = auth.replica().await;
+
+    // Per-replica memory would let 2 × and 3 × the burst through.
+    let two = [auth.base.as_str(), second.base.as_str()];
+    let allowed = allowed_round_robin(&auth, &two, "198.51.100.2", 3 * BURST).await;
+    assert!(
+        (BURST..=BURST + 1).contains(&allowed),
+        "2 replicas let {allowed} through"
+    );
+    let three = [
+        auth.base.as_str(),
+        second.base.as_str(),
+        third.base.as_str(),
+    ];
+    let allowed = allowed_round_robin(&auth, &three, "198.51.100.3", 4 * BURST).await;
+    assert!(
+        (BURST..=BURST + 1).contains(&allowed),
+        "3 replicas let {allowed} through"
+    );
+    // Each replica refused from the stored state, with the wait it implies (~1 min per request).
+    let limited = auth
+        .client
+        .post(format!("{}/v1/auth/login", third.base))
+        .header("x-forwarded-for", "198.51.100.3")
+        .json(&json!({"email": "a@example.com", "password": "p"}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (50..=61).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
+    problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+
+    // Another client address has its whole budget, whichever replica it reaches.
+    let allowed = allowed_round_robin(&auth, &three, "198.51.100.4", BURST).await;
+    assert_eq!(allowed, BURST);
+
+    // A restart of every instance resets nothing.
+    drop((second, third));
+    let (db, settings) = auth.stop().await;
+    let auth = TestAuth::start(db, settings).await;
+    assert_eq!(
+        register_from(&auth, &auth.base, "198.51.100.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        register_from(&auth, &auth.base, "198.51.100.5").await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}

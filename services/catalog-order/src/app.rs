@@ -9,10 +9,9 @@ use jobs::runtime::JobMetrics;
 use platform::db::PurgeMetrics;
 use platform::nats::Namespace;
 use platform::pagination::CursorSigner;
-use platform::ratelimit::{KeyedLimiter, Quota};
+use platform::ratelimit::{self, Limiter, Quota};
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::maintenance::{self, Maintenance};
 use crate::settings::Settings;
@@ -24,7 +23,8 @@ pub struct AppState {
     pub db: PgPool,
     pub verifier: Arc<Verifier>,
     pub cursors: CursorSigner,
-    pub write_limiter: KeyedLimiter<Uuid>,
+    /// Writes per signed-in user, shared by every replica (keyed by the user id).
+    pub write_limiter: Limiter,
     pub images: ImageStore,
 }
 
@@ -81,15 +81,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.shutdown(),
     );
     let images = ImageStore::new(js, &topology);
-    let write_limiter = KeyedLimiter::new(
+    let write_limiter = Limiter::new(
+        db.clone(),
         "write",
         Quota {
             per_minute: settings.rate_limit_write_per_minute,
             burst: settings.rate_limit_write_burst,
         },
-        &builder.metrics().rate_limited,
-        builder.shutdown(),
+        builder.metrics(),
     )?;
+    ratelimit::spawn_purge(db.clone(), builder.shutdown());
     let state = AppState {
         db,
         verifier,

@@ -503,6 +503,52 @@ async fn a_customer_profile_is_created_on_first_use_and_replaced_by_put() {
 }
 
 #[tokio::test]
+async fn a_users_write_budget_is_shared_by_two_and_three_replicas() {
+    const BURST: usize = 6;
+    let mut shop = Shop::spawn_with(|s| {
+        s.rate_limit_write_per_minute = 1;
+        s.rate_limit_write_burst = BURST as u32;
+    })
+    .await;
+    let second = shop.add_replica().await;
+    let profile = json!({"full_name": "", "phone": "", "address_line": "", "city": "", "postal_code": "", "country": ""});
+    let writes_let_through = |shop: &Shop, bases: Vec<String>, token: String| {
+        let (client, profile) = (shop.client.clone(), profile.clone());
+        async move {
+            let mut allowed = 0;
+            for i in 0..3 * BURST {
+                let r = client
+                    .put(format!("{}/v1/customers/me", bases[i % bases.len()]))
+                    .bearer_auth(&token)
+                    .json(&profile)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status() {
+                    StatusCode::OK => allowed += 1,
+                    StatusCode::TOO_MANY_REQUESTS => {}
+                    other => panic!("{other}"),
+                }
+            }
+            allowed
+        }
+    };
+    let ann = shop.customer("ann@example.com").await;
+    let two = vec![shop.base.clone(), second.clone()];
+    assert_eq!(writes_let_through(&shop, two, ann).await, BURST);
+
+    let third = shop.add_replica().await;
+    let bob = shop.customer("bob@example.com").await;
+    // Reads cost no round trip to the limit: they never reach it.
+    for _ in 0..3 {
+        assert_eq!(shop.get("/v1/customers/me", Some(&bob)).await.status(), 200);
+    }
+    assert_eq!(shop.count("rate_limits").await, 1);
+    let three = vec![shop.base.clone(), second, third];
+    assert_eq!(writes_let_through(&shop, three, bob).await, BURST);
+}
+
+#[tokio::test]
 async fn mutations_are_rate_limited_per_user() {
     let shop = Shop::spawn_with(|s| {
         s.rate_limit_write_per_minute = 1;

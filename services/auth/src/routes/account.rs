@@ -1,11 +1,14 @@
 //! Register, login, refresh, logout, logout-all, me.
 
+use std::time::Duration;
+
 use authn::{CurrentUser, Role};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use platform::extract::Json;
 use platform::problem::Problem;
+use platform::ratelimit::ClientIp;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -98,6 +101,7 @@ pub async fn register(
         (status = 429, description = "Rate limited or throttled", body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Json(body): Json<Credentials>,
 ) -> Result<Json<TokenPair>, ApiError> {
     if body.password.chars().count() > crate::domain::PASSWORD_MAX_LEN {
@@ -116,13 +120,26 @@ pub async fn login(
             "must be at most 254 characters",
         ));
     }
-    let candidate = store::users::login_candidate(&state.db, &key).await?;
+    let candidate = store::users::login_candidate(&state.db, &key, client).await?;
+    // This address is blocked for this email, whatever the password: a stranger who guessed it
+    // would otherwise learn so from the answer.
     if let Some(until) = candidate.locked_until {
         state.metrics.login("throttled");
         let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
         return Err(ApiError::TooManyRequests {
-            retry_after: std::time::Duration::from_secs(wait.unsigned_abs()),
+            retry_after: Duration::from_secs(wait.unsigned_abs()),
         });
+    }
+    // Failures at this email from anywhere slow every attempt at it down, known or unknown
+    // email alike, but never refuse one: the owner elsewhere still gets in.
+    let delay = account_delay(
+        candidate.account_failures,
+        state.settings.login_max_failures,
+        state.settings.login_account_max_delay,
+    );
+    if !delay.is_zero() {
+        state.metrics.login_slowed();
+        tokio::time::sleep(delay).await;
     }
     let verified = state
         .passwords
@@ -131,12 +148,13 @@ pub async fn login(
     let (Some(user_id), Some(role), Some(disabled), true) =
         (candidate.id, candidate.role, candidate.disabled, verified)
     else {
-        store::throttle::record_failure(&state.db, &key, state.settings.login_max_failures).await?;
+        store::throttle::record_failure(&state.db, &key, client, state.settings.login_max_failures)
+            .await?;
         state.metrics.login("invalid_credentials");
         return Err(ApiError::Unauthorized("invalid email or password".into()));
     };
     if candidate.has_failures {
-        store::throttle::clear(&state.db, &key).await?;
+        store::throttle::clear(&state.db, &key, client).await?;
     }
     if disabled {
         state.metrics.login("disabled");
@@ -148,6 +166,19 @@ pub async fn login(
     let pair = sessions::start(&state, user_id, &key, role).await?;
     state.metrics.login("success");
     Ok(Json(pair))
+}
+
+/// The per-email slow-down: none below `max_failures` recent failures, then 250 ms doubling with
+/// each further failure, never more than `cap`.
+pub fn account_delay(failures: i32, max_failures: u32, cap: Duration) -> Duration {
+    let Ok(failures) = u32::try_from(failures) else {
+        return Duration::ZERO;
+    };
+    if failures < max_failures {
+        return Duration::ZERO;
+    }
+    let doublings = (failures - max_failures).min(16);
+    (Duration::from_millis(250) * 2u32.pow(doublings)).min(cap)
 }
 
 fn presented(raw: &str) -> Result<RefreshToken, ApiError> {
@@ -213,4 +244,21 @@ pub async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json
         role,
         created_at: row.created_at,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_slow_down_starts_at_the_threshold_doubles_and_is_capped() {
+        let cap = Duration::from_secs(2);
+        assert_eq!(account_delay(0, 5, cap), Duration::ZERO);
+        assert_eq!(account_delay(4, 5, cap), Duration::ZERO);
+        assert_eq!(account_delay(5, 5, cap), Duration::from_millis(250));
+        assert_eq!(account_delay(7, 5, cap), Duration::from_secs(1));
+        assert_eq!(account_delay(8, 5, cap), cap);
+        assert_eq!(account_delay(i32::MAX, 5, cap), cap);
+        assert_eq!(account_delay(-1, 5, cap), Duration::ZERO);
+    }
 }

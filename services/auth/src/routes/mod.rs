@@ -5,9 +5,10 @@ pub mod jwks;
 pub mod users;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, patch, post};
 use platform::openapi::BearerAuth;
-use platform::ratelimit::{self, ClientIpKey, Quota, TrustedProxies};
+use platform::ratelimit::{self, ClientIpLimit};
 
 use crate::app::AppState;
 
@@ -23,29 +24,18 @@ use crate::app::AppState;
 )]
 pub struct ApiDoc;
 
-pub fn router(
-    state: AppState,
-    proxies: TrustedProxies,
-    rate_limited: &prometheus::IntCounterVec,
-    shutdown: &platform::shutdown::Shutdown,
-) -> anyhow::Result<Router> {
-    // Login, register and refresh share one budget per client IP.
-    let quota = Quota {
-        per_minute: state.settings.rate_limit_auth_per_minute,
-        burst: state.settings.rate_limit_auth_burst,
-    };
+/// `auth_limit`: login, register and refresh share one budget per client IP, held in the
+/// database so that every replica draws from it.
+pub fn router(state: AppState, auth_limit: ClientIpLimit) -> Router {
     let limited = Router::new()
         .route("/v1/auth/register", post(account::register))
         .route("/v1/auth/login", post(account::login))
         .route("/v1/auth/refresh", post(account::refresh))
-        .layer(ratelimit::layer(
-            "auth",
-            quota,
-            ClientIpKey(proxies),
-            rate_limited,
-            shutdown,
-        )?);
-    Ok(Router::new()
+        .route_layer(middleware::from_fn_with_state(
+            auth_limit,
+            ratelimit::limit_by_client_ip,
+        ));
+    Router::new()
         .merge(limited)
         .route("/v1/auth/logout", post(account::logout))
         .route("/v1/auth/logout-all", post(account::logout_all))
@@ -56,5 +46,5 @@ pub fn router(
         .with_state(state)
         .merge(platform::openapi::docs(
             <ApiDoc as utoipa::OpenApi>::openapi(),
-        )))
+        ))
 }

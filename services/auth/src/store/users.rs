@@ -86,33 +86,42 @@ pub async fn update(
     .await
 }
 
-/// What a login needs in one round trip: the account (if any) and the email's throttle state.
+/// What a login needs in one round trip: the account (if any) and the throttle state of this
+/// email from this client address, and of the email from anywhere.
 #[derive(Debug, Clone, FromRow)]
 pub struct LoginCandidate {
     pub id: Option<Uuid>,
     pub password_hash: Option<String>,
     pub role: Option<String>,
     pub disabled: Option<bool>,
-    /// Set while further attempts for this email must wait.
+    /// Set while this address must wait before trying this email again.
     pub locked_until: Option<OffsetDateTime>,
-    /// Whether failures are on record (cleared by a successful login).
+    /// Whether this address has failures on record for the email (cleared by a success).
     pub has_failures: bool,
+    /// Recent failures at this email from any address (0 once its window has passed).
+    pub account_failures: i32,
 }
 
 #[tracing::instrument(name = "db users.login_candidate", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn login_candidate(
     db: impl PgExecutor<'_>,
     email: &str,
+    client: std::net::IpAddr,
 ) -> Result<LoginCandidate, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT u.id, u.password_hash, u.role, u.disabled,
                 CASE WHEN t.locked_until > now() THEN t.locked_until END AS locked_until,
-                t.email IS NOT NULL AS has_failures
+                t.email IS NOT NULL AS has_failures,
+                CASE WHEN a.updated_at >= now() - {window} THEN a.failures ELSE 0 END
+                    AS account_failures
          FROM (SELECT $1::text AS email) k
          LEFT JOIN users u ON u.email = k.email
-         LEFT JOIN login_throttle t ON t.email = k.email",
-    )
+         LEFT JOIN login_throttle t ON t.email = k.email AND t.client = $2::inet
+         LEFT JOIN login_account_failures a ON a.email = k.email",
+        window = crate::store::throttle::ACCOUNT_WINDOW_SQL
+    )))
     .bind(email)
+    .bind(client.to_string())
     .fetch_one(db)
     .await
 }

@@ -66,6 +66,18 @@ impl TestAuth {
         t
     }
 
+    /// Another instance on the same database, namespace and keys (a replica behind the same load
+    /// balancer); it stops when dropped.
+    pub async fn replica(&self) -> Replica {
+        let app = auth::app::build(self.settings.clone()).await.unwrap();
+        let replica = Replica {
+            base: format!("http://{}", app.http_addr()),
+            shutdown: app.shutdown(),
+        };
+        tokio::spawn(app.run());
+        replica
+    }
+
     /// Stop this instance and hand back its database.
     pub async fn stop(self) -> (TestDb, Settings) {
         self.shutdown.trigger();
@@ -168,6 +180,18 @@ impl TestAuth {
             .fetch_one(&self.db.pool().await)
             .await
             .unwrap()
+    }
+}
+
+/// A second (or third) instance started by [`TestAuth::replica`].
+pub struct Replica {
+    pub base: String,
+    shutdown: Shutdown,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
     }
 }
 

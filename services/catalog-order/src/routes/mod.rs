@@ -76,15 +76,17 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
-/// Mutations are rate limited per signed-in user. Anonymous mutations pass through here and
-/// are refused (401) by their handler; the verified user is kept for the handler to reuse.
+/// Mutations are rate limited per signed-in user, in the database so that every replica shares
+/// the budget; reads never reach the limiter (no extra round trip). Anonymous mutations pass
+/// through here and are refused (401) by their handler; the verified user is kept for the
+/// handler to reuse.
 async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
     if let Ok(user) = CurrentUser::from_request_parts(&mut parts, &state).await
-        && let Err(refused) = state.write_limiter.check(&user.id)
+        && let Err(refused) = state.write_limiter.check(&user.id.to_string()).await
     {
         return refused.into_response();
     }
