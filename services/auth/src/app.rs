@@ -83,7 +83,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         js.clone(),
         topology,
         family,
-        Arc::new(maintenance::PurgeSessions { db: db.clone() }),
+        Arc::new(maintenance::PurgeSessions {
+            db: db.clone(),
+            retention: settings.retention,
+            purged: platform::db::PurgeMetrics::register(
+                builder.metrics(),
+                maintenance::PURGED_KINDS,
+            )?,
+        }),
         1,
         jobs::runtime::JobMetrics::register(builder.metrics())?,
         builder.shutdown(),

@@ -36,7 +36,8 @@ enum Command {
         #[arg(long)]
         email: String,
     },
-    /// Delete expired and long-revoked sessions and idle login counters.
+    /// Delete sessions and login counters past their retention (RETENTION_SESSIONS,
+    /// RETENTION_LOGIN_COUNTERS), as the scheduler does.
     PurgeSessions,
 }
 
@@ -66,7 +67,12 @@ fn main() -> ExitCode {
             Command::CreateAdmin { email } => create_admin(&settings, &email).await,
             Command::PurgeSessions => {
                 let db = platform::db::pool(&settings.database, "purge-sessions")?;
-                let purged = maintenance::purge_expired(&db).await?;
+                let purged = maintenance::purge_expired(
+                    &db,
+                    &settings.retention,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
                 println!(
                     "purged {} session(s) and {} login counter(s)",
                     purged.sessions, purged.throttles

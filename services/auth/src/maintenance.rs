@@ -1,11 +1,16 @@
-//! Housekeeping the scheduler runs (and `auth purge-sessions` by hand).
+//! Housekeeping the scheduler runs (and `auth purge-sessions` by hand): sessions and login
+//! counters are kept no longer than their retention (see [`Retention`]).
 
 use jobs::runtime::{Handler, Job, JobError};
 use jobs::schedule::PURGE_SESSIONS;
+use platform::db::PurgeMetrics;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
-/// Sessions expired or revoked longer ago than this are deleted.
-pub const PURGE_GRACE: time::Duration = time::Duration::days(1);
+use crate::settings::Retention;
+
+/// The `kind` label of `retention_purged_rows_total` for each purged table.
+pub const PURGED_KINDS: &[&str] = &["sessions", "login_counters"];
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -13,17 +18,25 @@ pub struct Purged {
     pub throttles: u64,
 }
 
-/// Delete expired and long-revoked sessions (and their refresh tokens), and idle login counters.
-pub async fn purge_expired(db: &PgPool) -> Result<Purged, sqlx::Error> {
+/// Delete sessions expired or revoked, and login counters idle, longer than their retention
+/// before `now` (a session's refresh tokens go with it).
+pub async fn purge_expired(
+    db: &PgPool,
+    retention: &Retention,
+    now: OffsetDateTime,
+) -> Result<Purged, sqlx::Error> {
     Ok(Purged {
-        sessions: crate::store::sessions::purge(db, PURGE_GRACE).await?,
-        throttles: crate::store::throttle::purge(db).await?,
+        sessions: crate::store::sessions::purge(db, now, retention.retention_sessions).await?,
+        throttles: crate::store::throttle::purge(db, now, retention.retention_login_counters)
+            .await?,
     })
 }
 
 /// The scheduled `auth.purge_sessions` job.
 pub struct PurgeSessions {
     pub db: PgPool,
+    pub retention: Retention,
+    pub purged: PurgeMetrics,
 }
 
 impl Handler for PurgeSessions {
@@ -31,13 +44,15 @@ impl Handler for PurgeSessions {
         if job.kind != PURGE_SESSIONS {
             return Err(JobError::Fail(format!("unknown job kind {}", job.kind)));
         }
-        let purged = purge_expired(&self.db)
+        let purged = purge_expired(&self.db, &self.retention, OffsetDateTime::now_utc())
             .await
             .map_err(|e| JobError::Retry(format!("database: {e}")))?;
+        self.purged.record("sessions", purged.sessions);
+        self.purged.record("login_counters", purged.throttles);
         tracing::info!(
             sessions = purged.sessions,
-            throttles = purged.throttles,
-            "purged expired sessions"
+            login_counters = purged.throttles,
+            "purged sessions and login counters past their retention"
         );
         Ok(())
     }

@@ -24,6 +24,45 @@ pub struct Settings {
     pub cursors: CursorSettings,
     #[serde(flatten)]
     pub auth: AuthSettings,
+    #[serde(flatten)]
+    pub retention: Retention,
+}
+
+/// How long ended sessions and idle login counters are kept before the scheduled
+/// `auth.purge_sessions` (or `auth purge-sessions`) deletes them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Retention {
+    /// Sessions, counted from when they expired or were revoked; at least `ACCESS_TOKEN_TTL`
+    /// (logout-all re-broadcasts the sessions revoked within a token's lifetime).
+    #[serde(with = "duration")]
+    pub retention_sessions: Duration,
+    /// Failed-login counters, counted from the last failure (a running lock is always kept).
+    #[serde(with = "duration")]
+    pub retention_login_counters: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            retention_sessions: Duration::from_secs(24 * 3600),
+            retention_login_counters: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Retention {
+    fn validate(&self, access_token_ttl: Duration, problems: &mut Problems) {
+        if self.retention_sessions.is_zero() || self.retention_sessions < access_token_ttl {
+            problems.add(
+                "RETENTION_SESSIONS",
+                "must be greater than zero and at least ACCESS_TOKEN_TTL: logout-all re-announces \
+                 the sessions revoked within a token's lifetime",
+            );
+        }
+        if self.retention_login_counters.is_zero() {
+            problems.add("RETENTION_LOGIN_COUNTERS", "must be greater than zero");
+        }
+    }
 }
 
 /// The argon2 settings: what a command that hashes passwords needs besides the database
@@ -172,6 +211,7 @@ impl Default for Settings {
             nats: NatsSettings::default(),
             cursors: CursorSettings::default(),
             auth: AuthSettings::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -214,6 +254,10 @@ impl ServiceSettings for Settings {
         if needs.has(Needs::SERVE) {
             self.cursors.validate(profile, problems);
         }
+        if needs.has(Needs::DATABASE) {
+            self.retention
+                .validate(self.auth.access_token_ttl, problems);
+        }
         self.auth.validate(profile, needs, problems);
     }
 }
@@ -225,6 +269,37 @@ mod tests {
     #[test]
     fn every_default_written_as_text_loads_back() {
         platform::config::checks::assert_defaults_round_trip::<Settings>();
+    }
+
+    #[test]
+    fn retention_is_read_as_durations_and_refused_when_zero_or_under_a_token_lifetime() {
+        let s: Settings = platform::config::checks::load_test_settings(&[
+            ("RETENTION_SESSIONS", "30d"),
+            ("RETENTION_LOGIN_COUNTERS", "6h"),
+        ]);
+        assert_eq!(
+            s.retention.retention_sessions,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(
+            s.retention.retention_login_counters,
+            Duration::from_secs(6 * 3600)
+        );
+        let refused = platform::config::load_from::<Settings>(
+            [
+                ("APP_ENV", "test"),
+                ("RETENTION_SESSIONS", "5m"),
+                ("RETENTION_LOGIN_COUNTERS", "0s"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            std::path::Path::new("/nonexistent"),
+            Needs::SERVE,
+        )
+        .unwrap_err();
+        assert!(refused.mentions("RETENTION_SESSIONS"), "{refused}");
+        assert!(refused.mentions("RETENTION_LOGIN_COUNTERS"), "{refused}");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 
 mod support;
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{TestAuth, problem, token};
+use time::OffsetDateTime;
 
 async fn refresh(auth: &TestAuth, refresh_token: &str) -> reqwest::Response {
     auth.post("/v1/auth/refresh", json!({"refresh_token": refresh_token}))
@@ -362,32 +365,126 @@ async fn admins_page_through_every_user_exactly_once() {
     problem(anonymous, StatusCode::UNAUTHORIZED).await;
 }
 
+/// The emails of the users who still have a session.
+async fn sessions_of(auth: &TestAuth) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT u.email FROM sessions s JOIN users u ON u.id = s.user_id ORDER BY u.email",
+    )
+    .fetch_all(&auth.db.pool().await)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn expired_sessions_are_purged() {
+async fn ended_sessions_are_purged_after_their_retention_and_take_their_tokens_along() {
     let auth = TestAuth::spawn().await;
-    let pair = auth.customer("old@example.com").await;
+    let expired = auth.customer("expired@example.com").await;
+    auth.customer("revoked@example.com").await;
+    auth.customer("recent@example.com").await;
     let live = auth.customer("live@example.com").await;
     let db = auth.db.pool().await;
     sqlx::query(
         "UPDATE sessions SET expires_at = now() - interval '2 days'
-         WHERE user_id = (SELECT id FROM users WHERE email = 'old@example.com')",
+         WHERE user_id = (SELECT id FROM users WHERE email = 'expired@example.com')",
     )
     .execute(&db)
     .await
     .unwrap();
-    let purged = auth::maintenance::purge_expired(&db).await.unwrap();
-    assert_eq!(purged.sessions, 1);
-    assert_eq!(auth.count("sessions").await, 1);
-    assert_eq!(auth.count("refresh_tokens").await, 1);
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now() - interval '2 days', revoked_reason = 'logout'
+         WHERE user_id = (SELECT id FROM users WHERE email = 'revoked@example.com')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now() - interval '1 hour', revoked_reason = 'logout'
+         WHERE user_id = (SELECT id FROM users WHERE email = 'recent@example.com')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let one_day = auth::settings::Retention::default();
+    assert_eq!(one_day.retention_sessions, Duration::from_secs(24 * 3600));
+    let now = OffsetDateTime::now_utc();
+
+    let purged = auth::maintenance::purge_expired(&db, &one_day, now)
+        .await
+        .unwrap();
+    assert_eq!(purged.sessions, 2);
+    assert_eq!(
+        sessions_of(&auth).await,
+        ["live@example.com", "recent@example.com"]
+    );
+    assert_eq!(auth.count("refresh_tokens").await, 2);
     problem(
-        refresh(&auth, &token(&pair, "refresh_token")).await,
+        refresh(&auth, &token(&expired, "refresh_token")).await,
         StatusCode::UNAUTHORIZED,
     )
     .await;
+
+    // A day later the session revoked an hour ago has had its day; the live one has not ended.
+    let purged =
+        auth::maintenance::purge_expired(&db, &one_day, now + Duration::from_secs(24 * 3600))
+            .await
+            .unwrap();
+    assert_eq!(purged.sessions, 1);
+    assert_eq!(sessions_of(&auth).await, ["live@example.com"]);
     assert_eq!(
         refresh(&auth, &token(&live, "refresh_token"))
             .await
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn idle_login_counters_are_purged_after_their_retention_but_never_while_locked() {
+    let auth = TestAuth::spawn().await;
+    for email in ["idle@example.com", "locked@example.com"] {
+        let r = auth
+            .post(
+                "/v1/auth/login",
+                json!({"email": email, "password": "not the password at all"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let db = auth.db.pool().await;
+    let counters = || async {
+        sqlx::query_scalar::<_, String>("SELECT DISTINCT email FROM login_throttle ORDER BY email")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(counters().await, ["idle@example.com", "locked@example.com"]);
+    sqlx::query(
+        "UPDATE login_throttle SET locked_until = now() + interval '3 days'
+         WHERE email = 'locked@example.com'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let retention = auth::settings::Retention {
+        retention_login_counters: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let now = OffsetDateTime::now_utc();
+
+    // Fresh: both stay.
+    let purged = auth::maintenance::purge_expired(&db, &retention, now)
+        .await
+        .unwrap();
+    assert_eq!(purged.throttles, 0);
+    // Two hours on, the idle counter goes; the locked one stays until its lock has run out.
+    let later = now + Duration::from_secs(2 * 3600);
+    auth::maintenance::purge_expired(&db, &retention, later)
+        .await
+        .unwrap();
+    assert_eq!(counters().await, ["locked@example.com"]);
+    let after_the_lock = now + Duration::from_secs(4 * 24 * 3600);
+    auth::maintenance::purge_expired(&db, &retention, after_the_lock)
+        .await
+        .unwrap();
+    assert!(counters().await.is_empty());
 }

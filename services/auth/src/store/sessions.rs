@@ -148,18 +148,29 @@ pub async fn session_of(
         .await
 }
 
-/// Delete sessions that expired, or were revoked, more than `grace` ago (their tokens with them).
+/// Delete sessions that expired, or were revoked, longer than `keep` before `now` (their refresh
+/// tokens with them), in batches.
 #[tracing::instrument(name = "db sessions.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn purge(db: impl PgExecutor<'_>, grace: time::Duration) -> Result<u64, sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM sessions
-         WHERE expires_at < now() - $1::interval
-            OR revoked_at < now() - $1::interval",
-    )
-    .bind(grace)
-    .execute(db)
+pub async fn purge(
+    db: &sqlx::PgPool,
+    now: OffsetDateTime,
+    keep: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = now - keep;
+    platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM sessions WHERE id IN (
+                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
     .await
-    .map(|r| r.rows_affected())
 }
 
 /// Sessions of a user revoked within `window` (their access tokens may still be unexpired).

@@ -62,19 +62,46 @@ pub async fn clear(
         .map(|_| ())
 }
 
-/// Forget pair counters idle for a day and email counters past their window.
+/// Forget counters idle (no failure) for longer than `keep` before `now`, in batches: pair
+/// counters never while their lock runs, email counters never inside their window.
 #[tracing::instrument(name = "db throttle.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn purge(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
-    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-        "WITH pairs AS (
-             DELETE FROM login_throttle WHERE updated_at < now() - interval '1 day' RETURNING 1
-         ), accounts AS (
-             DELETE FROM login_account_failures
-             WHERE updated_at < now() - {ACCOUNT_WINDOW_SQL} RETURNING 1
-         )
-         SELECT (SELECT count(*) FROM pairs) + (SELECT count(*) FROM accounts)"
-    )))
-    .fetch_one(db)
-    .await
-    .map(|n| n.unsigned_abs())
+pub async fn purge(
+    db: &sqlx::PgPool,
+    now: time::OffsetDateTime,
+    keep: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = now - keep;
+    let pairs = platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM login_throttle WHERE (email, client) IN (
+                 SELECT email, client FROM login_throttle
+                 WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until <= $2)
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(now)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await?;
+    let accounts = platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM login_account_failures WHERE email IN (
+                 SELECT email FROM login_account_failures
+                 WHERE updated_at < least($1, $2 - {ACCOUNT_WINDOW_SQL})
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)"
+        )))
+        .bind(cutoff)
+        .bind(now)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await?;
+    Ok(pairs + accounts)
 }
