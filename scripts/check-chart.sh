@@ -70,4 +70,10 @@ if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
   --set 'trustedProxies={ingress-nginx.local}' >/dev/null 2>&1; then
   die "the chart accepted a host name in trustedProxies"
 fi
+# Retention periods are durations the services read (one number and a unit), never zero.
+for bad in retention.jobs=0d retention.sessions=30 retention.jobEvents=7days retention.loginCounters=null; do
+  if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set "$bad" >/dev/null 2>&1; then
+    die "the chart accepted $bad"
+  fi
+done
 log "chart: lint, render, schema validation and policies pass for $sets value sets"
