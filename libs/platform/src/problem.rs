@@ -208,6 +208,16 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 ApiError::Unavailable("the database is busy or unreachable; try again".into())
             }
+            // SQLSTATE class 08 (connection exception) and 57P (the server is shutting down or
+            // restarting, e.g. 57P01 "terminating connection due to administrator command"): a
+            // query in flight while PostgreSQL restarts. The database's fault, not ours: 503.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
+                ApiError::Unavailable("the database is restarting or unreachable; try again".into())
+            }
             // SQLSTATE class 22, "data exception" (a NUL byte in text, a number out of range):
             // a value the client sent that validation let through. Still the client's mistake,
             // so a 400 rather than a 500; the cause is logged to close the validation gap.

@@ -190,3 +190,37 @@ async fn an_old_nats_server_is_refused_at_start_up() {
         .unwrap_err();
     assert!(err.to_string().contains("too old"), "{err}");
 }
+
+/// A query on a connection the server ends (what every in-flight query meets while PostgreSQL
+/// restarts) answers 503 problem+json, not 500.
+#[tokio::test]
+async fn a_query_cut_off_by_a_database_restart_is_a_503_not_a_500() {
+    use axum::response::IntoResponse;
+    use sqlx::Connection;
+
+    let db = TestDb::empty("terminated").await;
+    let mut victim = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut victim)
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect(&platform::testing::admin_url())
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let error = sqlx::query("SELECT 1")
+        .execute(&mut victim)
+        .await
+        .unwrap_err();
+    let code = error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57P01"), "{error}");
+    let response = platform::problem::ApiError::from(error).into_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
