@@ -3,7 +3,8 @@
 //! event that catalog-order applies to its `jobs` table.
 //!
 //! - Idempotency: a job id in KV `{ns}_jobs_done` means its effect happened; a redelivery is
-//!   acknowledged without running the handler again.
+//!   acknowledged without running the handler again. A marker that cannot be written after a
+//!   success (NATS restarting) is retried, the job kept with in-progress acks, for up to `ack_wait`.
 //! - Retry: a retryable error (or a handler still busy at the family's `timeout`) `Nak`s with 1 s,
 //!   2 s, 4 s … (at most 5 min) until `max_deliver`.
 //! - Liveness: while a handler runs, the job is kept with an in-progress ack every third of
@@ -224,7 +225,8 @@ impl<H: Handler> Runtime<H> {
         }
         if let Err(e) = self.run(&message, &job).instrument(span.clone()).await {
             // Bookkeeping failed (NATS down): leave the message unacknowledged; it is redelivered
-            // after ack_wait and the done marker keeps its effect single.
+            // after ack_wait and the done marker keeps its effect single (unless the marker itself
+            // could not be written within `record_done`'s retries).
             let _entered = span.enter();
             tracing::warn!(job_id = %job.id, error = format!("{e:#}"), "job bookkeeping failed");
         }
@@ -278,10 +280,7 @@ impl<H: Handler> Runtime<H> {
             .observe(started.elapsed().as_secs_f64());
         match outcome {
             Ok(()) => {
-                self.done
-                    .put(job.id.to_string(), "1".into())
-                    .await
-                    .context("recording the job as done")?;
+                self.record_done(message, job).await?;
                 self.event(job, "succeeded", None).await?;
                 message.ack().await.map_err(anyhow::Error::msg)?;
                 self.count(job, "succeeded");
@@ -306,6 +305,34 @@ impl<H: Handler> Runtime<H> {
             }
         }
         Ok(())
+    }
+
+    /// Write `job`'s done marker after its handler succeeded. The effect has happened (an e-mail
+    /// sent), so a failed write must not simply leave the job to be redelivered and run again: a
+    /// NATS restart makes it fail for a few seconds. Keep trying (100 ms doubling to 2 s), with an
+    /// in-progress ack before each try so the job is not handed to another worker, for up to
+    /// `ack_wait`; past that a redelivery is due anyway, and the error goes up as before.
+    async fn record_done(&self, message: &jetstream::Message, job: &Job) -> anyhow::Result<()> {
+        let give_up = tokio::time::Instant::now() + self.family.ack_wait;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            // Best effort: NATS may be the very thing that is down.
+            let _ = message.ack_with(AckKind::Progress).await;
+            let error = match self.done.put(job.id.to_string(), "1".into()).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() + backoff > give_up {
+                return Err(error).context("recording the job as done");
+            }
+            tracing::warn!(
+                job_id = %job.id,
+                error = %error,
+                "recording the job as done failed; retrying"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
     }
 
     fn count(&self, job: &Job, outcome: &str) {

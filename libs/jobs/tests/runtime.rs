@@ -12,7 +12,7 @@ use jobs::topology::teardown;
 use jobs::{Family, Topology, provision};
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
-use platform::testing::{eventually, nats_namespace, nats_url};
+use platform::testing::{OwnNats, eventually, nats_namespace, nats_url};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -639,5 +639,138 @@ async fn on_shutdown_a_consumer_stops_pulling_and_finishes_the_job_in_hand() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(messages().await, 1, "the untaken job stays");
+    teardown(&js, &topology).await;
+}
+
+/// Succeeds, but its first run takes NATS away just before returning, as a restart under traffic
+/// does: the server goes into lame-duck mode (what an orchestrated NATS restart starts with:
+/// JetStream stops at once, connections stay a while, so writes fail rather than wait for the
+/// reconnect) and is restarted 1.5 s later.
+struct CutsNats {
+    nats: Arc<tokio::sync::Mutex<OwnNats>>,
+    attempts: Mutex<Vec<i64>>,
+}
+
+impl Handler for CutsNats {
+    async fn handle(&self, job: &Job) -> Result<(), JobError> {
+        let first = {
+            let mut attempts = self.attempts.lock().unwrap();
+            attempts.push(job.attempt);
+            attempts.len() == 1
+        };
+        if first {
+            let port = self.nats.lock().await.port;
+            let pid = std::process::Command::new("pgrep")
+                .args(["-f", "--", &format!("-p {port} -js")])
+                .output()
+                .unwrap();
+            let pid = String::from_utf8(pid.stdout).unwrap();
+            let status = std::process::Command::new("kill")
+                .args(["-USR2", pid.trim()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "no lame-duck signal to {pid:?}");
+            // Give JetStream a moment to stop.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // A server in lame-duck mode waits out its grace period (10 s) before it exits.
+            let nats = self.nats.clone();
+            let pid = pid.trim().to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status();
+                nats.lock().await.restart().await;
+            });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_done_marker_meets_a_nats_restart_is_not_run_again() {
+    let nats = Arc::new(tokio::sync::Mutex::new(OwnNats::start().await));
+    let url = nats.lock().await.url();
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    // A short ack_wait: without the done marker the job comes back within the test.
+    let family = Family {
+        name: "email",
+        ack_wait: Duration::from_secs(6),
+        timeout: Duration::from_secs(10),
+        max_deliver: 5,
+        max_ack_pending: 4,
+    };
+    let topology =
+        Topology::with_families(Namespace::new(&nats_namespace()).unwrap(), vec![family]);
+    provision(&js, &topology).await.unwrap();
+    let handler = Arc::new(CutsNats {
+        nats: nats.clone(),
+        attempts: Mutex::new(Vec::new()),
+    });
+    let shutdown = Shutdown::new();
+    let registry = platform::metrics::Metrics::new("test", "0").unwrap();
+    // Two slots: a redelivery would be picked up even while the first attempt still holds one.
+    spawn_family(
+        js.clone(),
+        topology.clone(),
+        family,
+        handler.clone(),
+        2,
+        JobMetrics::register(&registry).unwrap(),
+        &shutdown,
+    );
+    let id = Uuid::now_v7();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    headers.insert("job-id", id.to_string().as_str());
+    headers.insert("job-kind", "email.order_confirmation");
+    js.publish_with_headers(
+        topology.job_subject("email.order_confirmation"),
+        headers,
+        "{}".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    let done_marker = || {
+        let (js, bucket) = (js.clone(), topology.jobs_done_bucket());
+        async move {
+            let Ok(done) = js.get_key_value(bucket).await else {
+                return false;
+            };
+            matches!(done.get(id.to_string()).await, Ok(Some(_)))
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(30), done_marker).await,
+        "the done marker was never written; attempts {:?}",
+        handler.attempts.lock().unwrap()
+    );
+    let jobs_left = || {
+        let (js, stream) = (js.clone(), topology.jobs_stream());
+        async move {
+            match js.get_stream(stream).await {
+                Ok(mut jobs) => jobs.info().await.map(|i| i.state.messages).ok(),
+                Err(_) => None,
+            }
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            jobs_left().await == Some(0)
+        })
+        .await,
+        "the job was never acknowledged"
+    );
+    // Past another ack_wait: a job left unacknowledged would have run again by now.
+    tokio::time::sleep(family.ack_wait + Duration::from_secs(2)).await;
+    assert_eq!(
+        *handler.attempts.lock().unwrap(),
+        [1],
+        "the e-mail went out twice"
+    );
+    shutdown.trigger();
     teardown(&js, &topology).await;
 }
