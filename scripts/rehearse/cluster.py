@@ -319,10 +319,17 @@ class Cluster:
             return [self._translate(pod, a) for a in c["command"] + c.get("args", [])]
         return self.images[image] + [self._translate(pod, a) for a in c.get("args", [])]
 
-    def _run(self, pod: Pod) -> None:
+    def container_env(self, pod: Pod) -> dict[str, str]:
+        """What the process sees: the runtime's HOSTNAME, and HOME as runc sets it when the image
+        does not (the user's passwd entry; a scratch image has none, so "/") — without it a
+        static glibc binary asks NSS for a home directory and can crash — then the pod's env."""
         env = dict(self.base_env)
-        env["HOSTNAME"] = pod.name
+        env.update({"HOSTNAME": pod.name, "HOME": "/"})
         env.update(self.pod_env(pod))
+        return env
+
+    def _run(self, pod: Pod) -> None:
+        env = self.container_env(pod)
         argv = self.command(pod)
         kwargs = {}
         sc = pod.spec.get("securityContext") or {}
@@ -354,10 +361,7 @@ class Cluster:
 
     def exec_in(self, pod: Pod, argv: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess:
         """`kubectl exec`: a command with the pod's environment (the image's binary)."""
-        env = dict(self.base_env)
-        env["HOSTNAME"] = pod.name
-        env.update(self.pod_env(pod))
-        return subprocess.run(argv, env=env, cwd=pod.root, input=stdin, capture_output=True, timeout=120)
+        return subprocess.run(argv, env=self.container_env(pod), cwd=pod.root, input=stdin, capture_output=True, timeout=120)
 
     # --- probes --------------------------------------------------------------------------------
 

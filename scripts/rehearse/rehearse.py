@@ -213,6 +213,7 @@ class Rehearsal:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all(p.ready for p in pods):
+                self.sync_endpoints()
                 return
             for p in pods:
                 if p.exit_code is not None or p.restarts > 0:
@@ -473,11 +474,18 @@ class Rehearsal:
             if steady.error_count() > errors0:
                 log("  client errors: " + "; ".join(steady.errors[errors0:errors0 + 3]))
 
+    def sync_endpoints(self) -> None:
+        """The kubelet thread reloads nginx when readiness changes; a step that goes on once pods
+        are ready waits for that, as helm --wait waits for the endpoints to be published."""
+        if self.cluster.on_endpoints_change:
+            self.cluster.on_endpoints_change()
+
     def wait_all_ready(self, cluster: Cluster, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pods = [p for p in cluster.pods.values() if p.owner.startswith("Deployment/") and not p.terminating and p.exit_code is None]
             if pods and all(p.ready for p in pods):
+                self.sync_endpoints()
                 return
             time.sleep(0.2)
         raise RehearsalError("not every replica ready again: " + ", ".join(p.name for p in cluster.pods.values() if p.owner.startswith("Deployment/") and not p.ready and not p.terminating))

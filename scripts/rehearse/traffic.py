@@ -260,7 +260,7 @@ class SteadyTraffic:
                 client.browse(pages=2)
                 client.expect(200, "GET", f"/v1/items/{random.choice(self.item_ids)}", token=None)
                 client.expect(200, "GET", "/v1/auth/me")
-                if n % 3 == 0:
+                if n % 6 == 0:
                     order = client.order(random.choice(self.item_ids))
                     with self.lock:
                         self.orders.append(order["id"])
@@ -269,7 +269,9 @@ class SteadyTraffic:
                     logged_in = False
                     client.rotate()
                     logged_in, last_refresh = True, time.monotonic()
-                time.sleep(0.05)
+                # A person's pace: ~3 page views a second and an order every two seconds keep each
+                # customer inside the per-user write and per-address auth budgets.
+                self.stop.wait(0.3)
             except AssertionError as e:
                 self._failed(e)
 
