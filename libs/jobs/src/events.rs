@@ -1,7 +1,9 @@
-//! Everything published to `{NS}_EVENTS`, as catalog-order's listener reads it.
+//! Everything published to `{NS}_EVENTS`, as catalog-order's listener reads it: job status
+//! changes and results from the worker, account deletions from auth.
 
 use uuid::Uuid;
 
+use crate::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
 use crate::images::{ImageProcessed, PROCESSED_EVENT};
 use crate::runtime::JobEvent;
 use crate::topology::Topology;
@@ -13,6 +15,7 @@ pub const JOB_STATUS_EVENT: &str = "job.status";
 pub enum Event {
     JobStatus(JobEvent),
     ImageProcessed(ImageProcessed),
+    AccountDeleted(AccountDeleted),
 }
 
 impl Event {
@@ -26,6 +29,8 @@ impl Event {
             Some(Event::JobStatus(serde_json::from_slice(payload)?))
         } else if subject == topology.event_subject(PROCESSED_EVENT) {
             Some(Event::ImageProcessed(serde_json::from_slice(payload)?))
+        } else if subject == topology.event_subject(ACCOUNT_DELETED_EVENT) {
+            Some(Event::AccountDeleted(serde_json::from_slice(payload)?))
         } else {
             None
         })
@@ -36,6 +41,7 @@ impl Event {
         match self {
             Event::JobStatus(e) => e.event_id,
             Event::ImageProcessed(e) => e.event_id,
+            Event::AccountDeleted(e) => e.event_id,
         }
     }
 }

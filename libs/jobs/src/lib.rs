@@ -4,6 +4,7 @@
 //! [`topology::provision`] creates or updates them idempotently at start-up. The job envelope,
 //! the outbox relay and the consumer runtime (retry, backoff, DLQ, idempotency) build on it.
 
+pub mod accounts;
 pub mod dlq;
 pub mod email;
 pub mod events;

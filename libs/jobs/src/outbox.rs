@@ -6,6 +6,10 @@
 //! publishes each with `Nats-Msg-Id` = job id, waits for JetStream's ack, and marks the rows. A crash
 //! between publish and mark re-publishes on the next pass, which the stream's duplicate window
 //! absorbs. The relay is woken by `NOTIFY outbox` and polls once a second as a fallback.
+//!
+//! The same relay serves an outbox of events ([`Outbox::Events`], auth's `event_outbox`: rows
+//! whose `kind` is an event name, published to `{ns}.events.<kind>`), so a service that announces
+//! a change rather than asking for work gets the same guarantee.
 
 use std::time::Duration;
 
@@ -54,6 +58,31 @@ impl OutboxMetrics {
     }
 }
 
+/// Which table a relay reads and where its rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// `jobs`: each row is a job, published to `{ns}.jobs.<kind>`.
+    Jobs,
+    /// `event_outbox`: each row is an event, published to `{ns}.events.<kind>`.
+    Events,
+}
+
+impl Outbox {
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Jobs => "jobs",
+            Outbox::Events => "event_outbox",
+        }
+    }
+
+    fn subject(self, topology: &Topology, kind: &str) -> String {
+        match self {
+            Outbox::Jobs => topology.job_subject(kind),
+            Outbox::Events => topology.event_subject(kind),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct Unpublished {
     id: Uuid,
@@ -63,8 +92,20 @@ struct Unpublished {
     traceparent: Option<String>,
 }
 
-/// Run the relay until shutdown (as a task owned by `shutdown`).
+/// Run the relay of the `jobs` outbox until shutdown (as a task owned by `shutdown`).
 pub fn spawn_relay(
+    db: PgPool,
+    js: jetstream::Context,
+    topology: Topology,
+    metrics: OutboxMetrics,
+    shutdown: &Shutdown,
+) {
+    spawn_relay_of(Outbox::Jobs, db, js, topology, metrics, shutdown)
+}
+
+/// Run the relay of `outbox` until shutdown (as a task owned by `shutdown`).
+pub fn spawn_relay_of(
+    outbox: Outbox,
     db: PgPool,
     js: jetstream::Context,
     topology: Topology,
@@ -83,7 +124,7 @@ pub fn spawn_relay(
             if listener.is_none() {
                 listener = listen(&db).await;
             }
-            match relay_batch(&db, &js, &topology, &metrics).await {
+            match relay_batch_of(outbox, &db, &js, &topology, &metrics).await {
                 Ok(n) if n == BATCH as usize => continue,
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
@@ -96,7 +137,7 @@ pub fn spawn_relay(
                     continue;
                 }
             }
-            update_gauges(&db, &metrics).await;
+            update_gauges(outbox, &db, &metrics).await;
             let notified = async {
                 match listener.as_mut() {
                     Some(l) => l.recv().await.map(|_| ()),
@@ -118,26 +159,38 @@ async fn listen(db: &PgPool) -> Option<PgListener> {
     Some(listener)
 }
 
-/// Publish up to one batch; returns how many rows were published.
+/// Publish up to one batch of jobs; returns how many rows were published.
 pub async fn relay_batch(
     db: &PgPool,
     js: &jetstream::Context,
     topology: &Topology,
     metrics: &OutboxMetrics,
 ) -> anyhow::Result<usize> {
+    relay_batch_of(Outbox::Jobs, db, js, topology, metrics).await
+}
+
+/// Publish up to one batch of `outbox`; returns how many rows were published.
+pub async fn relay_batch_of(
+    outbox: Outbox,
+    db: &PgPool,
+    js: &jetstream::Context,
+    topology: &Topology,
+    metrics: &OutboxMetrics,
+) -> anyhow::Result<usize> {
+    let table = outbox.table();
     let mut tx = db.begin().await?;
-    let rows: Vec<Unpublished> = sqlx::query_as(
-        "SELECT id, kind, payload, request_id, traceparent FROM jobs
+    let rows: Vec<Unpublished> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, kind, payload, request_id, traceparent FROM {table}
          WHERE published_at IS NULL ORDER BY created_at
-         LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
+         LIMIT $1 FOR UPDATE SKIP LOCKED"
+    )))
     .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
     let mut published = Vec::with_capacity(rows.len());
     let mut failure = None;
     for row in &rows {
-        match publish(js, topology, row).await {
+        match publish(js, &outbox.subject(topology, &row.kind), row).await {
             Ok(()) => published.push(row.id),
             Err(e) => {
                 failure = Some(e);
@@ -146,7 +199,9 @@ pub async fn relay_batch(
         }
     }
     if !published.is_empty() {
-        sqlx::query("UPDATE jobs SET published_at = now() WHERE id = ANY($1)")
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
+        )))
             .bind(&published)
             .execute(&mut *tx)
             .await?;
@@ -161,7 +216,7 @@ pub async fn relay_batch(
 
 async fn publish(
     js: &jetstream::Context,
-    topology: &Topology,
+    subject: &str,
     row: &Unpublished,
 ) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
@@ -188,7 +243,7 @@ async fn publish(
     let body = serde_json::to_vec(&row.payload)?;
     async {
         let ack = js
-            .publish_with_headers(topology.job_subject(&row.kind), headers, body.into())
+            .publish_with_headers(subject.to_owned(), headers, body.into())
             .await
             .with_context(|| format!("publishing job {}", row.id))?;
         tokio::time::timeout(Duration::from_secs(5), ack)
@@ -201,11 +256,12 @@ async fn publish(
     .await
 }
 
-async fn update_gauges(db: &PgPool, metrics: &OutboxMetrics) {
-    let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
+async fn update_gauges(outbox: Outbox, db: &PgPool, metrics: &OutboxMetrics) {
+    let row: Result<(i64, Option<f64>), _> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
-         FROM jobs WHERE published_at IS NULL",
-    )
+         FROM {} WHERE published_at IS NULL",
+        outbox.table()
+    )))
     .fetch_one(db)
     .await;
     if let Ok((pending, oldest)) = row {

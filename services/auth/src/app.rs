@@ -74,6 +74,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .await
         .context("opening the revocations bucket")?;
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
+    // account.deleted and any later events of auth, from its outbox (DESIGN §6).
+    jobs::outbox::spawn_relay_of(
+        jobs::outbox::Outbox::Events,
+        db.clone(),
+        js.clone(),
+        jobs::Topology::new(namespace.clone()),
+        jobs::outbox::OutboxMetrics::register(builder.metrics())?,
+        builder.shutdown(),
+    );
     // The scheduler's session purge (family `auth`).
     let topology = jobs::Topology::new(namespace.clone());
     let family = topology

@@ -1,5 +1,6 @@
 //! Storefront auth service: accounts, passwords, sessions and signing keys (DESIGN §4, §5).
 
+pub mod accounts;
 pub mod app;
 pub mod domain;
 pub mod keys;

@@ -25,7 +25,7 @@ pub struct TokenPair {
     pub expires_in: u64,
 }
 
-fn to_time(d: Duration) -> time::Duration {
+pub(crate) fn to_time(d: Duration) -> time::Duration {
     time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
@@ -149,7 +149,7 @@ pub async fn end_all(state: &AppState, user_id: Uuid, reason: &str) -> Result<()
     broadcast(state, user_id, &recent, reason).await
 }
 
-async fn broadcast(
+pub(crate) async fn broadcast(
     state: &AppState,
     user_id: Uuid,
     sessions: &[Uuid],

@@ -1,4 +1,4 @@
-//! Register, login, refresh, logout, logout-all, me.
+//! Register, login, refresh, logout, logout-all, me, deleting one's account.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use platform::extract::Json;
+use platform::http::{RequestId, TraceParent};
 use platform::problem::Problem;
 use platform::ratelimit::ClientIp;
 use platform::{ApiError, FieldError};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::accounts::{self, Deletion};
 use crate::app::AppState;
 use crate::domain::{Email, Password, RefreshToken};
 use crate::sessions::{self, TokenPair};
@@ -244,6 +246,54 @@ pub async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json
         role,
         created_at: row.created_at,
     }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccount {
+    /// The account's current password, as confirmation.
+    pub password: String,
+}
+
+/// `DELETE /v1/auth/me` `{password}` (bearer) → 204: the account is deleted, every session
+/// revoked on every verifier, and `account.deleted` published, on which catalog-order anonymises
+/// the customer. A wrong password is 403 and changes nothing.
+#[utoipa::path(delete, path = "/v1/auth/me", tag = "auth", request_body = DeleteAccount, security(("bearer" = [])),
+    responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
+        (status = 403, description = "Wrong password", body = Problem), (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem),
+        (status = 503, description = "Revocation could not be broadcast; nothing changed, retry", body = Problem)))]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    RequestId(request_id): RequestId,
+    TraceParent(traceparent): TraceParent,
+    Json(body): Json<DeleteAccount>,
+) -> Result<StatusCode, ApiError> {
+    if body.password.chars().count() > crate::domain::PASSWORD_MAX_LEN {
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be at most 128 characters",
+        ));
+    }
+    let cause = store::outbox::Cause {
+        request_id: Some(&request_id),
+        traceparent: traceparent.as_deref(),
+    };
+    accounts::delete(
+        &state,
+        user.id,
+        Deletion::ByOwner,
+        Some(&body.password),
+        cause,
+    )
+    .await
+    .map_err(|e| match e {
+        // The token outlived its account (deleted meanwhile by an admin).
+        ApiError::NotFound(_) => ApiError::Unauthorized("account no longer active".into()),
+        e => e,
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -1,15 +1,18 @@
-//! Admin: list users, change a user's role or disable them.
+//! Admin: list users, change a user's role or disable them, delete them.
 
 use authn::{Admin, Role};
 use axum::extract::State;
+use axum::http::StatusCode;
 use platform::ApiError;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
+use platform::http::{RequestId, TraceParent};
 use platform::problem::Problem;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::accounts::{self, Deletion};
 use crate::app::AppState;
 use crate::sessions;
 use crate::store;
@@ -136,4 +139,31 @@ pub async fn update(
         sessions::end_all(&state, id, reason).await?;
     }
     Ok(Json(UserDto::try_from(row)?))
+}
+
+/// `DELETE /v1/auth/users/{id}` (admin) → 204: what `DELETE /v1/auth/me` does, without a
+/// password. Admins delete their own account through `DELETE /v1/auth/me` (409 here).
+#[utoipa::path(delete, path = "/v1/auth/users/{id}", tag = "admin", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Deleting oneself", body = Problem),
+        (status = 503, description = "Revocation could not be broadcast; nothing changed, retry", body = Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<Uuid>,
+    RequestId(request_id): RequestId,
+    TraceParent(traceparent): TraceParent,
+) -> Result<StatusCode, ApiError> {
+    if id == admin.id {
+        return Err(ApiError::Conflict(
+            "admins delete their own account with DELETE /v1/auth/me".into(),
+        ));
+    }
+    let cause = store::outbox::Cause {
+        request_id: Some(&request_id),
+        traceparent: traceparent.as_deref(),
+    };
+    accounts::delete(&state, id, Deletion::ByAdmin, None, cause).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -45,6 +45,36 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>,
     .await
 }
 
+/// The user, locked until the transaction ends (account deletion).
+#[tracing::instrument(name = "db users.lock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Delete the user with everything keyed by them: sessions and refresh tokens go with the row
+/// (`ON DELETE CASCADE`), failed-login counters of their email are deleted here.
+#[tracing::instrument(name = "db users.delete", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn delete(db: &mut sqlx::PgConnection, id: Uuid, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_throttle WHERE email = $1")
+        .bind(email)
+        .execute(&mut *db)
+        .await?;
+    sqlx::query("DELETE FROM login_account_failures WHERE email = $1")
+        .bind(email)
+        .execute(&mut *db)
+        .await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *db)
+        .await
+        .map(|_| ())
+}
+
 /// Users after `after` in (created_at, id) order; `limit + 1` rows so the caller knows if more exist.
 #[tracing::instrument(name = "db users.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn page(

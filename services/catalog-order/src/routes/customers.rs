@@ -1,6 +1,7 @@
-//! `GET|PUT /v1/customers/me`: the signed-in customer's profile, created on first use.
+//! `GET|PUT /v1/customers/me`: the signed-in customer's profile, created on first use;
+//! `GET /v1/customers/me/export`: everything catalog-order stores about them.
 
-use authn::CurrentUser;
+use authn::{CurrentUser, Role};
 use axum::extract::State;
 use platform::extract::Json;
 use platform::problem::Problem;
@@ -127,4 +128,96 @@ pub async fn put(
     )
     .await?;
     Ok(Json(row.into()))
+}
+
+/// The signed-in account as its token tells it (auth keeps the account itself: `GET /v1/auth/me`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportAccount {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+}
+
+/// A job that concerns the customer, with its payload as stored.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportJob {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub error: Option<String>,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Everything catalog-order stores about the caller (DESIGN §4 "Personal data").
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomerExport {
+    #[serde(with = "time::serde::rfc3339")]
+    pub exported_at: OffsetDateTime,
+    pub account: ExportAccount,
+    /// `null` when the customer never opened their profile.
+    pub customer: Option<CustomerDto>,
+    /// Every order with its lines, oldest first.
+    pub orders: Vec<crate::routes::orders::OrderDto>,
+    /// Jobs they caused or whose payload names them (order e-mails carry their address).
+    pub jobs: Vec<ExportJob>,
+}
+
+/// `GET /v1/customers/me/export`: the profile, every order with its lines and every job that
+/// concerns the caller, read in one snapshot. Creates nothing.
+#[utoipa::path(get, path = "/v1/customers/me/export", tag = "customers", security(("bearer" = [])),
+    responses((status = 200, body = CustomerExport), (status = 401, body = Problem)))]
+pub async fn export(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<CustomerExport>, ApiError> {
+    // One snapshot, so the orders, their lines and their jobs agree with each other.
+    let mut tx = state.db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let customer = store::customers::by_id(&mut *tx, user.id).await?;
+    let orders = store::orders::of_customer(&mut *tx, user.id).await?;
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
+    let mut lines = store::orders::lines_of(&mut *tx, &ids).await?;
+    let jobs = store::jobs::concerning(&mut *tx, user.id).await?;
+    tx.commit().await?;
+    let orders = orders
+        .into_iter()
+        .map(|order| {
+            let (mine, rest) = std::mem::take(&mut lines)
+                .into_iter()
+                .partition(|l| l.order_id == order.id);
+            lines = rest;
+            crate::routes::orders::to_dto(order, mine)
+        })
+        .collect();
+    Ok(Json(CustomerExport {
+        exported_at: OffsetDateTime::now_utc(),
+        account: ExportAccount {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+        },
+        customer: customer.map(CustomerDto::from),
+        orders,
+        jobs: jobs
+            .into_iter()
+            .map(|j| ExportJob {
+                id: j.id,
+                kind: j.kind,
+                status: j.status,
+                attempts: j.attempts,
+                error: j.error,
+                payload: j.payload,
+                created_at: j.created_at,
+                updated_at: j.updated_at,
+            })
+            .collect(),
+    }))
 }

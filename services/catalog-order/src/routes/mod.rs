@@ -26,7 +26,7 @@ use crate::app::AppState;
     paths(categories::list, categories::get, categories::create, categories::update, categories::delete,
           items::list, items::get, items::create, items::update, items::delete,
           images::upload, images::list, images::serve,
-          customers::get, customers::put,
+          customers::get, customers::put, customers::export,
           orders::create, orders::list, orders::get, orders::cancel, orders::set_status, jobs::get),
     components(schemas(platform::problem::Problem, platform::FieldError)),
     modifiers(&BearerAuth),
@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             get(images::serve),
         )
         .route("/v1/customers/me", get(customers::get).put(customers::put))
+        .route("/v1/customers/me/export", get(customers::export))
         .route("/v1/orders", get(orders::list).post(orders::create))
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/cancel", post(orders::cancel))

@@ -46,7 +46,7 @@ pub struct OrderDto {
     pub updated_at: OffsetDateTime,
 }
 
-fn to_dto(order: OrderRow, lines: Vec<LineRow>) -> OrderDto {
+pub(crate) fn to_dto(order: OrderRow, lines: Vec<LineRow>) -> OrderDto {
     OrderDto {
         id: order.id,
         customer_id: order.customer_id,

@@ -31,6 +31,33 @@ pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<Customer
     .await
 }
 
+/// The profile if there is one (read-only, for the export).
+#[tracing::instrument(name = "db customers.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CustomerRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM customers WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Scrub the profile of a deleted account: every personal field emptied, `anonymised_at` set.
+/// The row stays (orders reference it). Idempotent; a customer without a profile gets none.
+#[tracing::instrument(name = "db customers.anonymise", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn anonymise(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE customers SET full_name = '', phone = '', address_line = '', city = '',
+                              postal_code = '', country = '',
+                              anonymised_at = coalesce(anonymised_at, now()), updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 pub struct Profile<'a> {
     pub full_name: &'a str,
     pub phone: &'a str,

@@ -62,6 +62,68 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, 
     .await
 }
 
+/// A job as the export shows it: with its payload.
+#[derive(Debug, Clone, FromRow)]
+pub struct OwnJobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub error: Option<String>,
+    pub payload: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The jobs that concern a customer: the ones they caused (`owner_id`) and any whose payload
+/// names them (`customer_id`), oldest first.
+#[tracing::instrument(name = "db jobs.concerning", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn concerning(
+    db: impl PgExecutor<'_>,
+    customer_id: Uuid,
+) -> Result<Vec<OwnJobRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, status, attempts, error, payload, created_at, updated_at FROM jobs
+         WHERE owner_id = $1
+         UNION
+         SELECT id, kind, status, attempts, error, payload, created_at, updated_at FROM jobs
+         WHERE payload->>'customer_id' = $1::text
+         ORDER BY created_at, id",
+    )
+    .bind(customer_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Top-level payload fields that hold personal data (the order confirmation's `email`; the
+/// profile's fields, should a job ever carry them). Item names, quantities and amounts stay.
+pub const PERSONAL_PAYLOAD_FIELDS: [&str; 7] = [
+    "email",
+    "full_name",
+    "phone",
+    "address_line",
+    "city",
+    "postal_code",
+    "country",
+];
+
+/// Remove [`PERSONAL_PAYLOAD_FIELDS`] from the payloads of the jobs that concern a customer.
+/// A job not yet published goes out without them (an order e-mail then has no address and fails
+/// for good: the account it was for is gone).
+#[tracing::instrument(name = "db jobs.scrub_personal", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn scrub_personal(db: impl PgExecutor<'_>, customer_id: Uuid) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET payload = payload - $2::text[]
+         WHERE (owner_id = $1 OR payload->>'customer_id' = $1::text)
+           AND payload ?| $2::text[]",
+    )
+    .bind(customer_id)
+    .bind(&PERSONAL_PAYLOAD_FIELDS[..])
+    .execute(db)
+    .await
+    .map(|r| r.rows_affected())
+}
+
 /// Apply an event once: the inbox row and its effect commit together, and an event seen before
 /// changes nothing.
 ///
@@ -103,6 +165,14 @@ pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::E
             }
             Event::ImageProcessed(e) => {
                 store::images::mark_ready(&mut *tx, e.image_id, &e.variants).await?;
+            }
+            // The account is gone from auth: keep the orders (amounts, lines) for the books,
+            // drop what identifies the person.
+            Event::AccountDeleted(e) => {
+                store::customers::anonymise(&mut *tx, e.user_id).await?;
+                let scrubbed = scrub_personal(&mut *tx, e.user_id).await?;
+                store::idempotency::forget_user(&mut *tx, e.user_id).await?;
+                tracing::info!(customer_id = %e.user_id, jobs_scrubbed = scrubbed, "customer anonymised");
             }
         }
     }

@@ -134,6 +134,20 @@ pub async fn lines_of(
     .await
 }
 
+/// Every order of a customer, oldest first (the export).
+#[tracing::instrument(name = "db orders.of_customer", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn of_customer(
+    db: impl PgExecutor<'_>,
+    customer_id: Uuid,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 ORDER BY created_at, id"
+    )))
+    .bind(customer_id)
+    .fetch_all(db)
+    .await
+}
+
 #[tracing::instrument(name = "db orders.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

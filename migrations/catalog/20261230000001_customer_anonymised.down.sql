@@ -1,0 +1,2 @@
+DROP INDEX jobs_owner;
+ALTER TABLE customers DROP COLUMN anonymised_at;

@@ -1,0 +1,69 @@
+//! Deleting an account (DESIGN §4 "Personal data"), by its owner or by an admin.
+//!
+//! The user row is deleted, not scrubbed: auth keeps nothing about a deleted person (sessions,
+//! refresh tokens and failed-login counters go with it). In one transaction the user is locked,
+//! every session revoked, the row deleted and an `account.deleted` event written to the outbox,
+//! on which catalog-order anonymises the customer. The revocation is broadcast to every verifier
+//! *before* the commit: if the broadcast fails, nothing is committed (503, retry); if the commit
+//! fails after it, the sessions are dead and the account is still there, which a retry mends.
+
+use jobs::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
+use platform::ApiError;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::sessions::{broadcast, to_time};
+use crate::store;
+
+/// Why an account was deleted, as recorded on its revoked sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// By its owner, who confirmed the password.
+    ByOwner,
+    /// By an admin.
+    ByAdmin,
+}
+
+impl Deletion {
+    fn reason(self) -> &'static str {
+        match self {
+            Deletion::ByOwner => "account deleted",
+            Deletion::ByAdmin => "account deleted by an admin",
+        }
+    }
+}
+
+/// Delete `user_id`. With `password` (the owner's confirmation) a wrong one is `Forbidden` with
+/// nothing changed. `NotFound` when there is no such user.
+pub async fn delete(
+    state: &AppState,
+    user_id: Uuid,
+    how: Deletion,
+    password: Option<&str>,
+    cause: store::outbox::Cause<'_>,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await?;
+    let user = store::users::lock(&mut *tx, user_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))?;
+    if let Some(password) = password
+        && !state
+            .passwords
+            .verify(password, Some(&user.password_hash))
+            .await
+    {
+        return Err(ApiError::Forbidden("the password does not match".into()));
+    }
+    store::sessions::revoke_all(&mut *tx, user_id, how.reason()).await?;
+    let window = to_time(state.settings.access_token_ttl);
+    let revoked = store::sessions::recently_revoked(&mut *tx, user_id, window).await?;
+    store::users::delete(&mut tx, user_id, &user.email).await?;
+    let event_id = Uuid::now_v7();
+    let event = AccountDeleted { event_id, user_id };
+    let payload = serde_json::to_value(&event).map_err(ApiError::internal)?;
+    store::outbox::enqueue(&mut *tx, event_id, ACCOUNT_DELETED_EVENT, &payload, &cause).await?;
+    broadcast(state, user_id, &revoked, how.reason()).await?;
+    tx.commit().await?;
+    tracing::info!(%user_id, reason = how.reason(), "account deleted");
+    Ok(())
+}
