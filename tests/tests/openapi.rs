@@ -114,8 +114,10 @@ async fn auth_and_catalog_order_document_every_route() {
             ("POST", "/v1/auth/logout"),
             ("POST", "/v1/auth/logout-all"),
             ("GET", "/v1/auth/me"),
+            ("DELETE", "/v1/auth/me"),
             ("GET", "/v1/auth/users"),
             ("PATCH", "/v1/auth/users/{id}"),
+            ("DELETE", "/v1/auth/users/{id}"),
             ("GET", "/.well-known/jwks.json"),
         ],
     )
@@ -138,6 +140,7 @@ async fn auth_and_catalog_order_document_every_route() {
             ("DELETE", "/v1/items/{id}"),
             ("GET", "/v1/customers/me"),
             ("PUT", "/v1/customers/me"),
+            ("GET", "/v1/customers/me/export"),
             ("GET", "/v1/orders"),
             ("POST", "/v1/orders"),
             ("GET", "/v1/orders/{id}"),
