@@ -44,19 +44,18 @@ FROM scratch AS base
 COPY --from=chef /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # The distroless "nonroot" ids; the chart sets the same in its securityContext.
 USER 65532:65532
-ENV APP_ENV=prod LOG_FORMAT=json
+# Containers listen on 8080 (HTTP) and 9090 (metrics) whatever the service (DESIGN §3).
+ENV APP_ENV=prod LOG_FORMAT=json HTTP_ADDR=0.0.0.0:8080 METRICS_ADDR=0.0.0.0:9090
+EXPOSE 8080 9090
 
 FROM base AS auth
 COPY --from=builder /out/auth /auth
-EXPOSE 8081 9181
 ENTRYPOINT ["/auth"]
 
 FROM base AS catalog-order
 COPY --from=builder /out/catalog-order /catalog-order
-EXPOSE 8082 9182
 ENTRYPOINT ["/catalog-order"]
 
 FROM base AS worker
 COPY --from=builder /out/worker /worker
-EXPOSE 8083 9183
 ENTRYPOINT ["/worker"]
