@@ -1,11 +1,4 @@
--- Back to one counter per email (counts restart from zero).
+-- Back to the per-email counter alone, which the up step left in place (the per-address and
+-- per-email counts of this release are lost: at most 15 min of locks).
 DROP TABLE login_account_failures;
-DROP TABLE login_throttle;
-
-CREATE TABLE login_throttle (
-    email        text PRIMARY KEY,
-    failures     integer NOT NULL,
-    locked_until timestamptz,
-    updated_at   timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX login_throttle_updated_at ON login_throttle (updated_at);
+DROP TABLE login_throttle_pairs;

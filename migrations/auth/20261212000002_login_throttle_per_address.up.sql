@@ -7,11 +7,12 @@
 -- (LOGIN_ACCOUNT_MAX_DELAY), so the owner, from another address, still gets in. Both are keyed by
 -- the normalised email whether or not an account exists, so they reveal nothing.
 --
--- The old per-email counters cannot be split by address; they are dropped (at most 15 min of
--- locks are lost).
-DROP TABLE login_throttle;
-
-CREATE TABLE login_throttle (
+-- Expand only: the previous release's per-email `login_throttle` stays as it is, because its pods
+-- keep running on this schema during a rolling upgrade and after `helm rollback`
+-- (`INSERT … ON CONFLICT (email)`). This release no longer reads or writes it (its purge and
+-- account deletion still clear it); a later release drops it (docs/operations.md, "Pending
+-- contract steps").
+CREATE TABLE login_throttle_pairs (
     email        text NOT NULL,
     client       inet NOT NULL,
     failures     integer NOT NULL,
@@ -19,7 +20,7 @@ CREATE TABLE login_throttle (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (email, client)
 );
-CREATE INDEX login_throttle_updated_at ON login_throttle (updated_at);
+CREATE INDEX login_throttle_pairs_updated_at ON login_throttle_pairs (updated_at);
 
 CREATE TABLE login_account_failures (
     email      text PRIMARY KEY,

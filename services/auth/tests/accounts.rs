@@ -295,7 +295,7 @@ async fn a_stranger_is_blocked_at_their_address_while_the_owner_still_logs_in_fr
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     let pairs: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM login_throttle WHERE email = 'target@example.com'",
+        "SELECT count(*) FROM login_throttle_pairs WHERE email = 'target@example.com'",
     )
     .fetch_one(&auth.db.pool().await)
     .await

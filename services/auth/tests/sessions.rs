@@ -452,14 +452,16 @@ async fn idle_login_counters_are_purged_after_their_retention_but_never_while_lo
     }
     let db = auth.db.pool().await;
     let counters = || async {
-        sqlx::query_scalar::<_, String>("SELECT DISTINCT email FROM login_throttle ORDER BY email")
-            .fetch_all(&db)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT email FROM login_throttle_pairs ORDER BY email",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
     };
     assert_eq!(counters().await, ["idle@example.com", "locked@example.com"]);
     sqlx::query(
-        "UPDATE login_throttle SET locked_until = now() + interval '3 days'
+        "UPDATE login_throttle_pairs SET locked_until = now() + interval '3 days'
          WHERE email = 'locked@example.com'",
     )
     .execute(&db)

@@ -1,6 +1,9 @@
 //! Failed-login counters: per (email, client address), which block that address, and per email,
 //! which only slow every attempt down (see the migration `login_throttle_per_address`). Both are
 //! keyed by the normalised email whether or not an account exists.
+//!
+//! The pairs live in `login_throttle_pairs`; `login_throttle` is the previous release's per-email
+//! counter, kept (and only purged here) until a later release drops it (docs/operations.md).
 
 use std::net::IpAddr;
 
@@ -21,7 +24,7 @@ pub async fn record_failure(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH pair AS (
-             INSERT INTO login_throttle AS t (email, client, failures, locked_until)
+             INSERT INTO login_throttle_pairs AS t (email, client, failures, locked_until)
              VALUES ($1, $2::inet, 1, CASE WHEN $3 <= 1 THEN now() + interval '1 second' END)
              ON CONFLICT (email, client) DO UPDATE SET
                  failures = t.failures + 1,
@@ -54,7 +57,7 @@ pub async fn clear(
     email: &str,
     client: IpAddr,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM login_throttle WHERE email = $1 AND client = $2::inet")
+    sqlx::query("DELETE FROM login_throttle_pairs WHERE email = $1 AND client = $2::inet")
         .bind(email)
         .bind(client.to_string())
         .execute(db)
@@ -73,8 +76,8 @@ pub async fn purge(
     let cutoff = now - keep;
     let pairs = platform::db::delete_in_batches(|batch| async move {
         sqlx::query(
-            "DELETE FROM login_throttle WHERE (email, client) IN (
-                 SELECT email, client FROM login_throttle
+            "DELETE FROM login_throttle_pairs WHERE (email, client) IN (
+                 SELECT email, client FROM login_throttle_pairs
                  WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until <= $2)
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED)",
@@ -103,5 +106,23 @@ pub async fn purge(
         .map(|r| r.rows_affected())
     })
     .await?;
-    Ok(pairs + accounts)
+    // The previous release's per-email counters (written only by its pods during a rolling
+    // upgrade or after a rollback), under the same rule as the pairs. Dropped with the table.
+    let legacy = platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM login_throttle WHERE email IN (
+                 SELECT email FROM login_throttle
+                 WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until <= $2)
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(now)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await?;
+    Ok(pairs + accounts + legacy)
 }

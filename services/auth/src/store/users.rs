@@ -60,6 +60,11 @@ pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, 
 /// (`ON DELETE CASCADE`), failed-login counters of their email are deleted here.
 #[tracing::instrument(name = "db users.delete", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn delete(db: &mut sqlx::PgConnection, id: Uuid, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_throttle_pairs WHERE email = $1")
+        .bind(email)
+        .execute(&mut *db)
+        .await?;
+    // The previous release's per-email counter, until a later release drops the table.
     sqlx::query("DELETE FROM login_throttle WHERE email = $1")
         .bind(email)
         .execute(&mut *db)
@@ -146,7 +151,7 @@ pub async fn login_candidate(
                     AS account_failures
          FROM (SELECT $1::text AS email) k
          LEFT JOIN users u ON u.email = k.email
-         LEFT JOIN login_throttle t ON t.email = k.email AND t.client = $2::inet
+         LEFT JOIN login_throttle_pairs t ON t.email = k.email AND t.client = $2::inet
          LEFT JOIN login_account_failures a ON a.email = k.email",
         window = crate::store::throttle::ACCOUNT_WINDOW_SQL
     )))
