@@ -142,7 +142,8 @@ pub fn tracer_provider(
 /// `OTEL_EXPORTER_OTLP_HEADERS` as the OpenTelemetry specification defines it: `key=value`
 /// pairs separated by commas, blanks around keys and values ignored, values percent-decoded
 /// (`Authorization=Basic%20abc`). The values are secrets: they are marked sensitive, and an
-/// error names the pair by position and key, never by value.
+/// error names the pair by position (and by key once the key is a valid header name), never by
+/// value, nor by an invalid key, which may hold a token.
 pub fn parse_otlp_headers(raw: &str) -> Result<http::HeaderMap, String> {
     let mut headers = http::HeaderMap::new();
     for (i, pair) in raw.split(',').enumerate() {
@@ -155,7 +156,9 @@ pub fn parse_otlp_headers(raw: &str) -> Result<http::HeaderMap, String> {
         };
         let key = key.trim();
         let name = http::HeaderName::from_bytes(key.as_bytes())
-            .map_err(|_| format!("pair {n}: {key:?} is not a valid header name"))?;
+            // Not echoed: an invalid "name" is often a whole header pasted in the wrong format
+            // (`Authorization: Bearer <token>=`), the secret included.
+            .map_err(|_| format!("pair {n} has an invalid header name"))?;
         let decoded = percent_decode(value.trim())
             .ok_or_else(|| format!("pair {n} ({key}): the value has a bad %-escape"))?;
         let mut value = http::HeaderValue::from_bytes(&decoded)
@@ -429,6 +432,16 @@ mod tests {
             ("api-key=s3cret%zz", "%-escape"),
             ("api-key=s3cret%2", "%-escape"),
             ("api-key=s3cret%0A", "header value"),
+            // `Authorization: Bearer …` instead of `Authorization=Bearer%20…`: the `=` of the
+            // token's padding makes everything before it the "key".
+            (
+                "Authorization: Bearer s3cretdG9rZW4=",
+                "pair 1 has an invalid header name",
+            ),
+            (
+                "x-scope-orgid=t1,Authorization: Bearer s3cret=",
+                "pair 2 has an invalid header name",
+            ),
         ] {
             let err = parse_otlp_headers(raw).unwrap_err();
             assert!(err.contains(why), "{raw}: {err}");
