@@ -15,8 +15,8 @@ cd "$ROOT"
 
 # postgresql: the rehearsal runs a cluster of its own (initdb), with password authentication,
 # restarted in the chaos phase without touching the machine's own PostgreSQL.
-bash scripts/tools.sh helm python nginx prometheus promtool postgresql
-command -v openssl >/dev/null || die "openssl is needed (apt install openssl)"
+# openssl makes the keys and certificates; curl stands in for the helm test pod's image.
+bash scripts/tools.sh helm python nginx prometheus promtool postgresql openssl curl
 
 bin_dir=${REHEARSE_BIN_DIR:-}
 if [ -z "$bin_dir" ]; then
@@ -34,6 +34,10 @@ cleanup() {
   if [ -f "$work/pids" ]; then
     while read -r pid; do kill -KILL -- "-$pid" 2>/dev/null || true; done <"$work/pids"
   fi
+  # Its PostgreSQL daemonizes: SIGQUIT is an immediate shutdown.
+  if [ -f "$work/postgres/data/postmaster.pid" ]; then
+    kill -QUIT "$(head -n 1 "$work/postgres/data/postmaster.pid")" 2>/dev/null || true
+  fi
   bash scripts/nats.sh stop "$nats_port" || true
   [ -n "${REHEARSE_KEEP:-}" ] && { log "kept $work"; return; }
   rm -rf "$work"
@@ -42,7 +46,7 @@ trap cleanup EXIT
 
 "$(bash scripts/tools.sh path python)" scripts/rehearse/rehearse.py \
   --chart helm/storefront --values helm/storefront/ci/full.yaml \
-  --helm "$(bash scripts/tools.sh path helm)" \
+  --helm "$(bash scripts/tools.sh path helm)" --nginx "$(bash scripts/tools.sh path nginx)" \
   --bin-dir "$bin_dir" \
   --nats-port "$nats_port" --repo "$ROOT" \
   --workdir "$work" ${REHEARSE_CHAOS:+--chaos}

@@ -4,8 +4,8 @@
 # writable). Idempotent: a tool already there at the pinned version is not touched.
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
-#                                   promtool prometheus nginx python postgresql shellcheck helm kubectl
-#                                   kubernetes-validate)
+#                                   promtool prometheus nginx python postgresql openssl curl
+#                                   helm kubectl kubernetes-validate shellcheck)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -107,6 +107,7 @@ install() {
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
     promtool | prometheus) command -v "$1" >/dev/null || apt_install prometheus ;;
     nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx ;;
+    openssl | curl) command -v "$1" >/dev/null || apt_install "$1" ;;
     postgresql)
       { command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || command -v initdb >/dev/null \
         || apt_install postgresql

@@ -26,8 +26,9 @@ def _seconds(value: str) -> str:
 
 
 class Edge:
-    def __init__(self, cluster: Cluster, workdir: str, ingress_addr: tuple[str, int], tls: tuple[str, str] | None):
+    def __init__(self, cluster: Cluster, workdir: str, nginx: str, ingress_addr: tuple[str, int], tls: tuple[str, str] | None):
         self.cluster = cluster
+        self.nginx = nginx
         self.dir = os.path.join(workdir, "nginx")
         # nginx's workers (not root) buffer large request bodies here.
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
@@ -146,7 +147,7 @@ http {{
     def start(self) -> None:
         self._write()
         self.proc = subprocess.Popen(
-            ["nginx", "-p", self.dir, "-c", self.conf],
+            [self.nginx, "-p", self.dir, "-c", self.conf],
             stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.dir, "stderr.log"), "ab"),
             start_new_session=True,
@@ -159,7 +160,7 @@ http {{
     def _write(self) -> None:
         with open(self.conf + ".new", "w") as f:
             f.write(self.render())
-        test = subprocess.run(["nginx", "-t", "-q", "-p", self.dir, "-c", self.conf + ".new"], capture_output=True, text=True)
+        test = subprocess.run([self.nginx, "-t", "-q", "-p", self.dir, "-c", self.conf + ".new"], capture_output=True, text=True)
         if test.returncode != 0:
             raise RehearsalError("the rendered nginx configuration is invalid:\n" + test.stderr)
         os.replace(self.conf + ".new", self.conf)
