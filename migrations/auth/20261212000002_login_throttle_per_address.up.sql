@@ -5,7 +5,8 @@
 -- included. The email's counter only slows: from LOGIN_MAX_FAILURES failures from anywhere (within
 -- 15 min of the last one), every attempt at the email waits a bounded delay before it is checked
 -- (LOGIN_ACCOUNT_MAX_DELAY), so the owner, from another address, still gets in. Both are keyed by
--- the normalised email whether or not an account exists, so they reveal nothing.
+-- the normalised email whether or not an account exists, so they reveal nothing. `client` is the
+-- IPv4 address, or the IPv6 address's /64 network (`platform::ratelimit::client_key`).
 --
 -- Expand only: the previous release's per-email `login_throttle` stays as it is, because its pods
 -- keep running on this schema during a rolling upgrade and after `helm rollback`

@@ -8,6 +8,7 @@
 //! [`TABLE_DDL`] says.
 //!
 //! `X-Forwarded-For` is believed only when the peer is a trusted proxy ([`TrustedProxies`]).
+//! Clients are keyed by [`client_key`]: an IPv4 address as it is, an IPv6 address by its /64.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -251,6 +252,27 @@ pub fn spawn_purge(db: PgPool, shutdown: &Shutdown) {
     });
 }
 
+/// The network a client is counted by, for every per-client budget and block: an IPv4 address
+/// itself (/32), an IPv6 address's /64. One IPv6 host usually holds a whole /64 (SLAAC, privacy
+/// addresses; a customer is delegated one or more), so keying by the full address would let it
+/// rotate through 2^64 addresses for a fresh budget each time. An IPv4-mapped IPv6 address
+/// (`::ffff:a.b.c.d`, a dual-stack socket) counts as its IPv4 address.
+pub fn client_network(ip: IpAddr) -> IpNet {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpNet::V4(ipnet::Ipv4Net::from(v4)),
+        IpAddr::V6(v6) => IpNet::V6(ipnet::Ipv6Net::new_assert(v6, 64).trunc()),
+    }
+}
+
+/// [`client_network`] as a key and as PostgreSQL `inet` text: `198.51.100.7` (IPv4 as it is),
+/// `2001:db8:1:2::/64`.
+pub fn client_key(ip: IpAddr) -> String {
+    match client_network(ip) {
+        IpNet::V4(net) => net.addr().to_string(),
+        net @ IpNet::V6(_) => net.to_string(),
+    }
+}
+
 /// The client's address as the client-IP limit saw it (see [`TrustedProxies::client_ip`]); an
 /// extractor for handlers behind [`limit_by_client_ip`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +316,7 @@ pub async fn limit_by_client_ip(
     };
     let client = limit.proxies.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(client));
-    if let Err(refused) = limit.limiter.check(&client.to_string()).await {
+    if let Err(refused) = limit.limiter.check(&client_key(client)).await {
         return refused.into_response();
     }
     next.run(req).await
@@ -314,6 +336,23 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn clients_are_keyed_by_ipv4_address_or_ipv6_slash_64() {
+        assert_eq!(client_key(ip("198.51.100.7")), "198.51.100.7");
+        assert_eq!(client_key(ip("::ffff:198.51.100.7")), "198.51.100.7");
+        // Every address of one /64 is one client; the next /64 is another.
+        let one = client_key(ip("2001:db8:1:2::1"));
+        assert_eq!(one, "2001:db8:1:2::/64");
+        assert_eq!(client_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")), one);
+        assert_eq!(client_key(ip("2001:db8:1:2:a1b2:c3d4:e5f6:789")), one);
+        assert_ne!(client_key(ip("2001:db8:1:3::1")), one);
+        assert_eq!(client_key(ip("::1")), "::/64");
+        assert_eq!(
+            client_network(ip("2001:db8:1:2::1")),
+            "2001:db8:1:2::/64".parse::<IpNet>().unwrap()
+        );
     }
 
     #[test]

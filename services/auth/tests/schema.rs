@@ -83,3 +83,39 @@ async fn the_previous_release_counts_failed_logins_on_the_migrated_schema() {
         .unwrap();
     assert_eq!(purged, 3, "one pair, one email counter, one old counter");
 }
+
+/// The per-address block keys an IPv6 client by its /64 (`platform::ratelimit::client_key`):
+/// another address of the same /64 is still blocked, the next /64 is not.
+#[tokio::test]
+async fn an_ipv6_client_is_blocked_across_its_slash_64() {
+    let db = TestDb::new("auth_v6", &auth::MIGRATOR).await;
+    let pool = db.pool().await;
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    auth::store::throttle::record_failure(&pool, "ann@example.com", ip("2001:db8:1:2::1"), 1)
+        .await
+        .unwrap();
+    // Its 1 s lock, made long enough not to run out under a slow test machine.
+    sqlx::query("UPDATE login_throttle_pairs SET locked_until = now() + interval '1 hour'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let locked = |client: &'static str| {
+        let pool = pool.clone();
+        async move {
+            auth::store::users::login_candidate(&pool, "ann@example.com", ip(client))
+                .await
+                .unwrap()
+                .locked_until
+                .is_some()
+        }
+    };
+    assert!(locked("2001:db8:1:2::1").await);
+    assert!(locked("2001:db8:1:2:dead:beef:0:7").await);
+    assert!(!locked("2001:db8:1:3::1").await);
+    assert!(!locked("198.51.100.7").await);
+    // A success from any address of the /64 clears the pair.
+    auth::store::throttle::clear(&pool, "ann@example.com", ip("2001:db8:1:2::99"))
+        .await
+        .unwrap();
+    assert!(!locked("2001:db8:1:2::1").await);
+}

@@ -1,6 +1,8 @@
 //! Failed-login counters: per (email, client address), which block that address, and per email,
 //! which only slow every attempt down (see the migration `login_throttle_per_address`). Both are
-//! keyed by the normalised email whether or not an account exists.
+//! keyed by the normalised email whether or not an account exists. The client address is
+//! [`platform::ratelimit::client_key`]: an IPv4 address, or an IPv6 address's /64, so rotating
+//! through one's own /64 does not reset the block.
 //!
 //! The pairs live in `login_throttle_pairs`; `login_throttle` is the previous release's per-email
 //! counter, kept (and only purged here) until a later release drops it (docs/operations.md).
@@ -42,7 +44,7 @@ pub async fn record_failure(
              updated_at = now()"
     )))
     .bind(email)
-    .bind(client.to_string())
+    .bind(platform::ratelimit::client_key(client))
     .bind(i32::try_from(max_failures).unwrap_or(i32::MAX))
     .execute(db)
     .await
@@ -59,7 +61,7 @@ pub async fn clear(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM login_throttle_pairs WHERE email = $1 AND client = $2::inet")
         .bind(email)
-        .bind(client.to_string())
+        .bind(platform::ratelimit::client_key(client))
         .execute(db)
         .await
         .map(|_| ())

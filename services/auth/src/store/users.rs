@@ -156,7 +156,7 @@ pub async fn login_candidate(
         window = crate::store::throttle::ACCOUNT_WINDOW_SQL
     )))
     .bind(email)
-    .bind(client.to_string())
+    .bind(platform::ratelimit::client_key(client))
     .fetch_one(db)
     .await
 }
