@@ -1,9 +1,14 @@
 //! Job paths that cross services: scheduled maintenance run by the service owning the data, the
 //! order e-mail over real SMTP exactly once, and no job lost when NATS restarts mid-burst;
-//! (`status`) a job's status only moving forward; and (`retention`) what the purges delete and
-//! keep.
+//! (`status`) a job's status only moving forward; (`replay`) a dead job replayed from the DLQ
+//! ending succeeded; (`retention`) what the purges delete and keep; and (`anonymise`) a deleted
+//! account's customer forgotten once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "jobs/anonymise.rs"]
+mod anonymise;
+#[path = "jobs/replay.rs"]
+mod replay;
 #[path = "jobs/retention.rs"]
 mod retention;
 #[path = "jobs/status.rs"]
