@@ -4,6 +4,7 @@ use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 
+use crate::runtime::ATTEMPTS_BEFORE_HEADER;
 use crate::topology::Topology;
 
 /// One dead job.
@@ -50,8 +51,10 @@ pub async fn list(js: &jetstream::Context, topology: &Topology) -> anyhow::Resul
     Ok(dead)
 }
 
-/// Send a dead job back to the work queue (as the same job id, with fresh attempts) and remove it
-/// from the DLQ.
+/// Send a dead job back to the work queue (as the same job id, with fresh deliveries) and remove it
+/// from the DLQ. The attempts the dead run spent go along ([`ATTEMPTS_BEFORE_HEADER`]): the new
+/// run's attempts continue after them, so its status events are a later attempt's, which is what
+/// lets catalog-order move the job on from `dead`.
 pub async fn replay(
     js: &jetstream::Context,
     topology: &Topology,
@@ -68,6 +71,9 @@ pub async fn replay(
     let mut headers = HeaderMap::new();
     headers.insert("job-id", job_id.as_str());
     headers.insert("job-kind", kind.as_str());
+    if let Ok(spent) = get(&message.headers, "job-attempts").trim().parse::<i64>() {
+        headers.insert(ATTEMPTS_BEFORE_HEADER, spent.max(0).to_string().as_str());
+    }
     let request_id = get(&message.headers, "x-request-id");
     if !request_id.is_empty() {
         headers.insert("x-request-id", request_id.as_str());

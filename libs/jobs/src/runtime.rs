@@ -15,6 +15,9 @@
 //! - Dead letters: a permanent error, or the last attempt, copies the message (headers, payload,
 //!   attempts, last error) to `{ns}.dlq.<kind>` and terminates it. A job whose worker died on every
 //!   delivery is caught by [`spawn_max_delivery_watch`] instead.
+//! - Replays: a job replayed from the DLQ ([`crate::dlq::replay`]) keeps its id; its attempts, as
+//!   reported, continue after the dead run's ([`ATTEMPTS_BEFORE_HEADER`]), while `max_deliver` and
+//!   the retry delays count this run's deliveries afresh.
 //! - Shutdown: the job in hand is finished before the loop stops.
 
 use std::sync::Arc;
@@ -41,8 +44,11 @@ pub struct Job {
     pub id: Uuid,
     pub kind: String,
     pub payload: serde_json::Value,
-    /// 1 on the first delivery.
+    /// The job's attempt, as its status events report it: 1 on the first delivery; a run
+    /// replayed from the DLQ continues after the dead run's attempts ([`ATTEMPTS_BEFORE_HEADER`]).
     pub attempt: i64,
+    /// This run's delivery (1 on its first): what `max_deliver` and the retry delay count.
+    pub delivery: i64,
     pub request_id: Option<String>,
     /// W3C trace context of the request that caused the job, passed on to what it publishes.
     pub traceparent: Option<String>,
@@ -60,6 +66,11 @@ pub enum JobError {
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, job: &Job) -> impl Future<Output = Result<(), JobError>> + Send;
 }
+
+/// Attempts a job spent before this run (set by [`crate::dlq::replay`] from the dead run's
+/// `job-attempts`): the replayed run's attempts continue after them, so catalog-order sees a later
+/// attempt and lets the job leave `dead`. JetStream's own delivery count starts at 1 again.
+pub const ATTEMPTS_BEFORE_HEADER: &str = "job-attempts-before";
 
 /// A job's status change, published to `{ns}.events.job.status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,8 +210,9 @@ pub fn spawn_family<H: Handler>(
 
 impl<H: Handler> Runtime<H> {
     async fn process(&self, message: jetstream::Message) {
-        let attempt = message.info().map(|i| i.delivered).unwrap_or(1);
-        let mut job = match parse(&message, attempt) {
+        let delivery = message.info().map(|i| i.delivered).unwrap_or(1);
+        let attempt = attempts_before(message.headers.as_ref()).saturating_add(delivery);
+        let mut job = match parse(&message, attempt, delivery) {
             Ok(job) => job,
             Err(e) => {
                 let kind = header(&message, "job-kind").unwrap_or_else(|| "unknown".into());
@@ -289,10 +301,10 @@ impl<H: Handler> Runtime<H> {
                     "job succeeded"
                 );
             }
-            Err(JobError::Retry(error)) if job.attempt < self.family.max_deliver => {
+            Err(JobError::Retry(error)) if job.delivery < self.family.max_deliver => {
                 self.event(job, "failed", Some(&error)).await?;
                 message
-                    .ack_with(AckKind::Nak(Some(retry_delay(job.attempt))))
+                    .ack_with(AckKind::Nak(Some(retry_delay(job.delivery))))
                     .await
                     .map_err(anyhow::Error::msg)?;
                 self.count(job, "retried");
@@ -505,13 +517,15 @@ async fn exhausted(
         .or_else(|| get("Nats-Msg-Id"))
         .unwrap_or_default();
     let kind = get("job-kind").unwrap_or_else(|| "unknown".into());
+    // A replayed run's attempts continue after the dead run's, as the runtime reports them.
+    let attempts = attempts_before(Some(&message.headers)).saturating_add(advisory.deliveries);
     let error = format!(
         "no answer after {} deliveries (the worker crashed or hung each time)",
         advisory.deliveries
     );
     let mut headers = message.headers.clone();
     headers.insert("job-id", job_id.as_str());
-    headers.insert("job-attempts", advisory.deliveries.to_string().as_str());
+    headers.insert("job-attempts", attempts.to_string().as_str());
     headers.insert("job-error", error.as_str());
     headers.insert(
         "Nats-Msg-Id",
@@ -538,7 +552,7 @@ async fn exhausted(
             job_id: id,
             kind,
             status: "dead".into(),
-            attempts: advisory.deliveries,
+            attempts,
             error: Some(error),
         };
         publish_event(
@@ -667,7 +681,16 @@ fn header(message: &jetstream::Message, name: &str) -> Option<String> {
         .map(|v| v.as_str().to_owned())
 }
 
-fn parse(message: &jetstream::Message, attempt: i64) -> Result<Job, String> {
+/// [`ATTEMPTS_BEFORE_HEADER`], 0 when absent or unreadable.
+fn attempts_before(headers: Option<&HeaderMap>) -> i64 {
+    headers
+        .and_then(|h| h.get(ATTEMPTS_BEFORE_HEADER))
+        .and_then(|v| v.as_str().trim().parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0)
+}
+
+fn parse(message: &jetstream::Message, attempt: i64, delivery: i64) -> Result<Job, String> {
     // `job-id`; the message id is the same for fresh jobs but differs for DLQ replays.
     let id = header(message, "job-id")
         .or_else(|| header(message, "Nats-Msg-Id"))
@@ -681,6 +704,7 @@ fn parse(message: &jetstream::Message, attempt: i64) -> Result<Job, String> {
         kind,
         payload,
         attempt,
+        delivery,
         request_id: header(message, "x-request-id"),
         traceparent: header(message, "traceparent"),
     })

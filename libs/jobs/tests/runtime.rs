@@ -340,6 +340,35 @@ async fn a_dead_job_can_be_listed_replayed_and_purged() {
         })
         .await
     );
+    // The replayed run's attempts continue after the dead run's, in its events and its DLQ entry.
+    assert_eq!(rig.calls(id), [1, 2]);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            rig.statuses(id).len() == 4
+        })
+        .await
+    );
+    let attempts: Vec<(String, i64)> = rig
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.job_id == id)
+        .map(|e| (e.status.clone(), e.attempts))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("running".to_owned(), 1),
+            ("dead".to_owned(), 1),
+            ("running".to_owned(), 2),
+            ("dead".to_owned(), 2)
+        ]
+    );
+    assert_eq!(
+        jobs::dlq::list(&rig.js, &rig.topology).await.unwrap()[0].attempts,
+        "2"
+    );
     assert!(
         jobs::dlq::replay(&rig.js, &rig.topology, 999)
             .await

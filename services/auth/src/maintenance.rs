@@ -42,7 +42,14 @@ pub struct PurgeSessions {
 impl Handler for PurgeSessions {
     async fn handle(&self, job: &Job) -> Result<(), JobError> {
         if job.kind != PURGE_SESSIONS {
-            return Err(JobError::Fail(format!("unknown job kind {}", job.kind)));
+            // A kind this version does not know comes from a newer producer (a new worker's
+            // scheduler during a rolling upgrade, while old replicas still consume the family):
+            // not dead-lettered (that would fire DeadLetterQueueNotEmpty on a normal upgrade) but
+            // retried, so a new replica picks it up within `max_deliver`.
+            return Err(JobError::Retry(format!(
+                "unknown job kind {}: left for a newer replica",
+                job.kind
+            )));
         }
         let purged = purge_expired(&self.db, &self.retention, OffsetDateTime::now_utc())
             .await
@@ -55,5 +62,35 @@ impl Handler for PurgeSessions {
             "purged sessions and login counters past their retention"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kind_from_a_newer_producer_is_retried_not_dead_lettered() {
+        let registry = platform::metrics::Metrics::new("test", "0").unwrap();
+        let purge = PurgeSessions {
+            // Never connected: an unknown kind is answered before any query.
+            db: PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            retention: Retention::default(),
+            purged: PurgeMetrics::register(&registry, PURGED_KINDS).unwrap(),
+        };
+        let job = jobs::runtime::Job {
+            id: uuid::Uuid::now_v7(),
+            kind: "auth.from_a_newer_worker".into(),
+            payload: serde_json::json!({}),
+            attempt: 1,
+            delivery: 1,
+            request_id: None,
+            traceparent: None,
+        };
+        match purge.handle(&job).await {
+            Err(JobError::Retry(e)) => assert!(e.contains("auth.from_a_newer_worker"), "{e}"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
     }
 }

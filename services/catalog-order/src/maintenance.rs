@@ -77,8 +77,47 @@ impl Handler for Maintenance {
                 self.purged.record("idempotency_keys", n);
                 tracing::info!(keys = n, "purged idempotency keys past their retention");
             }
-            other => return Err(JobError::Fail(format!("unknown job kind {other}"))),
+            // A kind this version does not know comes from a newer producer (a new worker's
+            // scheduler during a rolling upgrade, while old replicas still consume the family).
+            // Failing it would dead-letter a normal job and fire DeadLetterQueueNotEmpty; a retry
+            // hands it back, and a new replica picks it up within `max_deliver`.
+            other => {
+                return Err(JobError::Retry(format!(
+                    "unknown job kind {other}: left for a newer replica"
+                )));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kind_from_a_newer_producer_is_retried_not_dead_lettered() {
+        let registry = platform::metrics::Metrics::new("test", "0").unwrap();
+        let maintenance = Maintenance {
+            // Never connected: an unknown kind is answered before any query.
+            db: PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            order_payment_timeout: Duration::from_secs(1800),
+            retention: Retention::default(),
+            purged: PurgeMetrics::register(&registry, PURGED_KINDS).unwrap(),
+        };
+        let job = Job {
+            id: uuid::Uuid::now_v7(),
+            kind: "catalog.from_a_newer_worker".into(),
+            payload: serde_json::json!({}),
+            attempt: 1,
+            delivery: 1,
+            request_id: None,
+            traceparent: None,
+        };
+        match maintenance.handle(&job).await {
+            Err(JobError::Retry(e)) => assert!(e.contains("catalog.from_a_newer_worker"), "{e}"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
     }
 }

@@ -30,7 +30,8 @@ impl JobStatus {
         }
     }
 
-    /// Nothing follows `succeeded` or `dead`.
+    /// `succeeded` or `dead`: the job is finished, unless a `dead` one is replayed (see
+    /// [`JobProgress::can_become`]).
     pub fn is_final(self) -> bool {
         matches!(self, JobStatus::Succeeded | JobStatus::Dead)
     }
@@ -86,10 +87,17 @@ impl FromStr for JobStatus {
 /// Status events reach catalog-order out of order (two replicas share the events consumer, and a
 /// redelivered event comes after the ones that followed it), so a job only moves forward:
 ///
-/// - nothing follows a final status, `succeeded` or `dead`;
-/// - a final status follows any other, whatever attempt reports it: attempts overlap (one that
-///   outlives its `ack_wait` is redelivered while it still runs), and a job's `succeeded` event
-///   has a single id, so one refused for its attempt count would never come again;
+/// - nothing follows `succeeded`;
+/// - `succeeded` follows any other status (`dead` included), whatever attempt reports it: attempts
+///   overlap (one that outlives its `ack_wait` is redelivered while it still runs), and a job's
+///   `succeeded` event has a single id, so one refused for its attempt count would never come
+///   again (a replay that finds the effect done repeats that same event);
+/// - `dead` ends a run, not the job: `worker dlq replay` starts a new run whose attempts continue
+///   after the dead run's, so only a strictly later attempt follows `dead` (a late event of the
+///   dead run, or of an older attempt, never revives it);
+/// - `dead` follows any other status of the same or a later attempt; one from an older attempt
+///   than the stored status is the dead run's, arriving after its replay began, and changes
+///   nothing;
 /// - otherwise a later attempt follows an earlier one (`running` after `failed` needs a higher
 ///   attempt count, and an older attempt's event never overwrites a newer one's status), and
 ///   within one attempt `queued < running < failed`.
@@ -108,12 +116,17 @@ impl JobProgress {
 
     /// Whether `next` may replace this progress.
     pub fn can_become(self, next: JobProgress) -> bool {
-        if self.status.is_final() {
-            return false;
+        use JobStatus::{Dead, Succeeded};
+        match (self.status, next.status) {
+            (Succeeded, _) => false,
+            (_, Succeeded) => true,
+            (Dead, _) => self.attempts < next.attempts,
+            (_, Dead) => self.attempts <= next.attempts,
+            _ => {
+                self.attempts < next.attempts
+                    || (self.attempts == next.attempts && self.status.rank() < next.status.rank())
+            }
         }
-        next.status.is_final()
-            || self.attempts < next.attempts
-            || (self.attempts == next.attempts && self.status.rank() < next.status.rank())
     }
 }
 
@@ -153,17 +166,37 @@ mod tests {
     }
 
     #[test]
-    fn succeeded_and_dead_are_final() {
-        for last in [Succeeded, Dead] {
-            for next in JobStatus::ALL {
-                for attempts in [1, 2, 9] {
-                    assert!(
-                        !at(2, last).can_become(at(attempts, next)),
-                        "{last} → {next}({attempts})"
-                    );
-                }
+    fn succeeded_is_final() {
+        for next in JobStatus::ALL {
+            for attempts in [1, 2, 9] {
+                assert!(
+                    !at(2, Succeeded).can_become(at(attempts, next)),
+                    "succeeded → {next}({attempts})"
+                );
             }
         }
+    }
+
+    #[test]
+    fn only_a_later_attempt_a_replay_follows_dead() {
+        for next in [Queued, Running, Failed, Dead] {
+            for attempts in [1, 2] {
+                assert!(
+                    !at(2, Dead).can_become(at(attempts, next)),
+                    "dead(2) → {next}({attempts})"
+                );
+            }
+            assert!(at(2, Dead).can_become(at(3, next)), "dead(2) → {next}(3)");
+        }
+    }
+
+    #[test]
+    fn a_dead_from_an_older_attempt_does_not_end_a_replayed_run() {
+        assert!(!at(4, Running).can_become(at(3, Dead)));
+        assert!(!at(5, Failed).can_become(at(3, Dead)));
+        assert!(at(3, Running).can_become(at(3, Dead)));
+        assert!(at(3, Failed).can_become(at(3, Dead)));
+        assert!(at(2, Failed).can_become(at(3, Dead)));
     }
 
     #[test]
@@ -176,9 +209,12 @@ mod tests {
     }
 
     #[test]
-    fn an_outcome_ends_the_job_whichever_attempt_reports_it() {
+    fn success_ends_the_job_whichever_attempt_reports_it() {
         assert!(at(3, Running).can_become(at(2, Succeeded)));
-        assert!(at(3, Failed).can_become(at(1, Dead)));
+        assert!(at(3, Failed).can_become(at(1, Succeeded)));
+        // The effect happened (a replay would find its done marker and repeat this very event,
+        // which the inbox drops): the job is succeeded, not dead.
+        assert!(at(3, Dead).can_become(at(2, Succeeded)));
     }
 
     #[test]
@@ -199,6 +235,30 @@ mod tests {
                     },
                 );
             assert_eq!(end, at(2, Succeeded), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_replayed_job_ends_at_its_replays_outcome_in_any_order() {
+        // Dead after 2 attempts, replayed: attempt 3 failed, attempt 4 succeeded. Every order of
+        // the replay's events after `dead` ends `succeeded`, however the dead run's events interleave.
+        let replay = [
+            at(3, Running),
+            at(3, Failed),
+            at(4, Running),
+            at(4, Succeeded),
+            at(1, Running),
+            at(2, Failed),
+            at(2, Dead),
+        ];
+        for order in permutations(&replay) {
+            let end = order.iter().fold(
+                at(2, Dead),
+                |now, &next| {
+                    if now.can_become(next) { next } else { now }
+                },
+            );
+            assert_eq!(end.status, Succeeded, "{order:?}");
         }
     }
 

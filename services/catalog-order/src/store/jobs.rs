@@ -111,7 +111,10 @@ pub const PERSONAL_PAYLOAD_FIELDS: [&str; 7] = [
 /// A job not yet published goes out without them (an order e-mail then has no address and fails
 /// for good: the account it was for is gone).
 #[tracing::instrument(name = "db jobs.scrub_personal", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn scrub_personal(db: impl PgExecutor<'_>, customer_id: Uuid) -> Result<u64, sqlx::Error> {
+pub async fn scrub_personal(
+    db: impl PgExecutor<'_>,
+    customer_id: Uuid,
+) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET payload = payload - $2::text[]
          WHERE (owner_id = $1 OR payload->>'customer_id' = $1::text)
@@ -127,7 +130,8 @@ pub async fn scrub_personal(db: impl PgExecutor<'_>, customer_id: Uuid) -> Resul
 /// Apply an event once: the inbox row and its effect commit together, and an event seen before
 /// changes nothing.
 ///
-/// A job status event moves the job only forward ([`JobProgress::can_become`]): the rule is
+/// A job status event moves the job only forward ([`JobProgress::can_become`]; a replayed dead
+/// job's later attempts move it on from `dead`): the rule is
 /// checked in the `UPDATE`'s `WHERE`, which PostgreSQL re-evaluates on the locked row when another
 /// transaction changed it first, so replicas applying a job's events concurrently and in any
 /// order cannot move it back. An event the rule refuses is still recorded in the inbox.
@@ -187,21 +191,28 @@ async fn advance(
     next: JobProgress,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    // `JobProgress::can_become(stored, next)` in SQL, with the statuses named by the domain.
-    // `attempts` keeps the highest count seen: a final status may come from an older attempt.
+    // `JobProgress::can_become(stored, next)` in SQL, with the statuses named by the domain:
+    // nothing follows `succeeded` ($5); `succeeded` follows anything; only a later attempt (a
+    // replay) follows `dead` ($6); `dead` follows the same or a later attempt; otherwise a later
+    // attempt, or a higher rank within the same one ($7).
+    // `attempts` keeps the highest count seen: `succeeded` may come from an older attempt.
     Ok(sqlx::query(
         "UPDATE jobs SET status = $2, attempts = GREATEST(attempts, $3), error = $4,
                          updated_at = now()
          WHERE id = $1
-           AND status <> ALL($5::text[])
-           AND ($6 OR attempts < $3 OR (attempts = $3 AND status = ANY($7::text[])))",
+           AND status <> $5
+           AND ($2 = $5
+                OR (status = $6 AND attempts < $3)
+                OR (status <> $6 AND $2 = $6 AND attempts <= $3)
+                OR (status <> $6 AND (attempts < $3
+                                      OR (attempts = $3 AND status = ANY($7::text[])))))",
     )
     .bind(job_id)
     .bind(next.status.as_str())
     .bind(i32::try_from(next.attempts).unwrap_or(i32::MAX))
     .bind(error)
-    .bind(JobStatus::finals())
-    .bind(next.status.is_final())
+    .bind(JobStatus::Succeeded.as_str())
+    .bind(JobStatus::Dead.as_str())
     .bind(next.status.ranked_below())
     .execute(db)
     .await?

@@ -108,17 +108,18 @@ async fn a_retry_runs_after_a_failed_attempt_and_an_older_attempt_never_overwrit
 }
 
 #[tokio::test]
-async fn a_dead_job_stays_dead() {
+async fn a_dead_job_stays_dead_until_a_replay_runs_a_later_attempt() {
     let (_test_db, db) = catalog().await;
     let job = queued_job(&db, EMAIL_KIND).await;
+    // Late events of the dead run, or of older attempts, never revive it.
     apply(
         &db,
         &[
             &event(job, EMAIL_KIND, "dead", 3),
             &event(job, EMAIL_KIND, "running", 3),
             &event(job, EMAIL_KIND, "failed", 2),
-            &event(job, EMAIL_KIND, "running", 4),
-            &event(job, EMAIL_KIND, "succeeded", 4),
+            &event(job, EMAIL_KIND, "running", 1),
+            &event(job, EMAIL_KIND, "dead", 2),
         ],
     )
     .await;
@@ -129,6 +130,17 @@ async fn a_dead_job_stays_dead() {
         Some("boom"),
         "the reason it died stays"
     );
+
+    // `worker dlq replay`: the new run's attempts continue after the dead run's.
+    apply(&db, &[&event(job, EMAIL_KIND, "running", 4)]).await;
+    let row = by_id(&db, job).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("running", 4));
+    assert_eq!(row.error, None);
+    // The dead run's `dead` arriving late does not end the replay.
+    apply(&db, &[&event(job, EMAIL_KIND, "dead", 3)]).await;
+    assert_eq!(shown(&db, job).await, ("running".into(), 4));
+    apply(&db, &[&event(job, EMAIL_KIND, "succeeded", 4)]).await;
+    assert_eq!(shown(&db, job).await, ("succeeded".into(), 4));
 }
 
 #[tokio::test]
@@ -243,7 +255,8 @@ async fn only_the_event_that_kills_an_image_job_fails_its_image() {
 async fn the_database_applies_exactly_the_domain_rule() {
     let (_test_db, db) = catalog().await;
     let job = queued_job(&db, EMAIL_KIND).await;
-    let progresses: Vec<JobProgress> = [1, 2]
+    // Three attempt counts: equal, higher and lower by one or by two on either side.
+    let progresses: Vec<JobProgress> = [1, 2, 3]
         .into_iter()
         .flat_map(|a| JobStatus::ALL.map(|s| JobProgress::new(a, s)))
         .collect();
@@ -258,13 +271,18 @@ async fn the_database_applies_exactly_the_domain_rule() {
                 .unwrap();
             let e = event(job, EMAIL_KIND, next.status.as_str(), next.attempts.into());
             apply(&db, &[&e]).await;
-            let (status, _) = shown(&db, job).await;
+            let (status, attempts) = shown(&db, job).await;
+            // The store keeps the highest attempt count seen.
             let expected = if stored.can_become(next) {
-                next
+                JobProgress::new(stored.attempts.max(next.attempts), next.status)
             } else {
                 stored
             };
-            assert_eq!(status, expected.status.as_str(), "{stored} then {next}");
+            assert_eq!(
+                (status.as_str(), u32::try_from(attempts).unwrap()),
+                (expected.status.as_str(), expected.attempts),
+                "{stored} then {next}"
+            );
         }
     }
 }
