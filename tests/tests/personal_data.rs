@@ -80,15 +80,21 @@ async fn assert_forgotten(deps: &Deps, customer: &str, order: &Value) {
         eventually(Duration::from_secs(10), anonymised).await,
         "catalog-order never anonymised the customer"
     );
-    let (name, phone, address, city, postal, country): (String, String, String, String, String, String) =
-        sqlx::query_as(
-            "SELECT full_name, phone, address_line, city, postal_code, country
+    let (name, phone, address, city, postal, country): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    ) = sqlx::query_as(
+        "SELECT full_name, phone, address_line, city, postal_code, country
              FROM customers WHERE id = $1::uuid",
-        )
-        .bind(customer)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    )
+    .bind(customer)
+    .fetch_one(&db)
+    .await
+    .unwrap();
     assert_eq!(
         [name, phone, address, city, postal, country].concat(),
         "",
@@ -101,7 +107,10 @@ async fn assert_forgotten(deps: &Deps, customer: &str, order: &Value) {
     .fetch_all(&db)
     .await
     .unwrap();
-    assert!(!payloads.is_empty(), "the order confirmation job is missing");
+    assert!(
+        !payloads.is_empty(),
+        "the order confirmation job is missing"
+    );
     for payload in &payloads {
         assert!(payload.get("email").is_none(), "{payload}");
         assert!(!payload.to_string().contains("@example.com"), "{payload}");
@@ -120,7 +129,11 @@ async fn assert_forgotten(deps: &Deps, customer: &str, order: &Value) {
     .fetch_one(&db)
     .await
     .unwrap();
-    assert_eq!((total, lines), (1800, 2), "the order lost its amounts or lines");
+    assert_eq!(
+        (total, lines),
+        (1800, 2),
+        "the order lost its amounts or lines"
+    );
     let keys: i64 =
         sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE user_id = $1::uuid")
             .bind(customer)

@@ -202,9 +202,9 @@ pub async fn relay_batch_of(
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
         )))
-            .bind(&published)
-            .execute(&mut *tx)
-            .await?;
+        .bind(&published)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     metrics.published.inc_by(published.len() as u64);
@@ -214,11 +214,7 @@ pub async fn relay_batch_of(
     }
 }
 
-async fn publish(
-    js: &jetstream::Context,
-    subject: &str,
-    row: &Unpublished,
-) -> anyhow::Result<()> {
+async fn publish(js: &jetstream::Context, subject: &str, row: &Unpublished) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", row.id.to_string().as_str());
     headers.insert("job-id", row.id.to_string().as_str());

@@ -119,7 +119,10 @@ pub async fn purge_expired(
 
 /// Forget every key of a user (their account was deleted; the stored answers are theirs).
 #[tracing::instrument(name = "db idempotency.forget_user", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn forget_user(db: impl sqlx::PgExecutor<'_>, user_id: uuid::Uuid) -> Result<(), sqlx::Error> {
+pub async fn forget_user(
+    db: impl sqlx::PgExecutor<'_>,
+    user_id: uuid::Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1")
         .bind(user_id)
         .execute(db)
