@@ -7,6 +7,7 @@
 //! *before* the commit: if the broadcast fails, nothing is committed (503, retry); if the commit
 //! fails after it, the sessions are dead and the account is still there, which a retry mends.
 
+use authn::Role;
 use jobs::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
 use platform::ApiError;
 use uuid::Uuid;
@@ -34,7 +35,8 @@ impl Deletion {
 }
 
 /// Delete `user_id`. With `password` (the owner's confirmation) a wrong one is `Forbidden` with
-/// nothing changed. `NotFound` when there is no such user.
+/// nothing changed. `NotFound` when there is no such user; `Conflict` when they are the last
+/// enabled admin (whoever asks), so that someone is always left to manage users.
 pub async fn delete(
     state: &AppState,
     user_id: Uuid,
@@ -42,10 +44,32 @@ pub async fn delete(
     password: Option<&str>,
     cause: store::outbox::Cause<'_>,
 ) -> Result<(), ApiError> {
+    let before = store::users::by_id(&state.db, user_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))?;
     let mut tx = state.db.begin().await?;
+    // An admin's deletion first locks every enabled admin (always in id order, before the user
+    // row), so that two admins deleting themselves or each other serialise: the second sees the
+    // first gone and is refused below rather than leaving nobody to manage users.
+    let admins = if before.role == Role::Admin.as_str() {
+        Some(store::users::lock_admins(&mut *tx).await?)
+    } else {
+        None
+    };
     let user = store::users::lock(&mut *tx, user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))?;
+    if user.role == Role::Admin.as_str() {
+        // Promoted since it was read: the admins are not locked, so start again.
+        let admins = admins.ok_or_else(|| {
+            ApiError::Conflict("the account changed while it was being deleted; retry".into())
+        })?;
+        if !admins.iter().any(|id| *id != user_id) {
+            return Err(ApiError::Conflict(
+                "the last admin cannot be deleted: make another user admin first".into(),
+            ));
+        }
+    }
     if let Some(password) = password
         && !state
             .passwords

@@ -257,10 +257,11 @@ pub struct DeleteAccount {
 
 /// `DELETE /v1/auth/me` `{password}` (bearer) → 204: the account is deleted, every session
 /// revoked on every verifier, and `account.deleted` published, on which catalog-order anonymises
-/// the customer. A wrong password is 403 and changes nothing.
+/// the customer. A wrong password is 403 and changes nothing; the last enabled admin is 409.
 #[utoipa::path(delete, path = "/v1/auth/me", tag = "auth", request_body = DeleteAccount, security(("bearer" = [])),
     responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
-        (status = 403, description = "Wrong password", body = Problem), (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 403, description = "Wrong password", body = Problem), (status = 409, description = "The last admin", body = Problem),
+        (status = 400, description = "Malformed JSON", body = Problem),
         (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem),
         (status = 503, description = "Revocation could not be broadcast; nothing changed, retry", body = Problem)))]
 pub async fn delete_me(

@@ -146,7 +146,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/auth/users/{id}", tag = "admin", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "Deleting oneself", body = Problem),
+        (status = 409, description = "Deleting oneself, or the last admin", body = Problem),
         (status = 503, description = "Revocation could not be broadcast; nothing changed, retry", body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,

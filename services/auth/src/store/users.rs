@@ -56,6 +56,18 @@ pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<UserRow>, 
     .await
 }
 
+/// Lock every enabled admin, in id order, until the transaction ends; returns their ids. Taken
+/// before the user row itself, always in this order, so concurrent deletions of admins wait on
+/// one another instead of deadlocking, and each sees the others' outcome.
+#[tracing::instrument(name = "db users.lock_admins", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn lock_admins(db: impl PgExecutor<'_>) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'admin' AND NOT disabled ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(db)
+    .await
+}
+
 /// Delete the user with everything keyed by them: sessions and refresh tokens go with the row
 /// (`ON DELETE CASCADE`), failed-login counters of their email are deleted here.
 #[tracing::instrument(name = "db users.delete", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]

@@ -1,0 +1,128 @@
+//! Deleting accounts: the last admin is kept, a wrong password counts as a failed login, and
+//! published events are purged after their retention.
+
+mod support;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use support::{PASSWORD, TestAuth, problem, token};
+
+async fn delete_me(auth: &TestAuth, pair: &Value, password: &str) -> Response {
+    auth.client
+        .delete(auth.url("/v1/auth/me"))
+        .bearer_auth(token(pair, "access_token"))
+        .json(&json!({ "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn delete_user(auth: &TestAuth, admin: &Value, id: &str) -> Response {
+    auth.client
+        .delete(auth.url(&format!("/v1/auth/users/{id}")))
+        .bearer_auth(token(admin, "access_token"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn id_of(auth: &TestAuth, email: &str) -> String {
+    sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&auth.db.pool().await)
+        .await
+        .unwrap()
+        .to_string()
+}
+
+async fn admins(auth: &TestAuth) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&auth.db.pool().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_delete_themselves() {
+    let auth = TestAuth::spawn().await;
+    let ann = auth.admin("ann@example.com").await;
+    let body = problem(delete_me(&auth, &ann, PASSWORD).await, StatusCode::CONFLICT).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("last admin"),
+        "{body}"
+    );
+    assert_eq!(auth.me(&token(&ann, "access_token")).await.status(), 200);
+    assert_eq!(auth.count("event_outbox").await, 0);
+
+    // With a second admin, one of them may go; then the other is the last.
+    let bob = auth.admin("bob@example.com").await;
+    assert_eq!(delete_me(&auth, &ann, PASSWORD).await.status(), 204);
+    problem(delete_me(&auth, &bob, PASSWORD).await, StatusCode::CONFLICT).await;
+    assert_eq!(admins(&auth).await, 1);
+    // A disabled admin manages nothing: it does not count as the other one.
+    let cid = auth.admin("cid@example.com").await;
+    sqlx::query("UPDATE users SET disabled = true WHERE email = 'cid@example.com'")
+        .execute(&auth.db.pool().await)
+        .await
+        .unwrap();
+    problem(delete_me(&auth, &bob, PASSWORD).await, StatusCode::CONFLICT).await;
+    // … and may itself be deleted by the remaining admin.
+    let cid_id = id_of(&auth, "cid@example.com").await;
+    assert_eq!(delete_user(&auth, &bob, &cid_id).await.status(), 204);
+    drop(cid);
+    // Customers are not concerned.
+    let dan = auth.customer("dan@example.com").await;
+    assert_eq!(delete_me(&auth, &dan, PASSWORD).await.status(), 204);
+}
+
+#[tokio::test]
+async fn of_two_admins_deleting_themselves_or_each_other_at_once_exactly_one_goes() {
+    let auth = TestAuth::spawn().await;
+    // Themselves.
+    let ann = auth.admin("ann@example.com").await;
+    let bob = auth.admin("bob@example.com").await;
+    let (a, b) = tokio::join!(
+        delete_me(&auth, &ann, PASSWORD),
+        delete_me(&auth, &bob, PASSWORD)
+    );
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::NO_CONTENT, StatusCode::CONFLICT]);
+    assert_eq!(admins(&auth).await, 1);
+    assert_eq!(auth.count("event_outbox").await, 1);
+
+    // Each other (the survivor and a new admin).
+    let survivor: String = sqlx::query_scalar("SELECT email FROM users WHERE role = 'admin'")
+        .fetch_one(&auth.db.pool().await)
+        .await
+        .unwrap();
+    let first = auth.login(&survivor).await;
+    let cid = auth.admin("cid@example.com").await;
+    let first_id = id_of(&auth, &survivor).await;
+    let cid_id = id_of(&auth, "cid@example.com").await;
+    let (a, b) = tokio::join!(
+        delete_user(&auth, &first, &cid_id),
+        delete_user(&auth, &cid, &first_id)
+    );
+    let statuses = [a.status(), b.status()];
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::NO_CONTENT)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    // The other is refused as the last admin, or already signed out by the deletion.
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::NO_CONTENT,
+            StatusCode::CONFLICT,
+            StatusCode::UNAUTHORIZED
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(admins(&auth).await, 1);
+    assert_eq!(auth.count("event_outbox").await, 2);
+}
