@@ -7,9 +7,13 @@
 //! *before* the commit: if the broadcast fails, nothing is committed (503, retry); if the commit
 //! fails after it, the sessions are dead and the account is still there, which a retry mends.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use authn::Role;
 use jobs::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
 use platform::ApiError;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -34,14 +38,31 @@ impl Deletion {
     }
 }
 
-/// Delete `user_id`. With `password` (the owner's confirmation) a wrong one is `Forbidden` with
-/// nothing changed. `NotFound` when there is no such user; `Conflict` when they are the last
+/// The owner's confirmation of a deletion: their password, and the address it came from, which
+/// the login throttle counts a wrong password against.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmation<'a> {
+    pub password: &'a str,
+    pub client: IpAddr,
+}
+
+/// 429 while `(email, client)` is blocked by the login throttle, as login answers.
+pub fn throttled(until: OffsetDateTime) -> ApiError {
+    let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+    ApiError::TooManyRequests {
+        retry_after: Duration::from_secs(wait.unsigned_abs()),
+    }
+}
+
+/// Delete `user_id`. With the owner's confirmation, a wrong password is `Forbidden` with nothing
+/// changed but a failed login recorded for (email, client), exactly as login does; while that
+/// pair is blocked the answer is `TooManyRequests` whatever the password. `NotFound` when there is no such user; `Conflict` when they are the last
 /// enabled admin (whoever asks), so that someone is always left to manage users.
 pub async fn delete(
     state: &AppState,
     user_id: Uuid,
     how: Deletion,
-    password: Option<&str>,
+    confirm: Option<Confirmation<'_>>,
     cause: store::outbox::Cause<'_>,
 ) -> Result<(), ApiError> {
     let before = store::users::by_id(&state.db, user_id)
@@ -70,13 +91,27 @@ pub async fn delete(
             ));
         }
     }
-    if let Some(password) = password
-        && !state
+    if let Some(confirm) = confirm {
+        let candidate =
+            store::users::login_candidate(&state.db, &user.email, confirm.client).await?;
+        if let Some(until) = candidate.locked_until {
+            return Err(throttled(until));
+        }
+        if !state
             .passwords
-            .verify(password, Some(&user.password_hash))
+            .verify(confirm.password, Some(&user.password_hash))
             .await
-    {
-        return Err(ApiError::Forbidden("the password does not match".into()));
+        {
+            // Outside the transaction, which this error rolls back.
+            store::throttle::record_failure(
+                &state.db,
+                &user.email,
+                confirm.client,
+                state.settings.login_max_failures,
+            )
+            .await?;
+            return Err(ApiError::Forbidden("the password does not match".into()));
+        }
     }
     store::sessions::revoke_all(&mut *tx, user_id, how.reason()).await?;
     let window = to_time(state.settings.access_token_ttl);

@@ -126,3 +126,47 @@ async fn of_two_admins_deleting_themselves_or_each_other_at_once_exactly_one_goe
     assert_eq!(admins(&auth).await, 1);
     assert_eq!(auth.count("event_outbox").await, 2);
 }
+
+#[tokio::test]
+async fn a_wrong_password_on_deletion_is_a_failed_login_and_the_block_applies() {
+    let auth = TestAuth::spawn_with(|s| s.auth.login_max_failures = 2).await;
+    let ann = auth.customer("ann@example.com").await;
+    for _ in 0..2 {
+        problem(
+            delete_me(&auth, &ann, "not the password at all").await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let db = auth.db.pool().await;
+    let failures: i32 = sqlx::query_scalar(
+        "SELECT failures FROM login_account_failures WHERE email = 'ann@example.com'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(failures, 2);
+    // This address is now blocked for this email: deletion and login alike, whatever the
+    // password, and nothing is deleted.
+    let r = delete_me(&auth, &ann, PASSWORD).await;
+    assert!(r.headers().contains_key("retry-after"));
+    problem(r, StatusCode::TOO_MANY_REQUESTS).await;
+    let r = auth
+        .post(
+            "/v1/auth/login",
+            json!({"email": "ann@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(auth.me(&token(&ann, "access_token")).await.status(), 200);
+    assert_eq!(auth.count("event_outbox").await, 0);
+
+    // Once the block has run out, the right password deletes the account and its counters.
+    sqlx::query("UPDATE login_throttle_pairs SET locked_until = now() - interval '1 second'")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(delete_me(&auth, &ann, PASSWORD).await.status(), 204);
+    assert_eq!(auth.count("login_throttle_pairs").await, 0);
+    assert_eq!(auth.count("login_account_failures").await, 0);
+}

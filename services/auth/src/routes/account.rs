@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::accounts::{self, Deletion};
+use crate::accounts::{self, Confirmation, Deletion};
 use crate::app::AppState;
 use crate::domain::{Email, Password, RefreshToken};
 use crate::sessions::{self, TokenPair};
@@ -127,10 +127,7 @@ pub async fn login(
     // would otherwise learn so from the answer.
     if let Some(until) = candidate.locked_until {
         state.metrics.login("throttled");
-        let wait = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
-        return Err(ApiError::TooManyRequests {
-            retry_after: Duration::from_secs(wait.unsigned_abs()),
-        });
+        return Err(accounts::throttled(until));
     }
     // Failures at this email from anywhere slow every attempt at it down, known or unknown
     // email alike, but never refuse one: the owner elsewhere still gets in.
@@ -257,16 +254,19 @@ pub struct DeleteAccount {
 
 /// `DELETE /v1/auth/me` `{password}` (bearer) → 204: the account is deleted, every session
 /// revoked on every verifier, and `account.deleted` published, on which catalog-order anonymises
-/// the customer. A wrong password is 403 and changes nothing; the last enabled admin is 409.
+/// the customer. A wrong password is 403 and changes nothing but counts as a failed login for the
+/// account's email from this address; while that address is blocked (as login would be) it is
+/// 429 whatever the password. The last enabled admin is 409.
 #[utoipa::path(delete, path = "/v1/auth/me", tag = "auth", request_body = DeleteAccount, security(("bearer" = [])),
     responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
         (status = 403, description = "Wrong password", body = Problem), (status = 409, description = "The last admin", body = Problem),
         (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem),
+        (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited or throttled", body = Problem),
         (status = 503, description = "Revocation could not be broadcast; nothing changed, retry", body = Problem)))]
 pub async fn delete_me(
     State(state): State<AppState>,
     user: CurrentUser,
+    ClientIp(client): ClientIp,
     RequestId(request_id): RequestId,
     TraceParent(traceparent): TraceParent,
     Json(body): Json<DeleteAccount>,
@@ -285,7 +285,10 @@ pub async fn delete_me(
         &state,
         user.id,
         Deletion::ByOwner,
-        Some(&body.password),
+        Some(Confirmation {
+            password: &body.password,
+            client,
+        }),
         cause,
     )
     .await
