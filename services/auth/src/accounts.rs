@@ -1,7 +1,8 @@
 //! Deleting an account (DESIGN §4 "Personal data"), by its owner or by an admin.
 //!
 //! The user row is deleted, not scrubbed: auth keeps nothing about a deleted person (sessions,
-//! refresh tokens and failed-login counters go with it). In one transaction the user is locked,
+//! refresh tokens and failed-login counters go with it). The owner's password is verified first,
+//! outside any transaction; then in one transaction the user is locked (and found unchanged),
 //! every session revoked, the row deleted and an `account.deleted` event written to the outbox,
 //! on which catalog-order anonymises the customer. The revocation is broadcast to every verifier
 //! *before* the commit: if the broadcast fails, nothing is committed (503, retry); if the commit
@@ -56,8 +57,9 @@ pub fn throttled(until: OffsetDateTime) -> ApiError {
 
 /// Delete `user_id`. With the owner's confirmation, a wrong password is `Forbidden` with nothing
 /// changed but a failed login recorded for (email, client), exactly as login does; while that
-/// pair is blocked the answer is `TooManyRequests` whatever the password. `NotFound` when there is no such user; `Conflict` when they are the last
-/// enabled admin (whoever asks), so that someone is always left to manage users.
+/// pair is blocked the answer is `TooManyRequests` whatever the password. `NotFound` when there
+/// is no such user; `Conflict` when they are the last enabled admin (whoever asks), so that
+/// someone is always left to manage users, or when the password changed meanwhile (retry).
 pub async fn delete(
     state: &AppState,
     user_id: Uuid,
@@ -68,6 +70,30 @@ pub async fn delete(
     let before = store::users::by_id(&state.db, user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))?;
+    // The password is checked against the row read without a lock, before any transaction:
+    // hashing (tens of milliseconds) never holds a row lock or a pool connection.
+    if let Some(confirm) = confirm {
+        let candidate =
+            store::users::login_candidate(&state.db, &before.email, confirm.client).await?;
+        if let Some(until) = candidate.locked_until {
+            return Err(throttled(until));
+        }
+        if !state
+            .passwords
+            .verify(confirm.password, Some(&before.password_hash))
+            .await
+        {
+            // Outside the transaction, which this error rolls back.
+            store::throttle::record_failure(
+                &state.db,
+                &before.email,
+                confirm.client,
+                state.settings.login_max_failures,
+            )
+            .await?;
+            return Err(ApiError::Forbidden("the password does not match".into()));
+        }
+    }
     let mut tx = state.db.begin().await?;
     // An admin's deletion first locks every enabled admin (always in id order, before the user
     // row), so that two admins deleting themselves or each other serialise: the second sees the
@@ -80,6 +106,12 @@ pub async fn delete(
     let user = store::users::lock(&mut *tx, user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user {user_id}")))?;
+    if confirm.is_some() && user.password_hash != before.password_hash {
+        // Changed since it was verified: the confirmation no longer proves anything.
+        return Err(ApiError::Conflict(
+            "the password changed while the account was being deleted; retry".into(),
+        ));
+    }
     if user.role == Role::Admin.as_str() {
         // Promoted since it was read: the admins are not locked, so start again.
         let admins = admins.ok_or_else(|| {
@@ -89,28 +121,6 @@ pub async fn delete(
             return Err(ApiError::Conflict(
                 "the last admin cannot be deleted: make another user admin first".into(),
             ));
-        }
-    }
-    if let Some(confirm) = confirm {
-        let candidate =
-            store::users::login_candidate(&state.db, &user.email, confirm.client).await?;
-        if let Some(until) = candidate.locked_until {
-            return Err(throttled(until));
-        }
-        if !state
-            .passwords
-            .verify(confirm.password, Some(&user.password_hash))
-            .await
-        {
-            // Outside the transaction, which this error rolls back.
-            store::throttle::record_failure(
-                &state.db,
-                &user.email,
-                confirm.client,
-                state.settings.login_max_failures,
-            )
-            .await?;
-            return Err(ApiError::Forbidden("the password does not match".into()));
         }
     }
     store::sessions::revoke_all(&mut *tx, user_id, how.reason()).await?;
