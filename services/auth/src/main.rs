@@ -74,8 +74,8 @@ fn main() -> ExitCode {
                 )
                 .await?;
                 println!(
-                    "purged {} session(s) and {} login counter(s)",
-                    purged.sessions, purged.throttles
+                    "purged {} session(s), {} login counter(s) and {} published event(s)",
+                    purged.sessions, purged.throttles, purged.events
                 );
                 Ok(())
             }

@@ -1,5 +1,5 @@
-//! Housekeeping the scheduler runs (and `auth purge-sessions` by hand): sessions and login
-//! counters are kept no longer than their retention (see [`Retention`]).
+//! Housekeeping the scheduler runs (and `auth purge-sessions` by hand): sessions, login counters
+//! and published events are kept no longer than their retention (see [`Retention`]).
 
 use jobs::runtime::{Handler, Job, JobError};
 use jobs::schedule::PURGE_SESSIONS;
@@ -10,16 +10,18 @@ use time::OffsetDateTime;
 use crate::settings::Retention;
 
 /// The `kind` label of `retention_purged_rows_total` for each purged table.
-pub const PURGED_KINDS: &[&str] = &["sessions", "login_counters"];
+pub const PURGED_KINDS: &[&str] = &["sessions", "login_counters", "events_outbox"];
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Purged {
     pub sessions: u64,
     pub throttles: u64,
+    /// Published rows of `event_outbox`.
+    pub events: u64,
 }
 
-/// Delete sessions expired or revoked, and login counters idle, longer than their retention
-/// before `now` (a session's refresh tokens go with it).
+/// Delete sessions expired or revoked, login counters idle, and outbox events published, longer
+/// than their retention before `now` (a session's refresh tokens go with it).
 pub async fn purge_expired(
     db: &PgPool,
     retention: &Retention,
@@ -29,6 +31,7 @@ pub async fn purge_expired(
         sessions: crate::store::sessions::purge(db, now, retention.retention_sessions).await?,
         throttles: crate::store::throttle::purge(db, now, retention.retention_login_counters)
             .await?,
+        events: crate::store::outbox::purge(db, now, retention.retention_events_outbox).await?,
     })
 }
 
@@ -56,10 +59,12 @@ impl Handler for PurgeSessions {
             .map_err(|e| JobError::Retry(format!("database: {e}")))?;
         self.purged.record("sessions", purged.sessions);
         self.purged.record("login_counters", purged.throttles);
+        self.purged.record("events_outbox", purged.events);
         tracing::info!(
             sessions = purged.sessions,
             login_counters = purged.throttles,
-            "purged sessions and login counters past their retention"
+            events_outbox = purged.events,
+            "purged sessions, login counters and published events past their retention"
         );
         Ok(())
     }

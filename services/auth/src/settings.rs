@@ -28,7 +28,7 @@ pub struct Settings {
     pub retention: Retention,
 }
 
-/// How long ended sessions and idle login counters are kept before the scheduled
+/// How long ended sessions, idle login counters and published events are kept before the scheduled
 /// `auth.purge_sessions` (or `auth purge-sessions`) deletes them.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Retention {
@@ -39,13 +39,22 @@ pub struct Retention {
     /// Failed-login counters, counted from the last failure (a running lock is always kept).
     #[serde(with = "duration")]
     pub retention_login_counters: Duration,
+    /// Published rows of the event outbox (`event_outbox`), counted from their publication; at
+    /// least [`RETENTION_EVENTS_OUTBOX_MIN`]. Unpublished ones are never deleted.
+    #[serde(with = "duration")]
+    pub retention_events_outbox: Duration,
 }
+
+/// Published events stay at least this long, to look into what was announced recently (the
+/// events stream keeps its own copy; auth never publishes a row twice once it is marked).
+pub const RETENTION_EVENTS_OUTBOX_MIN: Duration = Duration::from_secs(3600);
 
 impl Default for Retention {
     fn default() -> Self {
         Retention {
             retention_sessions: Duration::from_secs(24 * 3600),
             retention_login_counters: Duration::from_secs(24 * 3600),
+            retention_events_outbox: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -61,6 +70,9 @@ impl Retention {
         }
         if self.retention_login_counters.is_zero() {
             problems.add("RETENTION_LOGIN_COUNTERS", "must be greater than zero");
+        }
+        if self.retention_events_outbox < RETENTION_EVENTS_OUTBOX_MIN {
+            problems.add("RETENTION_EVENTS_OUTBOX", "must be at least 1h");
         }
     }
 }
@@ -276,7 +288,12 @@ mod tests {
         let s: Settings = platform::config::checks::load_test_settings(&[
             ("RETENTION_SESSIONS", "30d"),
             ("RETENTION_LOGIN_COUNTERS", "6h"),
+            ("RETENTION_EVENTS_OUTBOX", "30d"),
         ]);
+        assert_eq!(
+            s.retention.retention_events_outbox,
+            Duration::from_secs(30 * 24 * 3600)
+        );
         assert_eq!(
             s.retention.retention_sessions,
             Duration::from_secs(30 * 24 * 3600)
@@ -290,6 +307,7 @@ mod tests {
                 ("APP_ENV", "test"),
                 ("RETENTION_SESSIONS", "5m"),
                 ("RETENTION_LOGIN_COUNTERS", "0s"),
+                ("RETENTION_EVENTS_OUTBOX", "30m"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -300,6 +318,7 @@ mod tests {
         .unwrap_err();
         assert!(refused.mentions("RETENTION_SESSIONS"), "{refused}");
         assert!(refused.mentions("RETENTION_LOGIN_COUNTERS"), "{refused}");
+        assert!(refused.mentions("RETENTION_EVENTS_OUTBOX"), "{refused}");
     }
 
     #[test]

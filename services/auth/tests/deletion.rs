@@ -170,3 +170,61 @@ async fn a_wrong_password_on_deletion_is_a_failed_login_and_the_block_applies() 
     assert_eq!(auth.count("login_throttle_pairs").await, 0);
     assert_eq!(auth.count("login_account_failures").await, 0);
 }
+
+#[tokio::test]
+async fn published_events_are_purged_after_their_retention_unpublished_ones_never() {
+    use std::time::Duration;
+    // No app: its relay would publish the unpublished row.
+    let test_db = platform::testing::TestDb::new("auth", &auth::MIGRATOR).await;
+    let db = test_db.pool().await;
+    let all = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_outbox")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    sqlx::query(
+        "INSERT INTO event_outbox (id, kind, payload, created_at, published_at) VALUES
+         (gen_random_uuid(), 'account.deleted', '{}', now() - interval '30 days', NULL),
+         (gen_random_uuid(), 'account.deleted', '{}', now() - interval '10 days',
+          now() - interval '10 days'),
+         (gen_random_uuid(), 'account.deleted', '{}', now() - interval '2 days',
+          now() - interval '2 days')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let week = auth::settings::Retention::default();
+    assert_eq!(
+        week.retention_events_outbox,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+    let kept = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM event_outbox WHERE published_at IS NOT NULL",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let purged = auth::maintenance::purge_expired(&db, &week, now)
+        .await
+        .unwrap();
+    assert_eq!(purged.events, 1);
+    assert_eq!(kept().await, 1);
+    // Six days on, the event published two days ago has had its week; the unpublished one stays.
+    let later = now + Duration::from_secs(6 * 24 * 3600);
+    let purged = auth::maintenance::purge_expired(&db, &week, later)
+        .await
+        .unwrap();
+    assert_eq!(purged.events, 1);
+    assert_eq!(kept().await, 0);
+    assert_eq!(all().await, 1);
+    let purged =
+        auth::maintenance::purge_expired(&db, &week, later + Duration::from_secs(365 * 24 * 3600))
+            .await
+            .unwrap();
+    assert_eq!(purged.events, 0);
+    assert_eq!(all().await, 1);
+}

@@ -34,3 +34,29 @@ pub async fn enqueue(
     .await
     .map(|_| ())
 }
+
+/// Delete events published longer than `keep` before `now`, in batches; unpublished ones are
+/// never deleted.
+#[tracing::instrument(name = "db outbox.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn purge(
+    db: &sqlx::PgPool,
+    now: time::OffsetDateTime,
+    keep: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = now - keep;
+    platform::db::delete_in_batches(|batch| async move {
+        sqlx::query(
+            "DELETE FROM event_outbox WHERE id IN (
+                 SELECT id FROM event_outbox
+                 WHERE published_at < $1
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .await
+}
