@@ -343,4 +343,50 @@ async fn an_admin_deletes_another_user_and_a_customer_cannot() {
             .any(|j| j["payload"]["email"] == "ann@example.com"),
         "{ann_data}"
     );
+
+    // Catalog-order anonymises Ann (her deletion's event) while her token is still accepted (a
+    // request in flight, a verifier not yet told of the revocation): nothing is written for her
+    // any more, and every request that would write is answered 401 like a revoked token.
+    let catalog_db = deps.catalog_db.pool().await;
+    sqlx::query("UPDATE customers SET anonymised_at = now() WHERE id = $1::uuid")
+        .bind(ann_data["account"]["id"].as_str().unwrap())
+        .execute(&catalog_db)
+        .await
+        .unwrap();
+    let orders_before: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&catalog_db)
+        .await
+        .unwrap();
+    let put = client
+        .put(stack.api("/v1/customers/me"))
+        .bearer_auth(&ann)
+        .json(&profile())
+        .send()
+        .await
+        .unwrap();
+    let get = client
+        .get(stack.api("/v1/customers/me"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    let order = client
+        .post(stack.api("/v1/orders"))
+        .bearer_auth(&ann)
+        .json(&json!({"lines": [{"item_id": item["id"], "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    for refused in [put, get, order] {
+        assert_eq!(refused.status(), 401);
+        assert_eq!(
+            refused.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let orders_after: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&catalog_db)
+        .await
+        .unwrap();
+    assert_eq!(orders_after, orders_before);
 }

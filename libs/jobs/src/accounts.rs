@@ -3,6 +3,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Subject prefix of every account event (`{ns}.events.account.…`): a consumer filtering on
+/// `account.>` gets them all.
+pub const ACCOUNT_EVENTS: &str = "account";
+
 /// Subject suffix (`{ns}.events.account.deleted`) of an account deleted at its owner's request or
 /// by an admin (DESIGN §4 "Personal data").
 pub const ACCOUNT_DELETED_EVENT: &str = "account.deleted";

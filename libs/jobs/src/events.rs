@@ -19,7 +19,8 @@ pub enum Event {
 }
 
 impl Event {
-    /// `Ok(None)` for a subject this version does not know (a newer publisher): skip it.
+    /// `Ok(None)` for a subject this version does not know (a newer publisher): the listener
+    /// leaves it for a newer consumer (`Nak` with a delay), it does not drop it.
     pub fn parse(
         topology: &Topology,
         subject: &str,

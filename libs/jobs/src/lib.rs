@@ -14,4 +14,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod topology;
 
-pub use topology::{FAMILIES, Family, Topology, provision};
+pub use topology::{EventConsumer, FAMILIES, Family, Topology, provision};

@@ -568,13 +568,35 @@ async fn exhausted(
     Ok(())
 }
 
-/// Apply events (job status changes, `image.processed`) with `apply` until shutdown
-/// (catalog-order's side). `apply` must be idempotent per [`Event::id`]; an event is acknowledged
-/// only after it returns `Ok`. Run it beside [`crate::outbox::spawn_relay`], which provisions the
-/// consumer it reads.
+/// How long an event of a subject this version does not know waits before it is delivered again
+/// (`Nak` with this delay): a newer producer's event waits for a newer consumer instead of being
+/// dropped. The consumer's `max_deliver` ([`crate::topology::EVENTS_MAX_DELIVER`]) ends it.
+pub const UNKNOWN_EVENT_DELAY: Duration = Duration::from_secs(300);
+
+/// Apply events from the general events consumer (job status changes, `image.processed`, …) with
+/// `apply` until shutdown (catalog-order's side). See [`spawn_event_listener_on`].
 pub fn spawn_event_listener<F, Fut>(
     js: jetstream::Context,
     topology: Topology,
+    apply: F,
+    shutdown: &Shutdown,
+) where
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let consumer = topology.events_consumer().to_owned();
+    spawn_event_listener_on(js, topology, consumer, apply, shutdown);
+}
+
+/// Apply the events of the durable consumer `consumer` of the events stream with `apply` until
+/// shutdown. `apply` must be idempotent per [`Event::id`]; an event is acknowledged only after it
+/// returns `Ok`. An event whose subject this version does not know is not acknowledged but
+/// `Nak`ed with [`UNKNOWN_EVENT_DELAY`], so a newer consumer can still apply it. Run it beside
+/// [`crate::outbox::spawn_relay`], which provisions the consumers of its topology.
+pub fn spawn_event_listener_on<F, Fut>(
+    js: jetstream::Context,
+    topology: Topology,
+    consumer: String,
     apply: F,
     shutdown: &Shutdown,
 ) where
@@ -585,14 +607,8 @@ pub fn spawn_event_listener<F, Fut>(
     shutdown.spawn("event-listener", async move {
         // No provisioning here: the service's outbox relay does it at start, and `pull` waits
         // for the consumer to exist.
-        while let Some(mut messages) = pull(
-            &js,
-            &topology.events_stream(),
-            topology.events_consumer(),
-            64,
-            &stop,
-        )
-        .await
+        while let Some(mut messages) =
+            pull(&js, &topology.events_stream(), &consumer, 64, &stop).await
         {
             loop {
                 let next = tokio::select! {
@@ -619,8 +635,16 @@ pub fn spawn_event_listener<F, Fut>(
                             tracing::warn!(error = format!("{e:#}"), "applying an event failed")
                         }
                     },
+                    // A newer producer's event: leave it for a consumer that knows it.
                     Ok(None) => {
-                        let _ = message.ack().await;
+                        tracing::warn!(
+                            subject = %message.subject,
+                            consumer = %consumer,
+                            "event of an unknown subject; not acknowledged, delivered again later"
+                        );
+                        let _ = message
+                            .ack_with(AckKind::Nak(Some(UNKNOWN_EVENT_DELAY)))
+                            .await;
                     }
                     Err(e) => {
                         tracing::error!(subject = %message.subject, error = %e, "unreadable event; dropping it");

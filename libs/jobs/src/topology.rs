@@ -9,6 +9,9 @@
 //!   served by the service that owns its data: `image` and `email` by the worker, `catalog`
 //!   (maintenance of orders, jobs and idempotency keys) by catalog-order, `auth` (session purge)
 //!   by auth.
+//! - Durable pull consumers on `{NS}_EVENTS`: the general events consumer (`{ns}.events.>`) and
+//!   any a service declares for events of its own ([`Topology::with_event_consumer`]). The stream
+//!   keeps its messages (limits retention), so every consumer gets its own copy of each event.
 //! - KV `{ns}_jobs_done`: the idempotency record of applied jobs. Object store `{ns}_images`.
 
 use std::time::Duration;
@@ -37,6 +40,24 @@ pub struct Family {
 /// recreated consumer, a replay), so the inbox that makes applying it idempotent must remember it
 /// at least this long.
 pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often the general events consumer delivers an event before JetStream gives up on it. A
+/// failed apply comes back after the consumer's `ack_wait` (30 s: about 17 hours of attempts); an
+/// event of a kind this version does not know comes back after
+/// [`crate::runtime::UNKNOWN_EVENT_DELAY`] (5 min: about 7 days, the stream's `max_age`). Past
+/// it the event stays in the stream but this consumer never delivers it again.
+pub const EVENTS_MAX_DELIVER: i64 = 2016;
+
+/// A durable consumer of part of `{NS}_EVENTS` that a service declares for itself (the library
+/// names no service): it gets its own copy of every matching event, independently of the general
+/// events consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventConsumer {
+    /// Durable name.
+    pub name: String,
+    /// Subject filter below `{ns}.events.` (`account.>`).
+    pub filter: String,
+}
 
 pub const FAMILIES: &[Family] = &[
     Family {
@@ -74,6 +95,8 @@ pub const FAMILIES: &[Family] = &[
 pub struct Topology {
     pub namespace: Namespace,
     pub families: Vec<Family>,
+    /// Declared with [`Topology::with_event_consumer`]; provisioned beside the general one.
+    pub event_consumers: Vec<EventConsumer>,
 }
 
 impl Topology {
@@ -86,7 +109,14 @@ impl Topology {
         Topology {
             namespace,
             families,
+            event_consumers: Vec::new(),
         }
+    }
+
+    /// Also provision `consumer` on the events stream (a service's own durable consumer).
+    pub fn with_event_consumer(mut self, consumer: EventConsumer) -> Self {
+        self.event_consumers.push(consumer);
+        self
     }
 
     pub fn family(&self, name: &str) -> Option<Family> {
@@ -133,11 +163,19 @@ impl Topology {
     }
 
     fn events_consumer_config(&self) -> consumer::pull::Config {
+        self.event_consumer_config(self.events_consumer(), ">")
+    }
+
+    /// Every durable consumer of the events stream alike: explicit acks, 30 s to apply, at most
+    /// [`EVENTS_MAX_DELIVER`] deliveries; a new one starts at the stream's first event (an event
+    /// published before it existed is still delivered to it, for up to `EVENTS_MAX_AGE`).
+    fn event_consumer_config(&self, name: &str, filter: &str) -> consumer::pull::Config {
         consumer::pull::Config {
-            durable_name: Some(self.events_consumer().to_owned()),
-            filter_subject: self.event_subject(">"),
+            durable_name: Some(name.to_owned()),
+            filter_subject: self.event_subject(filter),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
+            max_deliver: EVENTS_MAX_DELIVER,
             ..Default::default()
         }
     }
@@ -217,12 +255,20 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
             .await
             .with_context(|| format!("provisioning consumer {name}"))?;
     }
-    js.get_stream(topology.events_stream())
+    let events = js
+        .get_stream(topology.events_stream())
         .await
-        .context("opening the events stream")?
+        .context("opening the events stream")?;
+    events
         .create_consumer(topology.events_consumer_config())
         .await
         .context("provisioning the events consumer")?;
+    for declared in &topology.event_consumers {
+        events
+            .create_consumer(topology.event_consumer_config(&declared.name, &declared.filter))
+            .await
+            .with_context(|| format!("provisioning event consumer {}", declared.name))?;
+    }
     let bucket = topology.jobs_done_bucket();
     js.create_or_update_key_value(kv::Config {
         bucket: bucket.clone(),

@@ -34,6 +34,59 @@ impl FromRef<AppState> for Arc<Verifier> {
     }
 }
 
+/// catalog-order's durable consumer of account events (`{ns}.events.account.>`), beside the
+/// general events consumer. Releases before it applied `account.deleted` from the general
+/// consumer, or did not know it and dropped it there; a consumer of its own that older releases
+/// do not read gets every account event to a release that applies it, even during a rolling
+/// upgrade or after a rollback.
+pub const ACCOUNT_EVENTS_CONSUMER: &str = "catalog-order-account-events";
+
+/// The JetStream topology as catalog-order provisions it: the shared one plus
+/// [`ACCOUNT_EVENTS_CONSUMER`].
+pub fn topology(namespace: Namespace) -> jobs::Topology {
+    jobs::Topology::new(namespace).with_event_consumer(jobs::EventConsumer {
+        name: ACCOUNT_EVENTS_CONSUMER.to_owned(),
+        filter: format!("{}.>", jobs::accounts::ACCOUNT_EVENTS),
+    })
+}
+
+/// Apply events through the inbox (`store::jobs::apply_event`): account events from
+/// [`ACCOUNT_EVENTS_CONSUMER`], everything else from the general events consumer, which
+/// acknowledges account events without applying them (their own consumer does; the inbox would
+/// make a second apply harmless anyway).
+pub fn spawn_event_listeners(
+    js: async_nats::jetstream::Context,
+    topology: jobs::Topology,
+    db: PgPool,
+    shutdown: &platform::shutdown::Shutdown,
+) {
+    let inbox = db.clone();
+    jobs::runtime::spawn_event_listener(
+        js.clone(),
+        topology.clone(),
+        move |event| {
+            let db = inbox.clone();
+            async move {
+                if matches!(event, jobs::events::Event::AccountDeleted(_)) {
+                    return Ok(());
+                }
+                Ok(crate::store::jobs::apply_event(&db, &event).await?)
+            }
+        },
+        shutdown,
+    );
+    jobs::runtime::spawn_event_listener_on(
+        js,
+        topology,
+        ACCOUNT_EVENTS_CONSUMER.to_owned(),
+        move |event| {
+            let db = db.clone();
+            async move { Ok(crate::store::jobs::apply_event(&db, &event).await?) }
+        },
+        shutdown,
+    );
+}
+
 /// Build the service; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
@@ -44,7 +97,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let verifier =
         authn::remote_verifier(&settings.tokens, nats, &namespace, builder.shutdown()).await?;
     let js = async_nats::jetstream::new(nats_client);
-    let topology = jobs::Topology::new(namespace);
+    let topology = topology(namespace);
     jobs::outbox::spawn_relay(
         db.clone(),
         js.clone(),
@@ -52,16 +105,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         jobs::outbox::OutboxMetrics::register(builder.metrics())?,
         builder.shutdown(),
     );
-    let inbox = db.clone();
-    jobs::runtime::spawn_event_listener(
-        js.clone(),
-        topology.clone(),
-        move |event| {
-            let db = inbox.clone();
-            async move { Ok(crate::store::jobs::apply_event(&db, &event).await?) }
-        },
-        builder.shutdown(),
-    );
+    spawn_event_listeners(js.clone(), topology.clone(), db.clone(), builder.shutdown());
     // The scheduler's maintenance jobs for this service's data.
     let catalog = topology
         .family("catalog")

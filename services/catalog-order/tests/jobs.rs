@@ -1,10 +1,13 @@
 //! Job paths that cross services: scheduled maintenance run by the service owning the data, the
 //! order e-mail over real SMTP exactly once, and no job lost when NATS restarts mid-burst;
 //! (`status`) a job's status only moving forward; (`replay`) a dead job replayed from the DLQ
-//! ending succeeded; (`retention`) what the purges delete and keep; and (`anonymise`) a deleted
-//! account's customer forgotten once.
+//! ending succeeded; (`retention`) what the purges delete and keep; (`anonymise`) a deleted
+//! account's customer forgotten once, and nothing written for it afterwards; and
+//! (`account_consumer`) `account.deleted` reaching a new release although an old one dropped it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "jobs/account_consumer.rs"]
+mod account_consumer;
 #[path = "jobs/anonymise.rs"]
 mod anonymise;
 #[path = "jobs/replay.rs"]

@@ -45,13 +45,23 @@ impl From<CustomerRow> for CustomerDto {
     }
 }
 
+/// The answer to a request for a customer whose account was deleted (anonymised) while its token
+/// was still accepted (a request in flight, a verifier that has not heard of the revocation yet):
+/// 401, as for any revoked token. The account no longer exists; nothing is written for it.
+pub fn deleted_account() -> ApiError {
+    ApiError::Unauthorized("the account was deleted".into())
+}
+
 #[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("bearer" = [])),
-    responses((status = 200, body = CustomerDto), (status = 401, body = Problem)))]
+    responses((status = 200, body = CustomerDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<CustomerDto>, ApiError> {
     let row = store::customers::get_or_create(&state.db, user.id).await?;
+    if row.anonymised_at.is_some() {
+        return Err(deleted_account());
+    }
     Ok(Json(row.into()))
 }
 
@@ -107,7 +117,7 @@ impl ProfileBody {
 }
 
 #[utoipa::path(put, path = "/v1/customers/me", tag = "customers", request_body = ProfileBody, security(("bearer" = [])),
-    responses((status = 200, body = CustomerDto), (status = 401, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = CustomerDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn put(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -126,7 +136,8 @@ pub async fn put(
             country: &body.country,
         },
     )
-    .await?;
+    .await?
+    .ok_or_else(deleted_account)?;
     Ok(Json(row.into()))
 }
 

@@ -115,7 +115,7 @@ impl NewOrder {
 /// `POST /v1/orders` → 201 with the order. Prices come from the catalog, never the client.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
-    responses((status = 201, body = OrderDto), (status = 401, body = Problem), (status = 409, description = "Not enough stock", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 201, body = OrderDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 409, description = "Not enough stock", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -129,7 +129,15 @@ pub async fn create(
     let request_hash = Sha256::digest(serde_json::to_vec(&body).unwrap_or_default());
 
     let mut tx = state.db.begin().await?;
-    store::customers::get_or_create(&mut *tx, user.id).await?;
+    // Locks the customer row until commit: an `account.deleted` applied meanwhile waits and then
+    // scrubs this order's e-mail job; one applied before is seen here and the order refused.
+    if store::customers::get_or_create(&mut *tx, user.id)
+        .await?
+        .anonymised_at
+        .is_some()
+    {
+        return Err(crate::routes::customers::deleted_account());
+    }
     if let Some(answer) = idempotent::claim(&mut tx, user.id, key.as_deref(), &request_hash).await?
     {
         tx.commit().await?;

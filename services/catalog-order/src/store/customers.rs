@@ -13,12 +13,16 @@ pub struct CustomerRow {
     pub country: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Set when the account was deleted (`account.deleted`): a tombstone, never written again.
+    pub anonymised_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str =
-    "id, full_name, phone, address_line, city, postal_code, country, created_at, updated_at";
+const COLUMNS: &str = "id, full_name, phone, address_line, city, postal_code, country, created_at, \
+                       updated_at, anonymised_at";
 
-/// The profile of the token's subject, created empty on first use.
+/// The profile of the token's subject, created empty on first use. The row stays locked until the
+/// transaction ends, so an [`anonymise`] waits for it (and then scrubs what it wrote) or went
+/// first (and the caller sees `anonymised_at` and must refuse).
 #[tracing::instrument(name = "db customers.get_or_create", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<CustomerRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -43,14 +47,17 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CustomerR
 }
 
 /// Scrub the profile of a deleted account: every personal field emptied, `anonymised_at` set.
-/// The row stays (orders reference it). Idempotent; a customer without a profile gets none.
+/// The row stays (orders reference it); a customer without a profile gets an empty one with
+/// `anonymised_at` set, a tombstone, so a request still in flight cannot create one afterwards.
+/// Idempotent (the first `anonymised_at` is kept).
 #[tracing::instrument(name = "db customers.anonymise", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn anonymise(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE customers SET full_name = '', phone = '', address_line = '', city = '',
-                              postal_code = '', country = '',
-                              anonymised_at = coalesce(anonymised_at, now()), updated_at = now()
-         WHERE id = $1",
+        "INSERT INTO customers (id, anonymised_at) VALUES ($1, now())
+         ON CONFLICT (id) DO UPDATE SET
+             full_name = '', phone = '', address_line = '', city = '', postal_code = '',
+             country = '', anonymised_at = coalesce(customers.anonymised_at, now()),
+             updated_at = now()",
     )
     .bind(id)
     .execute(db)
@@ -67,13 +74,15 @@ pub struct Profile<'a> {
     pub country: &'a str,
 }
 
-/// Replace the profile (creating it if needed).
+/// Replace the profile (creating it if needed); `None`, writing nothing, when the customer was
+/// anonymised (their account deleted). The upsert locks the row, so it is ordered with
+/// [`anonymise`]: before it (and scrubbed by it) or after it (and refused).
 #[tracing::instrument(name = "db customers.put", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn put(
     db: impl PgExecutor<'_>,
     id: Uuid,
     p: &Profile<'_>,
-) -> Result<CustomerRow, sqlx::Error> {
+) -> Result<Option<CustomerRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO customers (id, full_name, phone, address_line, city, postal_code, country)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -81,6 +90,7 @@ pub async fn put(
              full_name = excluded.full_name, phone = excluded.phone,
              address_line = excluded.address_line, city = excluded.city,
              postal_code = excluded.postal_code, country = excluded.country, updated_at = now()
+         WHERE customers.anonymised_at IS NULL
          RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -90,6 +100,6 @@ pub async fn put(
     .bind(p.city)
     .bind(p.postal_code)
     .bind(p.country)
-    .fetch_one(db)
+    .fetch_optional(db)
     .await
 }

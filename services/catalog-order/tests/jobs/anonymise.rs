@@ -1,6 +1,8 @@
 //! `account.deleted` anonymises the customer once, however often it is delivered, and touches no
-//! one else (`store::jobs::apply_event` on a database of its own; no NATS).
+//! one else, and nothing is written for the customer afterwards: no profile, no order
+//! (`store::jobs::apply_event` on a database of its own; no NATS).
 
+use catalog_order::store::customers;
 use catalog_order::store::jobs::apply_event;
 use jobs::accounts::AccountDeleted;
 use jobs::events::Event;
@@ -24,7 +26,7 @@ async fn customer_with_profile(db: &PgPool, name: &str) -> Uuid {
 }
 
 /// An order confirmation as catalog-order writes it: the e-mail inside the payload.
-async fn confirmation_job(db: &PgPool, customer: Uuid, email: &str) -> Uuid {
+async fn confirmation_job(db: impl sqlx::PgExecutor<'_>, customer: Uuid, email: &str) -> Uuid {
     sqlx::query_scalar(
         "INSERT INTO jobs (id, kind, payload, owner_id)
          VALUES (gen_random_uuid(), 'email.order_confirmation', $1, $2) RETURNING id",
@@ -95,10 +97,79 @@ async fn a_deleted_account_is_anonymised_once_and_no_one_else_is_touched() {
     assert_eq!(profile(&db, bob).await.0, "Bob Example");
     assert_eq!(payload(&db, bob_job).await["email"], "bob@example.com");
 
-    // A deleted account that never had a profile is simply nothing to do.
-    let stranger = Event::AccountDeleted(AccountDeleted {
+    // A deleted account that never had a profile gets an empty one, a tombstone.
+    let stranger = Uuid::now_v7();
+    let deleted = Event::AccountDeleted(AccountDeleted {
         event_id: Uuid::now_v7(),
-        user_id: Uuid::now_v7(),
+        user_id: stranger,
     });
-    apply_event(&db, &stranger).await.unwrap();
+    apply_event(&db, &deleted).await.unwrap();
+    let (name, rest, at) = profile(&db, stranger).await;
+    assert_eq!((name.as_str(), rest.as_str()), ("", ""));
+    assert!(at.is_some());
+
+    // A profile update in flight that commits afterwards writes nothing, for either; a request
+    // that would create the profile (a GET, an order) sees the tombstone and is refused.
+    for id in [ann, stranger] {
+        let put = customers::put(
+            &db,
+            id,
+            &customers::Profile {
+                full_name: "Back Again",
+                phone: "+49 30 2",
+                address_line: "2 Main Street",
+                city: "Berlin",
+                postal_code: "10115",
+                country: "DE",
+            },
+        )
+        .await
+        .unwrap();
+        assert!(put.is_none());
+        assert_eq!(profile(&db, id).await.0, "");
+        assert!(
+            customers::get_or_create(&db, id)
+                .await
+                .unwrap()
+                .anonymised_at
+                .is_some()
+        );
+    }
+    assert!(
+        customers::get_or_create(&db, bob)
+            .await
+            .unwrap()
+            .anonymised_at
+            .is_none()
+    );
+}
+
+/// An order transaction holding the customer row when `account.deleted` arrives: the anonymising
+/// waits for it and then scrubs the order's e-mail job.
+#[tokio::test]
+async fn an_order_committing_while_the_account_is_deleted_is_scrubbed_after_it() {
+    let test_db = TestDb::new("catalog", &catalog_order::MIGRATOR).await;
+    let db = test_db.pool().await;
+    let ann = customer_with_profile(&db, "Ann Example").await;
+    let mut order = db.begin().await.unwrap();
+    let row = customers::get_or_create(&mut *order, ann).await.unwrap();
+    assert!(row.anonymised_at.is_none());
+    let deleted = Event::AccountDeleted(AccountDeleted {
+        event_id: Uuid::now_v7(),
+        user_id: ann,
+    });
+    let applying = tokio::spawn({
+        let db = db.clone();
+        async move { apply_event(&db, &deleted).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !applying.is_finished(),
+        "the anonymising did not wait for the order"
+    );
+    let job = confirmation_job(&mut *order, ann, "ann@example.com").await;
+    order.commit().await.unwrap();
+    applying.await.unwrap().unwrap();
+    assert!(payload(&db, job).await.get("email").is_none());
+    assert!(profile(&db, ann).await.2.is_some());
 }
