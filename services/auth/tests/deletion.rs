@@ -1,5 +1,6 @@
 //! Deleting accounts: the last admin is kept, a wrong password counts as a failed login, and
 //! published events are purged after their retention.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
