@@ -228,7 +228,7 @@ pub struct PlatformSettings {
     /// Fraction (0–1) of new traces sampled; a caller's sampled decision is always followed.
     pub otel_traces_sampler_arg: f64,
     /// Sentry DSN; unset: no error tracking. A secret (may come as `SENTRY_DSN_FILE`).
-    pub sentry_dsn: Option<String>,
+    pub sentry_dsn: Option<Secret>,
     /// `key=value` pairs, comma-separated, sent with every OTLP export (W3C baggage format
     /// values, as OpenTelemetry's spec says); a secret.
     pub otel_exporter_otlp_headers: Option<Secret>,
@@ -288,7 +288,7 @@ impl PlatformSettings {
             );
         }
         if let Some(dsn) = &self.sentry_dsn
-            && dsn.parse::<sentry::types::Dsn>().is_err()
+            && dsn.expose().parse::<sentry::types::Dsn>().is_err()
         {
             problems.add("SENTRY_DSN", "is not a valid Sentry DSN");
         }
@@ -1213,7 +1213,12 @@ mod tests {
             ),
         ])
         .unwrap();
-        assert_eq!(s.platform.sentry_dsn.as_deref(), Some(dsn));
+        assert_eq!(
+            s.platform.sentry_dsn.as_ref().map(Secret::expose),
+            Some(dsn)
+        );
+        // The DSN carries the project's key: it never reaches a log line.
+        assert!(!format!("{s:?}").contains("0123abcd"));
         assert_eq!(
             s.platform.otel_exporter_otlp_headers.unwrap().expose(),
             "authorization=Bearer 0123"

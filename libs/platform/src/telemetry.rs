@@ -188,7 +188,11 @@ fn percent_decode(value: &str) -> Option<Vec<u8>> {
 }
 
 fn init_sentry(service: &'static str, version: &'static str, platform: &PlatformSettings) {
-    let Some(dsn) = platform.sentry_dsn.as_deref() else {
+    let Some(dsn) = platform
+        .sentry_dsn
+        .as_ref()
+        .map(crate::config::Secret::expose)
+    else {
         return;
     };
     let mut options = sentry::ClientOptions::default();
