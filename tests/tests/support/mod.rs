@@ -25,12 +25,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A port nothing listens on and that this process has not handed out before: the kernel gives
+/// a just-released port out again, so two services started in a row could otherwise get the same
+/// one before the first has bound it (seen in CI: catalog-order's requests answered by auth).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// One service process. Its stdout (JSON logs) goes to a file read by `logs()`.
