@@ -110,8 +110,9 @@ pub enum Decision {
 /// One statement: insert the key or push its `tat` forward, but only while it stays within the
 /// burst; when the update is refused, the same round trip reads the stored `tat` so the answer
 /// can say when to retry. The outer `SELECT` sees the row as it was before the statement (the
-/// refused case needs exactly that); a row another replica inserted after this statement's
-/// snapshot is missed, and the caller falls back to one period.
+/// refused case needs exactly that). Under concurrency that snapshot can be older than the row
+/// version the update was refused against (PostgreSQL re-checks the newest version under its
+/// lock): the read `tat` then says "fits now", or no row at all, and [`REREAD`] asks again.
 const DECIDE: &str = "
 WITH allowed AS (
     INSERT INTO rate_limits AS t (key, tat) VALUES ($1, now() + $2::float8 * interval '1 second')
@@ -125,6 +126,11 @@ SELECT true AS allowed, 0::float8 AS ahead FROM allowed
 UNION ALL
 SELECT false, extract(epoch FROM tat - now())::float8 FROM rate_limits
 WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM allowed)";
+
+/// A refused request's `tat`, read by a statement of its own and so with a snapshot that holds
+/// the version that refused it.
+const REREAD: &str =
+    "SELECT extract(epoch FROM tat - now())::float8 FROM rate_limits WHERE key = $1";
 
 /// A rate limit shared by every replica that uses the same database. Cheap to clone.
 #[derive(Clone)]
@@ -171,21 +177,30 @@ impl Limiter {
     pub async fn decide(&self, key: &str) -> Result<Decision, sqlx::Error> {
         let inner = &self.0;
         let tolerance = inner.period * f64::from(inner.burst);
+        let key = format!("{}:{key}", inner.scope);
         let row: Option<(bool, f64)> = sqlx::query_as(DECIDE)
-            .bind(format!("{}:{key}", inner.scope))
+            .bind(&key)
             .bind(inner.period)
             .bind(tolerance)
             .fetch_optional(&inner.db)
             .await?;
-        Ok(match row {
-            Some((true, _)) => Decision::Allowed,
-            // The request fits once `tat + period` is within the burst of the clock.
-            Some((false, ahead)) => Decision::Refused {
-                retry_after: whole_seconds(ahead + inner.period - tolerance),
-            },
-            None => Decision::Refused {
-                retry_after: whole_seconds(inner.period),
-            },
+        // The request fits once `tat + period` is within the burst of the clock.
+        let wait = |ahead: f64| ahead + inner.period - tolerance;
+        let ahead = match row {
+            Some((true, _)) => return Ok(Decision::Allowed),
+            Some((false, ahead)) if wait(ahead) > 0.0 => ahead,
+            // A stale snapshot (see DECIDE): read the row that refused us.
+            _ => {
+                let reread: Option<f64> = sqlx::query_scalar(REREAD)
+                    .bind(&key)
+                    .fetch_optional(&inner.db)
+                    .await?;
+                // Purged meanwhile: its budget is full again, one period is an upper bound.
+                reread.unwrap_or(tolerance)
+            }
+        };
+        Ok(Decision::Refused {
+            retry_after: whole_seconds(wait(ahead)),
         })
     }
 
