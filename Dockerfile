@@ -44,7 +44,7 @@ FROM scratch AS base
 COPY --from=chef /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # The distroless "nonroot" ids; the chart sets the same in its securityContext.
 USER 65532:65532
-# Containers listen on 8080 (HTTP) and 9090 (metrics) whatever the service (DESIGN §3).
+# Containers listen on 8080 (HTTP) and 9090 (metrics) whatever the service (docs/design.md §3).
 ENV APP_ENV=prod LOG_FORMAT=json HTTP_ADDR=0.0.0.0:8080 METRICS_ADDR=0.0.0.0:9090
 EXPOSE 8080 9090
 

@@ -1,6 +1,6 @@
-//! Personal data across auth and catalog-order (DESIGN §4): a customer exports what is stored
-//! about them and deletes their account; auth revokes every session and announces the deletion,
-//! and catalog-order keeps the orders' amounts and lines but forgets the person.
+//! Personal data across auth and catalog-order (docs/design.md §4): a customer exports what is
+//! stored about them and deletes their account; auth revokes every session and announces the
+//! deletion, and catalog-order keeps the orders' amounts and lines but forgets the person.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

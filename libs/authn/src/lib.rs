@@ -1,4 +1,4 @@
-//! Verifying Storefront access tokens (DESIGN §5), for every service that accepts them.
+//! Verifying Storefront access tokens (docs/design.md §5), for every service that accepts them.
 //!
 //! - [`claims`]: what a token says (`iss aud sub role sid jti iat nbf exp`) and the roles.
 //! - [`jwks`]: the public keys as a JWK Set (served by auth, fetched by the others).

@@ -8,7 +8,7 @@ use uuid::Uuid;
 pub const ACCOUNT_EVENTS: &str = "account";
 
 /// Subject suffix (`{ns}.events.account.deleted`) of an account deleted at its owner's request or
-/// by an admin (DESIGN §4 "Personal data").
+/// by an admin (docs/design.md §4 "Personal data").
 pub const ACCOUNT_DELETED_EVENT: &str = "account.deleted";
 
 /// Payload of `account.deleted`: the services that keep data about the user anonymise it.

@@ -1,4 +1,4 @@
-//! Jobs over NATS JetStream (DESIGN §6).
+//! Jobs over NATS JetStream (docs/design.md §6).
 //!
 //! [`topology`] is the one definition of every stream, consumer, KV bucket and object store, and
 //! [`topology::provision`] creates or updates them idempotently at start-up. The job envelope,

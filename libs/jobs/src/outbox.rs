@@ -1,4 +1,4 @@
-//! The transactional outbox relay (DESIGN §6).
+//! The transactional outbox relay (docs/design.md §6).
 //!
 //! A service writes a row into its `jobs` table in the same transaction as the change that causes
 //! the job (see `migrations/catalog/*_jobs_outbox.up.sql` for the table). Every replica runs a

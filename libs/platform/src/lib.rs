@@ -1,5 +1,6 @@
-//! What every Storefront service shares (DESIGN §2): settings, logging, the HTTP stack and error
-//! shape, health and shutdown, metrics, PostgreSQL and NATS plumbing, and the test harness.
+//! What every Storefront service shares (docs/design.md §2): settings, logging, the HTTP stack
+//! and error shape, health and shutdown, metrics, PostgreSQL and NATS plumbing, and the test
+//! harness.
 //!
 //! A service's `main` calls [`boot`] with the [`Needs`] of its subcommand and then runs it; see
 //! `services/*/src/main.rs`.

@@ -1,4 +1,4 @@
-//! Deleting an account (DESIGN §4 "Personal data"), by its owner or by an admin.
+//! Deleting an account (docs/design.md §4 "Personal data"), by its owner or by an admin.
 //!
 //! The user row is deleted, not scrubbed: auth keeps nothing about a deleted person (sessions,
 //! refresh tokens and failed-login counters go with it). The owner's password is verified first,

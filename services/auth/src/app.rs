@@ -74,7 +74,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .await
         .context("opening the revocations bucket")?;
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
-    // account.deleted and any later events of auth, from its outbox (DESIGN §6).
+    // account.deleted and any later events of auth, from its outbox (docs/design.md §6).
     jobs::outbox::spawn_relay_of(
         jobs::outbox::Outbox::Events,
         db.clone(),

@@ -1,4 +1,4 @@
-//! Storefront auth service: accounts, passwords, sessions and signing keys (DESIGN §4, §5).
+//! Storefront auth service: accounts, passwords, sessions and signing keys (docs/design.md §4, §5).
 
 pub mod accounts;
 pub mod app;

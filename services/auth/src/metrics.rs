@@ -1,4 +1,4 @@
-//! auth's own metrics (DESIGN §7).
+//! auth's own metrics (docs/design.md §7).
 
 use platform::metrics::Metrics;
 use prometheus::{IntCounter, IntCounterVec, Opts};

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::domain::{RefreshToken, RefreshTokenHash};
 use crate::store;
 
-/// What login and refresh answer (DESIGN §4).
+/// What login and refresh answer (docs/design.md §4).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,

@@ -1,4 +1,4 @@
-//! Storefront catalog and orders service: categories, items, customers, orders (DESIGN §4).
+//! Storefront catalog and orders service: categories, items, customers, orders (docs/design.md §4).
 
 pub mod app;
 pub mod domain;

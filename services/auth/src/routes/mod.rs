@@ -1,4 +1,4 @@
-//! The HTTP API of auth (DESIGN §4). Each module: request/response DTOs and thin handlers.
+//! The HTTP API of auth (docs/design.md §4). Each module: request/response DTOs and thin handlers.
 
 pub mod account;
 pub mod jwks;

@@ -165,7 +165,7 @@ pub struct ExportJob {
     pub updated_at: OffsetDateTime,
 }
 
-/// Everything catalog-order stores about the caller (DESIGN §4 "Personal data").
+/// Everything catalog-order stores about the caller (docs/design.md §4 "Personal data").
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerExport {
     #[serde(with = "time::serde::rfc3339")]

@@ -1,4 +1,5 @@
-//! The HTTP API of catalog-order (DESIGN §4). Each module: request/response DTOs and thin handlers.
+//! The HTTP API of catalog-order (docs/design.md §4). Each module: request/response DTOs and
+//! thin handlers.
 
 pub mod categories;
 pub mod customers;
