@@ -24,13 +24,16 @@ if [ -z "$bin_dir" ]; then
   bin_dir=$(release_binaries auth catalog-order worker)
 fi
 
+# The NATS cluster (three nats-servers, JetStream R3) is the rehearsal's own, like its PostgreSQL:
+# node i listens on REHEARSE_NATS_PORT+i (routes +2000, monitoring +4000), its store in $work.
 nats_port=${REHEARSE_NATS_PORT:-4338}
-NATS_FRESH=1 bash scripts/nats.sh start "$nats_port"
+nats_server=$(bash scripts/nats.sh bin)
 work=$(mktemp -d "${TMPDIR:-/tmp}/rehearsal.XXXXXX")
 chmod 0755 "$work"
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-  # Whatever the rehearsal started (pods, nginx, Prometheus), even if it was killed itself.
+  # Whatever the rehearsal started (pods, nginx, Prometheus, the NATS nodes), even if it was
+  # killed itself.
   if [ -f "$work/pids" ]; then
     while read -r pid; do kill -KILL -- "-$pid" 2>/dev/null || true; done <"$work/pids"
   fi
@@ -38,7 +41,6 @@ cleanup() {
   if [ -f "$work/postgres/data/postmaster.pid" ]; then
     kill -QUIT "$(head -n 1 "$work/postgres/data/postmaster.pid")" 2>/dev/null || true
   fi
-  bash scripts/nats.sh stop "$nats_port" || true
   [ -n "${REHEARSE_KEEP:-}" ] && { log "kept $work"; return; }
   rm -rf "$work"
 }
@@ -48,5 +50,5 @@ trap cleanup EXIT
   --chart helm/storefront --values helm/storefront/ci/full.yaml \
   --helm "$(bash scripts/tools.sh path helm)" --nginx "$(bash scripts/tools.sh path nginx)" \
   --bin-dir "$bin_dir" \
-  --nats-port "$nats_port" --repo "$ROOT" \
+  --nats-server "$nats_server" --nats-port "$nats_port" --repo "$ROOT" \
   --workdir "$work" ${REHEARSE_CHAOS:+--chaos}

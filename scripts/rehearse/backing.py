@@ -1,16 +1,23 @@
 """The backing services an operator brings: a PostgreSQL cluster of the rehearsal's own (password
 authentication for TCP clients, so the services' URLs really need their passwords, and restartable
-without touching the machine's own PostgreSQL) and the NATS server rehearse.sh started."""
+without touching the machine's own PostgreSQL) and a three-node NATS JetStream cluster."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import secrets
+import shutil
+import socket
 import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
 
-from cluster import RehearsalError
+from cluster import RehearsalError, record_pid
 
 
 def _pg_bindir() -> str:
@@ -75,16 +82,191 @@ class Postgres:
         return out.stdout
 
 
-class Nats:
-    """The NATS server of rehearse.sh (scripts/nats.sh on its own port, JetStream on disk)."""
+class NatsNode:
+    def __init__(self, index: int, root: str, client: int, route: int, monitor: int):
+        self.name = f"nats-{index}"
+        self.dir = os.path.join(root, self.name)
+        self.store = os.path.join(self.dir, "store")
+        self.client_port, self.route_port, self.monitor_port = client, route, monitor
+        self.url = f"nats://127.0.0.1:{client}"
+        self.monitor_url = f"http://127.0.0.1:{monitor}"
+        self.proc: subprocess.Popen | None = None
 
-    def __init__(self, repo: str, port: int):
-        self.repo = repo
-        self.port = port
-        self.url = f"nats://127.0.0.1:{port}"
+
+class NatsCluster:
+    """Three nats-servers forming one JetStream cluster, as a production NATS (the NATS chart's
+    StatefulSet with three replicas) would: each node its own store folder (its volume), client,
+    route and monitoring ports; routes between all three. The Secret's nats-url lists every node,
+    so a client reconnects to another node when its own goes away.
+
+    Node i listens for clients on BASE+i, for routes on BASE+2000+i and serves monitoring
+    (/healthz, /jsz, /varz) on BASE+4000+i, all on 127.0.0.1."""
+
+    SIZE = 3
+
+    def __init__(self, binary: str, workdir: str, base_port: int, size: int = SIZE):
+        self.binary = binary
+        self.workdir = workdir
+        self.root = os.path.join(workdir, "nats")
+        self.nodes = [NatsNode(i, self.root, base_port + i, base_port + 2000 + i, base_port + 4000 + i) for i in range(size)]
+        self.url = ",".join(n.url for n in self.nodes)
+        # What a NATS Service in front of the nodes' monitoring ports gives (e.g. KEDA's endpoint).
+        self.monitoring_endpoint = f"127.0.0.1:{self.nodes[0].monitor_port}"
+
+    def _config(self, node: NatsNode) -> str:
+        routes = "\n".join(f"    nats-route://127.0.0.1:{n.route_port}" for n in self.nodes)
+        return f"""server_name: {node.name}
+listen: 127.0.0.1:{node.client_port}
+http: 127.0.0.1:{node.monitor_port}
+jetstream {{
+  store_dir: "{node.store}"
+}}
+cluster {{
+  name: rehearsal
+  listen: 127.0.0.1:{node.route_port}
+  routes: [
+{routes}
+  ]
+}}
+"""
+
+    def start(self) -> None:
+        for node in self.nodes:
+            for port in (node.client_port, node.route_port, node.monitor_port):
+                if _port_open(port):
+                    raise RehearsalError(f"NATS {node.name}: 127.0.0.1:{port} is taken (REHEARSE_NATS_PORT picks another base)")
+        for node in self.nodes:
+            self.start_node(node)
+        self.wait_healthy()
+
+    def start_node(self, node: NatsNode) -> None:
+        os.makedirs(node.store, exist_ok=True)
+        conf = os.path.join(node.dir, "nats.conf")
+        with open(conf, "w") as f:
+            f.write(self._config(node))
+        log = open(os.path.join(node.dir, "nats.log"), "ab")
+        node.proc = subprocess.Popen([self.binary, "-c", conf], stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        record_pid(self.workdir, node.proc.pid)
+
+    def stop_node(self, node: NatsNode, timeout: float = 30) -> None:
+        """SIGTERM (a pod's deletion) and wait; JetStream flushes its store before it exits."""
+        if node.proc is None or node.proc.poll() is not None:
+            return
+        node.proc.terminate()
+        try:
+            node.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+
+    def lose_store(self, node: NatsNode) -> None:
+        """The node's volume is gone: it must be stopped; it starts again with an empty folder."""
+        if node.proc is not None and node.proc.poll() is None:
+            raise RehearsalError(f"NATS {node.name} is running; stop it before deleting its store")
+        shutil.rmtree(node.store, ignore_errors=True)
+
+    def _get(self, node: NatsNode, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(node.monitor_url + path, timeout=2) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                return e.code, json.loads(e.read() or b"{}")
+            except ValueError:
+                return e.code, {}
+        except (OSError, ValueError):
+            return 0, {}
+
+    def healthy(self, node: NatsNode) -> tuple[bool, str]:
+        """/healthz answers ok once JetStream on the node is current: the meta group has a leader
+        and every stream and consumer this node holds has caught up."""
+        if node.proc is None or node.proc.poll() is not None:
+            return False, "not running"
+        status, body = self._get(node, "/healthz")
+        if status != 200:
+            return False, body.get("error") or f"/healthz {status or 'unreachable'}"
+        _, jsz = self._get(node, "/jsz")
+        meta = jsz.get("meta_cluster") or {}
+        if not meta.get("leader"):
+            return False, "no JetStream meta leader"
+        if int(meta.get("cluster_size", 0)) != len(self.nodes):
+            return False, f"meta group of {meta.get('cluster_size')}"
+        return True, "ok"
+
+    def wait_healthy(self, nodes: list[NatsNode] | None = None, timeout: float = 60) -> float:
+        t = time.monotonic()
+        deadline = t + timeout
+        why = {}
+        while time.monotonic() < deadline:
+            why = {n.name: self.healthy(n) for n in (nodes or self.nodes)}
+            if all(ok for ok, _ in why.values()):
+                return time.monotonic() - t
+            for n in nodes or self.nodes:
+                if n.proc is not None and n.proc.poll() is not None:
+                    raise RehearsalError(f"NATS {n.name} exited {n.proc.returncode}:\n{self.last_log_lines(n)}")
+            time.sleep(0.2)
+        raise RehearsalError("NATS cluster not healthy in time: " + "; ".join(f"{k}: {v[1]}" for k, v in why.items()))
+
+    def last_log_lines(self, node: NatsNode, n: int = 15) -> str:
+        try:
+            with open(os.path.join(node.dir, "nats.log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def replicas_of_streams(self) -> dict[str, int]:
+        """Every stream's configured replica count (KV buckets and object stores are streams)."""
+        out: dict[str, int] = {}
+        for node in self.nodes:
+            for st in self._streams(node):
+                out[st["name"]] = int((st.get("config") or {}).get("num_replicas", 1))
+        return out
+
+    def _streams(self, node: NatsNode) -> list[dict]:
+        """The streams this node holds a copy of, with their config, state and cluster info."""
+        status, jsz = self._get(node, "/jsz?accounts=true&streams=true&config=true")
+        if status != 200:
+            return []
+        return [st for acc in jsz.get("account_details") or [] for st in acc.get("stream_detail") or []]
+
+    def leader_of(self, which) -> NatsNode | None:
+        """The node leading the first stream whose name satisfies `which`."""
+        for node in self.nodes:
+            for st in self._streams(node):
+                if which(st["name"]):
+                    leader = (st.get("cluster") or {}).get("leader")
+                    return next((n for n in self.nodes if n.name == leader), None)
+        return None
+
+    def stream_messages(self, node: NatsNode, which) -> int:
+        """Messages in the copies this node holds of the streams whose names satisfy `which`."""
+        return sum(int((st.get("state") or {}).get("messages", 0)) for st in self._streams(node) if which(st["name"]))
 
     def restart(self) -> None:
-        for action in ("stop", "start"):
-            out = subprocess.run(["bash", "scripts/nats.sh", action, str(self.port)], cwd=self.repo, capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RehearsalError(f"nats.sh {action}: {out.stderr}")
+        """The whole cluster stopped and started again, data kept (`make chaos`)."""
+        self.stop()
+        for node in self.nodes:
+            self.start_node(node)
+        self.wait_healthy()
+
+    def restart_node(self, index: int = 0) -> None:
+        """One node stopped and started again, data kept (`make chaos`): R3 keeps serving."""
+        node = self.nodes[index]
+        self.stop_node(node)
+        self.start_node(node)
+        self.wait_healthy()
+
+    def stop(self) -> None:
+        threads = [threading.Thread(target=self.stop_node, args=(n,)) for n in self.nodes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,6 +1,6 @@
 """The production rehearsal: the chart rendered with production values, run the way a cluster
 runs it, behind nginx, scraped by Prometheus, under traffic; then a rolling upgrade. Driven by
-scripts/rehearse.sh, which installs the tools, builds the binaries and starts NATS.
+scripts/rehearse.sh, which installs the tools and builds the binaries.
 See docs/rehearsal.md for what is imitated and how."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cluster import Cluster, Pod, RehearsalError, hook_kinds, hook_weight, load_manifests  # noqa: E402
-from backing import Nats, Postgres  # noqa: E402
+from backing import NatsCluster, Postgres  # noqa: E402
 from edge import Edge  # noqa: E402
 from monitoring import Monitoring, dashboard_queries  # noqa: E402
 from traffic import Client, HttpSink, SmtpSink, Stats, SteadyTraffic, free_port, png  # noqa: E402
@@ -63,7 +63,9 @@ class Rehearsal:
         a = self.args
         self.pg = Postgres(self.work, free_port())
         self.pg.start()
-        self.nats = Nats(a.repo, a.nats_port)
+        # A three-node JetStream cluster: the production values keep R3 copies of every stream.
+        self.nats = NatsCluster(a.nats_server, self.work, a.nats_port)
+        self.nats.start()
         password = secrets.token_urlsafe(24)
         role = "storefront"
         self.pg.psql(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'")
@@ -124,6 +126,8 @@ class Rehearsal:
                 "ingress": {"host": HOST},
                 "secrets": {"keys": {"sentryDsn": "sentry-dsn", "otlpHeaders": "otlp-headers"}},
                 "serviceMonitor": {"interval": "30s"},
+                # KEDA's NATS JetStream scaler reads this monitoring endpoint (not run here).
+                "keda": {"natsMonitoringEndpoint": self.nats.monitoring_endpoint},
                 # Stated here so the rehearsal can hold the login budget to it.
                 "extraEnv": {"RATE_LIMIT_AUTH_BURST": str(AUTH_BURST)},
             }, f)
@@ -301,8 +305,12 @@ class Rehearsal:
         time.sleep(max(25.0, 6 * self._interval_s()))
         self.check_monitoring(cluster, mon)
 
-        # 4. One run of each backup CronJob.
+        # 4. One run of each backup CronJob; a suspended one only runs when an operator makes a
+        # Job from it.
         for cron in cluster.of_kind("CronJob"):
+            if cron["spec"].get("suspend"):
+                log(f"CronJob/{cron['metadata']['name']} is suspended: not run on a schedule")
+                continue
             pod = self.run_job(cluster, cron, timeout=180)
             self.row(f"CronJob/{cron['metadata']['name']}", "exited 0: " + pod.last_log_lines(2).strip().replace("\n", " | ")[-150:], True)
 
@@ -464,7 +472,11 @@ class Rehearsal:
         # Restarting the backing services finds defects not mended yet (docs/rehearsal.md):
         # `make chaos` runs them; CI runs the replica faults.
         if self.args.chaos:
-            faults += [("restart PostgreSQL", self.pg.restart), ("restart NATS", self.nats.restart)]
+            faults += [
+                ("restart PostgreSQL", self.pg.restart),
+                ("restart one NATS node", lambda: self.nats.restart_node(0)),
+                ("restart NATS (all nodes)", self.nats.restart),
+            ]
         for name, inject in faults:
             total0, failed0 = self.stats.snapshot()
             errors0 = steady.error_count()
@@ -552,6 +564,8 @@ class Rehearsal:
                 log(f"teardown of {part}: {e}")
         if getattr(self, "pg", None):
             self.pg.stop()
+        if getattr(self, "nats", None):
+            self.nats.stop()
 
     def table(self) -> str:
         width = max(len(r[0]) for r in self.rows) if self.rows else 10
@@ -568,7 +582,8 @@ def main() -> int:
     p.add_argument("--helm", required=True)
     p.add_argument("--nginx", default="nginx")
     p.add_argument("--bin-dir", required=True)
-    p.add_argument("--nats-port", type=int, required=True)
+    p.add_argument("--nats-server", required=True, help="the nats-server binary (scripts/nats.sh bin)")
+    p.add_argument("--nats-port", type=int, required=True, help="the first node's client port")
     p.add_argument("--repo", required=True)
     p.add_argument("--workdir", required=True)
     p.add_argument("--scrape-interval", default="2s")
