@@ -172,6 +172,12 @@ async fn item_input_is_validated_and_money_is_integer_minor_units() {
         (with("price_cents", json!(-1)), "price_cents"),
         (with("price_cents", json!("1999")), "price_cents"),
         (with("currency", json!("euro")), "currency"),
+        // Three capitals but not ISO 4217; a replaced code; ISO codes without a minor unit
+        // (gold, "no currency").
+        (with("currency", json!("XYZ")), "currency"),
+        (with("currency", json!("HRK")), "currency"),
+        (with("currency", json!("XAU")), "currency"),
+        (with("currency", json!("XXX")), "currency"),
         (with("sku", json!("has space")), "sku"),
         (with("stock", json!(-5)), "stock"),
         (with("name", json!("  ")), "name"),
@@ -216,6 +222,51 @@ async fn item_input_is_validated_and_money_is_integer_minor_units() {
         (Some(2500), Some(9))
     );
     assert_eq!(patched["name"], "Tee");
+    // A currency change is checked like a new item's, and a refused one changes nothing.
+    let r = shop
+        .send(
+            Method::PATCH,
+            &format!("/v1/items/{id}"),
+            &admin,
+            json!({"currency": "XYZ", "stock": 1}),
+        )
+        .await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{r:?}"
+    );
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["currency"], "{p}");
+    let unchanged: Value = shop
+        .get(&format!("/v1/items/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (unchanged["currency"].as_str(), unchanged["stock"].as_i64()),
+        (Some("EUR"), Some(9))
+    );
+    // Amounts are in the currency's minor unit, whatever its number of decimals.
+    for (currency, price) in [("JPY", 1500), ("KWD", 12_500)] {
+        let r = shop
+            .send(
+                Method::PATCH,
+                &format!("/v1/items/{id}"),
+                &admin,
+                json!({"currency": currency, "price_cents": price}),
+            )
+            .await;
+        let patched: Value = r.json().await.unwrap();
+        assert_eq!(
+            (
+                patched["currency"].as_str(),
+                patched["price_cents"].as_i64()
+            ),
+            (Some(currency), Some(price))
+        );
+    }
     problem(
         shop.send(
             Method::PATCH,

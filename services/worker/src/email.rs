@@ -32,16 +32,32 @@ pub struct Rendered {
     pub body: String,
 }
 
-/// Amounts in minor units as text: `1234, EUR` → `12.34 EUR`; currencies without minor units
-/// (ISO 4217 exponent 0) print whole.
-fn money(cents: i64, currency: &str) -> String {
-    const NO_MINOR_UNITS: &[&str] = &["JPY", "KRW", "ISK", "CLP", "VND", "XOF", "XAF", "UGX"];
-    if NO_MINOR_UNITS.contains(&currency) {
-        return format!("{cents} {currency}");
+/// An amount in minor units as text, with as many decimals as the currency's ISO 4217 minor unit
+/// (its exponent): `1234 EUR` → `12.34 EUR`, `1234 JPY` → `1234 JPY`, `1234 KWD` → `1.234 KWD`.
+/// Integer arithmetic only. catalog-order accepts only codes with a minor unit, so the fallback
+/// is for rows written before it checked: an amount it cannot scale is printed as it is stored,
+/// labelled, rather than guessed (a guess of two decimals is what made KWD ten times too large).
+fn money(minor: i64, currency: &str) -> String {
+    let Some(exponent) = minor_unit_exponent(currency) else {
+        return format!("{minor} {currency} (minor units)");
+    };
+    if exponent == 0 {
+        return format!("{minor} {currency}");
     }
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
+    let scale = 10u64.pow(exponent);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let width = exponent as usize;
+    format!("{sign}{}.{:0width$} {currency}", abs / scale, abs % scale)
+}
+
+/// The number of decimals of `currency` (ISO 4217 minor unit), if it is a code with one.
+fn minor_unit_exponent(currency: &str) -> Option<u32> {
+    iso_currency::Currency::from_code(currency)?
+        .exponent()
+        .map(u32::from)
+        // The ISO table's largest is 4 (CLF, UYW); anything beyond would overflow 10^n.
+        .filter(|e| *e <= 18)
 }
 
 pub fn render(order: &OrderConfirmation, from_name: &str) -> Result<Rendered, String> {
@@ -159,7 +175,66 @@ mod tests {
     fn money_is_printed_from_minor_units_without_floats() {
         assert_eq!(money(5, "EUR"), "0.05 EUR");
         assert_eq!(money(123_456_789, "USD"), "1234567.89 USD");
-        assert_eq!(money(1200, "JPY"), "1200 JPY");
         assert_eq!(money(-150, "EUR"), "-1.50 EUR");
+        assert_eq!(money(i64::MIN, "EUR"), "-92233720368547758.08 EUR");
+    }
+
+    #[test]
+    fn each_currency_gets_its_iso_4217_number_of_decimals() {
+        // 0 decimals: JPY, and ones the old hand-written list missed (BIF, PYG).
+        assert_eq!(money(1200, "JPY"), "1200 JPY");
+        assert_eq!(money(-7, "JPY"), "-7 JPY");
+        assert_eq!(money(5000, "PYG"), "5000 PYG");
+        // 2 decimals.
+        assert_eq!(money(1200, "EUR"), "12.00 EUR");
+        // 3 decimals: 12.345 KWD, not 123.45 KWD.
+        assert_eq!(money(12_345, "KWD"), "12.345 KWD");
+        assert_eq!(money(5, "BHD"), "0.005 BHD");
+        assert_eq!(money(-1_050, "TND"), "-1.050 TND");
+        // 4 decimals (Chilean Unidad de Fomento).
+        assert_eq!(money(10_001, "CLF"), "1.0001 CLF");
+    }
+
+    #[test]
+    fn an_amount_without_a_known_minor_unit_is_printed_as_stored_not_guessed() {
+        assert_eq!(money(1234, "ABC"), "1234 ABC (minor units)");
+        // Gold has no minor unit in ISO 4217.
+        assert_eq!(money(3, "XAU"), "3 XAU (minor units)");
+    }
+
+    fn order_in(currency: &str, unit_price: i64, quantity: i32) -> OrderConfirmation {
+        OrderConfirmation {
+            order_id: Uuid::now_v7(),
+            customer_id: Uuid::now_v7(),
+            email: "ann@example.com".into(),
+            total_cents: unit_price * i64::from(quantity),
+            currency: currency.into(),
+            lines: vec![OrderLine {
+                name: "Mug".into(),
+                quantity,
+                unit_price_cents: unit_price,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_yen_total_has_no_decimals() {
+        let mail = render(&order_in("JPY", 1500, 3), "Storefront").unwrap();
+        assert!(mail.body.contains("3 × Mug — 1500 JPY"), "{}", mail.body);
+        assert!(mail.body.contains("Total: 4500 JPY"), "{}", mail.body);
+    }
+
+    #[test]
+    fn a_euro_total_has_two_decimals() {
+        let mail = render(&order_in("EUR", 1999, 3), "Storefront").unwrap();
+        assert!(mail.body.contains("3 × Mug — 19.99 EUR"), "{}", mail.body);
+        assert!(mail.body.contains("Total: 59.97 EUR"), "{}", mail.body);
+    }
+
+    #[test]
+    fn a_kuwaiti_dinar_total_has_three_decimals() {
+        let mail = render(&order_in("KWD", 12_500, 3), "Storefront").unwrap();
+        assert!(mail.body.contains("3 × Mug — 12.500 KWD"), "{}", mail.body);
+        assert!(mail.body.contains("Total: 37.500 KWD"), "{}", mail.body);
     }
 }

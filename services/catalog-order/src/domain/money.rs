@@ -2,17 +2,35 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// An ISO 4217 code: three upper-case letters.
+/// An ISO 4217 currency code that prices can be given in: a code in the standard's table with a
+/// minor unit, because amounts are integers in that minor unit (`price_cents`) and the
+/// confirmation e-mail scales them by its exponent (0 for JPY, 2 for EUR, 3 for KWD).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Currency(String);
 
 impl Currency {
+    /// A code from a client: refused unless ISO 4217 lists it as current and gives it a minor
+    /// unit (so not `XYZ`, nor `HRK`, replaced by EUR, nor gold `XAU` or "no currency" `XXX`).
     pub fn parse(raw: &str) -> Result<Currency, String> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Currency(raw.to_owned()))
-        } else {
-            Err("must be an ISO 4217 code such as EUR or USD".into())
+        let Some(iso) = iso_currency::Currency::from_code(raw) else {
+            return Err("must be an ISO 4217 currency code such as EUR or USD".into());
+        };
+        if let Some(successor) = iso.is_superseded() {
+            return Err(format!("{raw} has been replaced by {}", successor.code()));
         }
+        if iso.exponent().is_none() {
+            return Err(format!(
+                "{raw} has no minor unit in ISO 4217; prices are integers in minor units"
+            ));
+        }
+        Ok(Currency(raw.to_owned()))
+    }
+
+    /// A code read back from the catalog. Not checked again: items written before codes were
+    /// checked against ISO 4217 may hold any three capitals (the table's CHECK), and an order
+    /// for them must still work.
+    pub fn stored(raw: String) -> Currency {
+        Currency(raw)
     }
 
     pub fn as_str(&self) -> &str {
@@ -33,8 +51,8 @@ impl fmt::Display for Currency {
     }
 }
 
-/// A price in minor units (cents): never negative, never a float, at most 10^12 (ten billion of
-/// the major unit) so that line totals cannot overflow.
+/// A price in minor units (cents for EUR, yen for JPY, fils for KWD): never negative, never a
+/// float, at most 10^12 minor units so that line totals cannot overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct PriceCents(i64);
 
@@ -136,9 +154,22 @@ mod tests {
 
     #[test]
     fn only_iso_codes_and_sane_prices_parse() {
-        for bad in ["eur", "EURO", "E1R", "", "€"] {
+        for bad in ["eur", "EURO", "E1R", "", "€", "XYZ", "ABC", "EUX"] {
             assert!(Currency::parse(bad).is_err(), "{bad}");
         }
+        // ISO 4217 codes without a minor unit cannot carry a price in minor units.
+        for no_minor_unit in ["XAU", "XXX", "XDR"] {
+            assert!(Currency::parse(no_minor_unit).is_err(), "{no_minor_unit}");
+        }
+        assert_eq!(
+            Currency::parse("HRK").unwrap_err(),
+            "HRK has been replaced by EUR"
+        );
+        for good in ["EUR", "USD", "JPY", "KWD", "BHD", "CLF"] {
+            assert_eq!(Currency::parse(good).unwrap().as_str(), good);
+        }
+        assert!(serde_json::from_str::<Currency>("\"XYZ\"").is_err());
+        assert!(serde_json::from_str::<Currency>("\"KWD\"").is_ok());
         assert!(PriceCents::new(-1).is_err());
         assert!(PriceCents::new(MAX_PRICE_CENTS + 1).is_err());
         assert!(PriceCents::new(0).is_ok());

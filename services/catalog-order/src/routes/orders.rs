@@ -164,8 +164,7 @@ pub async fn create(
         };
         let unit = Money {
             cents: item.price_cents,
-            currency: Currency::parse(&item.currency)
-                .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
+            currency: Currency::stored(item.currency.clone()),
         };
         let sum = total
             .clone()
