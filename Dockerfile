@@ -3,6 +3,7 @@
 # Static binaries (glibc, crt-static) on `scratch`: no shell, no package manager, non-root, and
 # nothing written outside a mounted /tmp, so the root filesystem can be read-only.
 
+# Must equal the channel of rust-toolchain.toml (scripts/ci.sh lint fails otherwise).
 ARG RUST_VERSION=1.95.0
 ARG CHEF_VERSION=0.1.71
 

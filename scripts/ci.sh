@@ -18,6 +18,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TERM_COLOR=never
+use_pinned_rust
 
 gate() { printf '\n\033[1m--- %s\033[0m\n' "$*" >&2; }
 
@@ -32,6 +33,15 @@ lint() {
     gate "hadolint"
     bash scripts/tools.sh hadolint
     "$(bash scripts/tools.sh path hadolint)" Dockerfile
+  fi
+  gate "one Rust pin (rust-toolchain.toml)"
+  local pin docker_rust
+  pin=$(rust_pin)
+  docker_rust=$(sed -n 's/^ARG RUST_VERSION=//p' Dockerfile)
+  [ "$docker_rust" = "$pin" ] \
+    || die "Dockerfile's RUST_VERSION is '$docker_rust', rust-toolchain.toml pins $pin: make them equal"
+  if grep -nF -e "rust-toolchain@" -e "$pin" .github/workflows/*.yml; then
+    die "a workflow names its own Rust toolchain: install the pinned one with 'rustup toolchain install'"
   fi
   gate "alerting rules (promtool)"
   bash scripts/tools.sh promtool

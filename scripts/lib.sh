@@ -10,6 +10,32 @@ DATA="${STOREFRONT_DATA:-$ROOT/.data}"
 # shellcheck disable=SC2034
 NATS_SERVER_VERSION="2.15.1"
 
+# rust_pin: the Rust toolchain rust-toolchain.toml pins (its channel, e.g. 1.95.0).
+rust_pin() { sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml"; }
+
+# use_pinned_rust: cargo here runs the pinned Rust, and nothing is downloaded for it. rustup does
+# not install a toolchain that the file names and that is missing (and cannot, offline); where
+# only another name of that same release is installed (a machine with just `stable`), that one
+# is used through RUSTUP_TOOLCHAIN. Any other compiler version is an error, not a fallback.
+use_pinned_rust() {
+  local pin toolchain
+  pin=$(rust_pin)
+  [ -n "$pin" ] || die "no channel in rust-toolchain.toml"
+  command -v rustup >/dev/null || return 0
+  if ! rustup toolchain list | grep -q "^$pin-"; then
+    for toolchain in $(rustup toolchain list | cut -d' ' -f1); do
+      if [ "$(RUSTUP_TOOLCHAIN=$toolchain rustc --version 2>/dev/null | cut -d' ' -f2)" = "$pin" ]; then
+        export RUSTUP_TOOLCHAIN=$toolchain
+        break
+      fi
+    done
+  fi
+  local have
+  have=$(rustc --version 2>/dev/null | cut -d' ' -f2) || true
+  [ "$have" = "$pin" ] \
+    || die "rust-toolchain.toml pins Rust $pin, but rustc here is ${have:-missing} (rustup toolchain install $pin)"
+}
+
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
