@@ -100,9 +100,16 @@ class NatsCluster:
     so a client reconnects to another node when its own goes away.
 
     Node i listens for clients on BASE+i, for routes on BASE+2000+i and serves monitoring
-    (/healthz, /jsz, /varz) on BASE+4000+i, all on 127.0.0.1."""
+    (/healthz, /jsz, /varz) on BASE+4000+i, all on 127.0.0.1.
+
+    Each node's JetStream file storage is stated (STORAGE, its volume's size) rather than left to
+    nats-server's default (75 % of the disk's free space), so the rehearsal does not depend on the
+    machine's disk: a stream with a size limit (the image store's NATS_IMAGES_MAX_BYTES) reserves
+    that much on each of its nodes, and placement fails ("no suitable peers for placement,
+    insufficient storage") where a node has less. Only what is written takes disk space."""
 
     SIZE = 3
+    STORAGE = "20GiB"
 
     def __init__(self, binary: str, workdir: str, base_port: int, size: int = SIZE):
         self.binary = binary
@@ -120,6 +127,7 @@ listen: 127.0.0.1:{node.client_port}
 http: 127.0.0.1:{node.monitor_port}
 jetstream {{
   store_dir: "{node.store}"
+  max_file_store: {self.STORAGE}
 }}
 cluster {{
   name: rehearsal
