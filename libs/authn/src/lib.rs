@@ -21,6 +21,7 @@ pub use verifier::{AuthError, Verifier, VerifierConfig};
 
 use std::sync::Arc;
 
+use platform::config::NatsSettings;
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
 
@@ -29,16 +30,23 @@ use platform::shutdown::Shutdown;
 pub async fn remote_verifier(
     settings: &settings::VerifierSettings,
     nats: async_nats::Client,
-    namespace: &Namespace,
+    nats_settings: &NatsSettings,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Arc<Verifier>> {
+    let namespace = Namespace::new(&nats_settings.nats_namespace)?;
     let url = settings
         .auth_jwks_url
         .clone()
         .ok_or_else(|| anyhow::anyhow!("AUTH_JWKS_URL is not set"))?;
     let revoked = revocation::RevocationList::new(settings.access_token_ttl);
     let js = async_nats::jetstream::new(nats);
-    let bucket = revocation::bucket(&js, namespace, settings.access_token_ttl).await?;
+    let bucket = revocation::bucket(
+        &js,
+        &namespace,
+        settings.access_token_ttl,
+        nats_settings.nats_replicas,
+    )
+    .await?;
     revocation::spawn_watcher(bucket, revoked.clone(), shutdown);
     Ok(Arc::new(Verifier::with_jwks_url(
         VerifierConfig::new(&settings.auth_issuer, &settings.auth_audience),

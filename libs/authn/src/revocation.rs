@@ -71,14 +71,17 @@ pub struct Revocation {
     pub revoked_at: i64,
 }
 
-/// Open the bucket, creating it if this is the first service to need it.
+/// Open the bucket with `replicas` copies (`NATS_REPLICAS`), creating it if this is the first
+/// service to need it.
 pub async fn bucket(
     js: &jetstream::Context,
     ns: &Namespace,
     token_ttl: Duration,
+    replicas: usize,
 ) -> anyhow::Result<kv::Store> {
     let name = ns.bucket(BUCKET);
     if let Ok(store) = js.get_key_value(&name).await {
+        platform::nats::update_stream_limits(js, &format!("KV_{name}"), replicas, -1).await?;
         return Ok(store);
     }
     js.create_key_value(kv::Config {
@@ -87,6 +90,7 @@ pub async fn bucket(
         history: 1,
         max_age: token_ttl,
         storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await

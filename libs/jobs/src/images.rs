@@ -46,7 +46,7 @@ pub struct ImageProcessed {
     pub variants: Vec<Variant>,
 }
 
-/// Largest upload accepted (DESIGN §4).
+/// Largest upload accepted (docs/design.md §4).
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 /// Largest image, in pixels, either side will decode: a small file can declare a huge canvas
 /// (a decompression bomb); 50 MP is beyond any product photo.
@@ -60,6 +60,43 @@ pub struct ImageStore {
     name: String,
     store: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::object_store::ObjectStore>>,
 }
+
+/// Why an object was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The store has reached its size limit (`NATS_IMAGES_MAX_BYTES`).
+    #[error("the image store is full ({used} of {limit} bytes used)")]
+    Full { used: u64, limit: u64 },
+    #[error(transparent)]
+    Unavailable(#[from] anyhow::Error),
+}
+
+/// One object as the store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub name: String,
+    pub size: usize,
+    /// `SHA-256=<base64url>` of its bytes, as the store records it (see [`digest`]).
+    pub digest: Option<String>,
+    pub modified: Option<time::OffsetDateTime>,
+}
+
+/// The digest the object store records for `bytes`: `SHA-256=` and the URL-safe base64 (padded)
+/// of their SHA-256.
+pub fn digest(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(bytes);
+    format!(
+        "SHA-256={}",
+        base64::engine::general_purpose::URL_SAFE.encode(hash)
+    )
+}
+
+/// Room each chunk message takes beyond its payload (subject, headers, index), generously: the
+/// capacity check must not let a put start that the limit would stop halfway.
+const CHUNK_OVERHEAD: u64 = 256;
+const CHUNK_SIZE: u64 = 128 * 1024;
 
 impl ImageStore {
     pub fn new(js: async_nats::jetstream::Context, topology: &crate::Topology) -> Self {
@@ -81,14 +118,44 @@ impl ImageStore {
             .await
     }
 
-    /// Store `bytes` under `key`, replacing what was there.
-    pub async fn put(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    /// Store `bytes` under `key`, replacing what was there. Refused with [`PutError::Full`] when
+    /// they would not fit under the store's size limit: checked first, because JetStream stops a
+    /// put at the limit only after the chunks before it were written, and those chunks belong to
+    /// no object (nothing could find and delete them).
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), PutError> {
+        let store = self.store().await?;
+        self.check_room(bytes.len() as u64).await?;
         let mut reader = bytes;
-        self.store()
-            .await?
-            .put(key, &mut reader)
+        store.put(key, &mut reader).await.map_err(|e| {
+            let text = e.to_string();
+            // Another upload took the room between the check and this put.
+            if text.contains("maximum bytes") || text.contains("insufficient") {
+                PutError::Full { used: 0, limit: 0 }
+            } else {
+                PutError::Unavailable(anyhow::anyhow!("storing {key}: {e}"))
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn check_room(&self, len: u64) -> Result<(), PutError> {
+        let mut stream = self
+            .js
+            .get_stream(format!("OBJ_{}", self.name))
             .await
-            .map_err(|e| anyhow::anyhow!("storing {key}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("opening object store {}: {e}", self.name))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading object store {}: {e}", self.name))?;
+        let Ok(limit) = u64::try_from(info.config.max_bytes) else {
+            return Ok(()); // -1: no limit
+        };
+        let used = info.state.bytes;
+        let needed = len + (len / CHUNK_SIZE + 2) * CHUNK_OVERHEAD + 1024;
+        if used + needed > limit {
+            return Err(PutError::Full { used, limit });
+        }
         Ok(())
     }
 
@@ -107,5 +174,54 @@ impl ImageStore {
             .await
             .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
         Ok(Some(bytes))
+    }
+
+    /// Delete the object at `key`; deleting one that is not there is not an error.
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        use async_nats::jetstream::object_store::DeleteErrorKind;
+        match self.store().await?.delete(key).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("deleting {key}: {e}")),
+        }
+    }
+
+    /// Every object in the store (deleted ones are not listed).
+    pub async fn list(&self) -> anyhow::Result<Vec<StoredObject>> {
+        use futures_util::TryStreamExt;
+        let objects: Vec<_> = self
+            .store()
+            .await?
+            .list()
+            .await
+            .map_err(|e| anyhow::anyhow!("listing object store {}: {e}", self.name))?
+            .try_collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("listing object store {}: {e}", self.name))?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| !o.deleted)
+            .map(|o| StoredObject {
+                name: o.name,
+                size: o.size,
+                digest: o.digest,
+                modified: o.modified,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_what_the_object_store_records() {
+        // sha256("hello") in URL-safe base64 with padding; the integration tests compare
+        // `digest` with what a real store records.
+        assert_eq!(
+            digest(b"hello"),
+            "SHA-256=LPJNul-wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
+        );
     }
 }

@@ -27,6 +27,9 @@ pub const EXPIRE_ORDERS: &str = "catalog.expire_orders";
 pub const PURGE_JOBS: &str = "catalog.purge_jobs";
 /// Forget `Idempotency-Key`s past their retention (catalog-order).
 pub const PURGE_IDEMPOTENCY_KEYS: &str = "catalog.purge_idempotency_keys";
+/// Delete image objects that no image row refers to: the original of an upload whose
+/// transaction never committed (catalog-order).
+pub const SWEEP_IMAGES: &str = "catalog.sweep_images";
 /// Delete expired and revoked sessions and idle login counters past their retention (auth).
 pub const PURGE_SESSIONS: &str = "auth.purge_sessions";
 

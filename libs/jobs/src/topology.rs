@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use platform::config::NatsSettings;
 use platform::nats::Namespace;
 
 /// A family of jobs served by one durable consumer.
@@ -90,6 +91,41 @@ pub const FAMILIES: &[Family] = &[
     },
 ];
 
+/// How JetStream keeps a namespace's data (`NATS_REPLICAS`, `NATS_IMAGES_MAX_BYTES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Storage {
+    /// Copies of every stream, bucket and store (1–5).
+    pub replicas: usize,
+    /// Size limit of the image store; 0 is none.
+    pub images_max_bytes: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            replicas: 1,
+            images_max_bytes: 0,
+        }
+    }
+}
+
+impl Storage {
+    pub fn from_settings(settings: &NatsSettings) -> Self {
+        Storage {
+            replicas: settings.nats_replicas,
+            images_max_bytes: settings.nats_images_max_bytes,
+        }
+    }
+
+    /// JetStream's `max_bytes` of the image store: -1 is no limit.
+    pub fn images_max_bytes(&self) -> i64 {
+        match self.images_max_bytes {
+            0 => -1,
+            n => i64::try_from(n).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 /// The names of everything in one namespace, and its job families.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -97,11 +133,21 @@ pub struct Topology {
     pub families: Vec<Family>,
     /// Declared with [`Topology::with_event_consumer`]; provisioned beside the general one.
     pub event_consumers: Vec<EventConsumer>,
+    /// Every provisioning applies it, so every topology a service builds must carry the same:
+    /// services build theirs with [`Topology::from_settings`].
+    pub storage: Storage,
 }
 
 impl Topology {
     pub fn new(namespace: Namespace) -> Self {
         Self::with_families(namespace, FAMILIES.to_vec())
+    }
+
+    /// The namespace, replicas and limits of a service's settings.
+    pub fn from_settings(settings: &NatsSettings) -> anyhow::Result<Self> {
+        let mut topology = Self::new(Namespace::new(&settings.nats_namespace)?);
+        topology.storage = Storage::from_settings(settings);
+        Ok(topology)
     }
 
     /// Other families than [`FAMILIES`] (tests use short `ack_wait`s).
@@ -110,6 +156,7 @@ impl Topology {
             namespace,
             families,
             event_consumers: Vec::new(),
+            storage: Storage::default(),
         }
     }
 
@@ -196,6 +243,7 @@ impl Topology {
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
+                num_replicas: self.storage.replicas,
                 ..Default::default()
             },
             stream::Config {
@@ -205,6 +253,7 @@ impl Topology {
                 storage: stream::StorageType::File,
                 max_age: EVENTS_MAX_AGE,
                 duplicate_window: Duration::from_secs(120),
+                num_replicas: self.storage.replicas,
                 ..Default::default()
             },
             stream::Config {
@@ -213,6 +262,7 @@ impl Topology {
                 retention: stream::RetentionPolicy::Limits,
                 storage: stream::StorageType::File,
                 max_age: Duration::from_secs(30 * 24 * 3600),
+                num_replicas: self.storage.replicas,
                 ..Default::default()
             },
         ]
@@ -276,20 +326,32 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
         history: 1,
         max_age: Duration::from_secs(7 * 24 * 3600),
         storage: stream::StorageType::File,
+        num_replicas: topology.storage.replicas,
         ..Default::default()
     })
     .await
     .with_context(|| format!("provisioning KV bucket {bucket}"))?;
     let store = topology.images_store();
+    let (replicas, max_bytes) = (
+        topology.storage.replicas,
+        topology.storage.images_max_bytes(),
+    );
     if js.get_object_store(&store).await.is_err() {
         js.create_object_store(object_store::Config {
             bucket: store.clone(),
             description: Some("Item images: originals and thumbnails".into()),
             storage: stream::StorageType::File,
+            num_replicas: replicas,
+            max_bytes,
             ..Default::default()
         })
         .await
         .with_context(|| format!("provisioning object store {store}"))?;
+    } else {
+        // async-nats has no "create or update" for object stores: change its stream.
+        platform::nats::update_stream_limits(js, &format!("OBJ_{store}"), replicas, max_bytes)
+            .await
+            .with_context(|| format!("provisioning object store {store}"))?;
     }
     tracing::info!(namespace = %topology.namespace, "JetStream topology provisioned");
     Ok(())

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use jobs::topology::Storage;
 use jobs::topology::teardown;
 use jobs::{FAMILIES, Topology, provision};
 use platform::nats::Namespace;
@@ -54,4 +55,36 @@ async fn provisioning_twice_changes_nothing_and_dedupes_by_message_id() {
 
     teardown(&js, &topology).await;
     assert!(js.get_stream(topology.jobs_stream()).await.is_err());
+}
+
+#[tokio::test]
+async fn the_image_stores_size_limit_follows_the_settings_on_every_provisioning() {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = jetstream::new(client);
+    let mut topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    let max_bytes = |js: jetstream::Context, store: String| async move {
+        let mut stream = js.get_stream(format!("OBJ_{store}")).await.unwrap();
+        let config = stream.info().await.unwrap().config.clone();
+        (config.max_bytes, config.num_replicas)
+    };
+    let store = topology.images_store();
+    topology.storage = Storage {
+        replicas: 1,
+        images_max_bytes: 1 << 20,
+    };
+    provision(&js, &topology).await.unwrap();
+    assert_eq!(max_bytes(js.clone(), store.clone()).await, (1 << 20, 1));
+    // Raised by an operator: the existing store follows.
+    topology.storage.images_max_bytes = 8 << 20;
+    provision(&js, &topology).await.unwrap();
+    assert_eq!(max_bytes(js.clone(), store.clone()).await, (8 << 20, 1));
+    // 0 is no limit.
+    topology.storage.images_max_bytes = 0;
+    provision(&js, &topology).await.unwrap();
+    assert_eq!(max_bytes(js.clone(), store.clone()).await, (-1, 1));
+    // Three copies need a cluster of three: a single server says so instead of pretending.
+    topology.storage.replicas = 3;
+    let err = provision(&js, &topology).await.unwrap_err();
+    assert!(format!("{err:#}").contains("replicas"), "{err:#}");
+    teardown(&js, &topology).await;
 }

@@ -235,7 +235,7 @@ pub struct PlatformSettings {
 }
 
 impl PlatformSettings {
-    /// Defaults for a service listening on the given ports (DESIGN §3).
+    /// Defaults for a service listening on the given ports (docs/design.md §3).
     pub fn with_ports(http_port: u16, metrics_port: u16) -> Self {
         PlatformSettings {
             app_env: Profile::Dev,
@@ -414,6 +414,12 @@ pub struct NatsSettings {
     /// How long start-up waits for the first connection before going on unready.
     #[serde(with = "duration")]
     pub nats_connect_timeout: Duration,
+    /// Copies JetStream keeps of every stream, KV bucket and the image store: 3 in a NATS
+    /// cluster of three or more (one node may be lost), 1 on a single server.
+    pub nats_replicas: usize,
+    /// Size limit of the image object store in bytes; 0 is none. Uploads past it are refused
+    /// (507) instead of filling the NATS volume.
+    pub nats_images_max_bytes: u64,
 }
 
 impl NatsSettings {
@@ -424,6 +430,15 @@ impl NatsSettings {
         if let Err(e) = crate::nats::Namespace::new(&self.nats_namespace) {
             problems.add("NATS_NAMESPACE", e.to_string());
         }
+        if !(1..=5).contains(&self.nats_replicas) {
+            problems.add("NATS_REPLICAS", "must be 1 to 5 (JetStream's limit)");
+        }
+        if i64::try_from(self.nats_images_max_bytes).is_err() {
+            problems.add(
+                "NATS_IMAGES_MAX_BYTES",
+                "is larger than JetStream can store",
+            );
+        }
     }
 }
 
@@ -433,6 +448,8 @@ impl Default for NatsSettings {
             nats_url: None,
             nats_namespace: "storefront".into(),
             nats_connect_timeout: Duration::from_secs(10),
+            nats_replicas: 1,
+            nats_images_max_bytes: 0,
         }
     }
 }

@@ -90,12 +90,13 @@ pub fn check_server_version(version: &str) -> Result<(), String> {
 /// answers and is too old, start-up is refused.
 pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<async_nats::Client> {
     let url = settings.nats_url.as_ref().context("NATS_URL is not set")?;
+    let servers = server_addrs(url.expose())?;
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(3))
         // The client's default backoff: immediate, then doubling up to 4 s.
-        .connect(url.expose())
+        .connect(servers)
         .await
         .context("connecting to NATS")?;
 
@@ -114,6 +115,54 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
         );
     }
     Ok(client)
+}
+
+/// `NATS_URL`: one server or several, comma-separated (`nats://a:4222,nats://b:4222`, as the
+/// `nats` CLI takes them), so a client reaches a cluster while any listed node is up. The
+/// client also learns the other nodes of a cluster from the one it reaches.
+pub fn server_addrs(urls: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .enumerate()
+        // The URL may carry credentials: the error names its position, never its text.
+        .map(|(i, url)| {
+            url.parse()
+                .map_err(|_| anyhow::anyhow!("NATS_URL: server {} is not a nats:// URL", i + 1))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .and_then(|addrs| {
+            anyhow::ensure!(!addrs.is_empty(), "NATS_URL names no server");
+            Ok(addrs)
+        })
+}
+
+/// Bring an existing stream (`KV_<bucket>` of a KV bucket, `OBJ_<store>` of an object store) to
+/// `replicas` copies and `max_bytes` (-1: no limit). Creating a bucket sets them; this is for one
+/// made before the settings changed. JetStream moves the data itself.
+pub async fn update_stream_limits(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    replicas: usize,
+    max_bytes: i64,
+) -> anyhow::Result<()> {
+    let mut stream = js
+        .get_stream(stream)
+        .await
+        .with_context(|| format!("opening stream {stream}"))?;
+    let mut config = stream.info().await?.config.clone();
+    if config.num_replicas == replicas && config.max_bytes == max_bytes {
+        return Ok(());
+    }
+    let name = config.name.clone();
+    tracing::info!(stream = %name, from = config.num_replicas, replicas, max_bytes,
+        "changing a stream's replicas or size limit");
+    config.num_replicas = replicas;
+    config.max_bytes = max_bytes;
+    js.update_stream(config)
+        .await
+        .with_context(|| format!("updating stream {name}"))?;
+    Ok(())
 }
 
 /// Connected, and the server's INFO (with its version) has arrived: async-nats reports
@@ -155,6 +204,17 @@ mod tests {
         for bad in ["", "a.b", "a*", "a>", "a b", &"x".repeat(33)] {
             assert!(Namespace::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nats_url_lists_servers_and_never_echoes_one() {
+        let addrs = server_addrs("nats://a:4222, nats://user:pw@b:4223,").unwrap();
+        assert_eq!(addrs.len(), 2);
+        assert_eq!(addrs[1].port(), 4223);
+        assert!(server_addrs(" , ").is_err());
+        let err = server_addrs("nats://a:4222,http://user:hunter2@b").unwrap_err();
+        assert!(err.to_string().contains("server 2"), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
     }
 
     #[test]

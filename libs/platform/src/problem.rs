@@ -115,6 +115,10 @@ pub enum ApiError {
     TooManyRequests { retry_after: Duration },
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// 507: the request is fine but storage for it has run out (a store at its size limit);
+    /// retrying later may work once an operator made room.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -190,6 +194,12 @@ impl ApiError {
                 S::SERVICE_UNAVAILABLE,
                 "service-unavailable",
                 "Service unavailable",
+                detail,
+            ),
+            ApiError::InsufficientStorage(detail) => Problem::new(
+                S::INSUFFICIENT_STORAGE,
+                "insufficient-storage",
+                "Insufficient storage",
                 detail,
             ),
             ApiError::Internal(_) => Problem::new(

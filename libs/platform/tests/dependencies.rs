@@ -35,6 +35,7 @@ fn nats(url: &str) -> NatsSettings {
         nats_url: Some(Secret::new(url)),
         nats_namespace: nats_namespace(),
         nats_connect_timeout: Duration::from_secs(5),
+        ..NatsSettings::default()
     }
 }
 

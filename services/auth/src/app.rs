@@ -70,21 +70,26 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         revoked.clone(),
     );
     let js = async_nats::jetstream::new(nats);
-    let revocations = revocation::bucket(&js, &namespace, auth.access_token_ttl)
-        .await
-        .context("opening the revocations bucket")?;
+    let revocations = revocation::bucket(
+        &js,
+        &namespace,
+        auth.access_token_ttl,
+        settings.nats.nats_replicas,
+    )
+    .await
+    .context("opening the revocations bucket")?;
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
     // account.deleted and any later events of auth, from its outbox (docs/design.md §6).
     jobs::outbox::spawn_relay_of(
         jobs::outbox::Outbox::Events,
         db.clone(),
         js.clone(),
-        jobs::Topology::new(namespace.clone()),
+        jobs::Topology::from_settings(&settings.nats)?,
         jobs::outbox::OutboxMetrics::register(builder.metrics())?,
         builder.shutdown(),
     );
     // The scheduler's session purge (family `auth`).
-    let topology = jobs::Topology::new(namespace.clone());
+    let topology = jobs::Topology::from_settings(&settings.nats)?;
     let family = topology
         .family("auth")
         .ok_or_else(|| anyhow::anyhow!("no auth job family"))?;

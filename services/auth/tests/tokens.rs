@@ -213,6 +213,7 @@ async fn a_revoked_session_is_refused_by_another_verifier_within_a_second() {
         &async_nats::jetstream::new(nats),
         &ns,
         Duration::from_secs(900),
+        1,
     )
     .await
     .unwrap();

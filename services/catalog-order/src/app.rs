@@ -7,7 +7,6 @@ use axum::extract::FromRef;
 use jobs::images::ImageStore;
 use jobs::runtime::JobMetrics;
 use platform::db::PurgeMetrics;
-use platform::nats::Namespace;
 use platform::pagination::CursorSigner;
 use platform::ratelimit::{self, Limiter, Quota};
 use platform::{App, AppBuilder};
@@ -43,8 +42,8 @@ pub const ACCOUNT_EVENTS_CONSUMER: &str = "catalog-order-account-events";
 
 /// The JetStream topology as catalog-order provisions it: the shared one plus
 /// [`ACCOUNT_EVENTS_CONSUMER`].
-pub fn topology(namespace: Namespace) -> jobs::Topology {
-    jobs::Topology::new(namespace).with_event_consumer(jobs::EventConsumer {
+pub fn topology(base: jobs::Topology) -> jobs::Topology {
+    base.with_event_consumer(jobs::EventConsumer {
         name: ACCOUNT_EVENTS_CONSUMER.to_owned(),
         filter: format!("{}.>", jobs::accounts::ACCOUNT_EVENTS),
     })
@@ -92,12 +91,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
     let db = builder.postgres(&settings.database, &MIGRATOR).await?;
     let nats = builder.nats(&settings.nats).await?;
-    let namespace = Namespace::new(&settings.nats.nats_namespace)?;
     let nats_client = nats.clone();
     let verifier =
-        authn::remote_verifier(&settings.tokens, nats, &namespace, builder.shutdown()).await?;
+        authn::remote_verifier(&settings.tokens, nats, &settings.nats, builder.shutdown()).await?;
     let js = async_nats::jetstream::new(nats_client);
-    let topology = topology(namespace);
+    let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
     jobs::outbox::spawn_relay(
         db.clone(),
         js.clone(),
@@ -106,6 +104,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.shutdown(),
     );
     spawn_event_listeners(js.clone(), topology.clone(), db.clone(), builder.shutdown());
+    let images = ImageStore::new(js.clone(), &topology);
     // The scheduler's maintenance jobs for this service's data.
     let catalog = topology
         .family("catalog")
@@ -119,12 +118,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             order_payment_timeout: settings.order_payment_timeout,
             retention: settings.retention,
             purged: PurgeMetrics::register(builder.metrics(), maintenance::PURGED_KINDS)?,
+            images: images.clone(),
         }),
         1,
         JobMetrics::register(builder.metrics())?,
         builder.shutdown(),
     );
-    let images = ImageStore::new(js, &topology);
     let write_limiter = Limiter::new(
         db.clone(),
         "write",

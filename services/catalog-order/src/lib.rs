@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod image_backup;
 pub mod maintenance;
 pub mod routes;
 pub mod seed;

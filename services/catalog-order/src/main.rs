@@ -1,5 +1,7 @@
-//! `catalog-order` command line: `serve` (default), `migrate up|down [N]|status`, `seed-demo`.
+//! `catalog-order` command line: `serve` (default), `migrate up|down [N]|status`, `seed-demo`,
+//! `images backup|restore DIR`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use catalog_order::settings::Settings;
@@ -28,6 +30,17 @@ enum Command {
     Migrate(MigrateCommand),
     /// Load the demo catalog (8 categories, 320 items); running it again adds nothing.
     SeedDemo,
+    /// Back up or restore the image store (the NATS object store of originals and sizes).
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Copy every object that is new or changed since the last backup into DIR (never deletes).
+    Backup { dir: PathBuf },
+    /// Put back every object of the backup in DIR that the store lacks, then check them all.
+    Restore { dir: PathBuf },
 }
 
 impl Command {
@@ -36,6 +49,7 @@ impl Command {
         match self {
             Command::Serve => Needs::SERVE,
             Command::Migrate(_) | Command::SeedDemo => Needs::DATABASE,
+            Command::Images(_) => Needs::NATS,
         }
     }
 }
@@ -61,6 +75,44 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Images(command) => images(&settings, command).await,
         }
     }))
+}
+
+async fn images(settings: &Settings, command: ImagesCommand) -> anyhow::Result<()> {
+    use catalog_order::image_backup;
+    let nats = platform::nats::connect(&settings.nats, "catalog-order-images").await?;
+    platform::nats::check_ready(&nats)
+        .map_err(|e| anyhow::anyhow!("NATS is not reachable: {e}"))?;
+    let js = async_nats::jetstream::new(nats);
+    let topology = app::topology(jobs::Topology::from_settings(&settings.nats)?);
+    // After a lost NATS volume the store may not exist yet: make it as the services would.
+    jobs::provision(&js, &topology).await?;
+    let store = jobs::images::ImageStore::new(js, &topology);
+    match command {
+        ImagesCommand::Backup { dir } => {
+            let r = image_backup::backup(&store, &dir).await?;
+            println!(
+                "images-backup dir={} objects={} written={} unchanged={} bytes={} kept={} result=ok",
+                dir.display(),
+                r.objects,
+                r.written,
+                r.unchanged,
+                r.bytes,
+                r.kept
+            );
+        }
+        ImagesCommand::Restore { dir } => {
+            let r = image_backup::restore(&store, &dir).await?;
+            println!(
+                "images-restore dir={} objects={} restored={} present={} result=ok",
+                dir.display(),
+                r.objects,
+                r.restored,
+                r.present
+            );
+        }
+    }
+    Ok(())
 }

@@ -1,11 +1,12 @@
 //! The scheduler's jobs for catalog data (family `catalog`): cancel unpaid orders past their
-//! payment window, and delete what is kept no longer than its retention (finished jobs, applied
-//! events, `Idempotency-Key`s; see [`Retention`]).
+//! payment window, delete what is kept no longer than its retention (finished jobs, applied
+//! events, `Idempotency-Key`s; see [`Retention`]), and delete image objects no row refers to.
 
 use std::time::Duration;
 
+use jobs::images::ImageStore;
 use jobs::runtime::{Handler, Job, JobError};
-use jobs::schedule::{EXPIRE_ORDERS, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS};
+use jobs::schedule::{EXPIRE_ORDERS, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS, SWEEP_IMAGES};
 use platform::db::PurgeMetrics;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -14,13 +15,18 @@ use crate::settings::Retention;
 use crate::store;
 
 /// The `kind` label of `retention_purged_rows_total` for each purged table.
-pub const PURGED_KINDS: &[&str] = &["jobs", "job_events", "idempotency_keys"];
+pub const PURGED_KINDS: &[&str] = &["jobs", "job_events", "idempotency_keys", "image_objects"];
+
+/// How old an object must be before the sweep may call it an orphan: an upload stores its
+/// original a moment before its transaction commits the row that refers to it.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
 
 pub struct Maintenance {
     pub db: PgPool,
     pub order_payment_timeout: Duration,
     pub retention: Retention,
     pub purged: PurgeMetrics,
+    pub images: ImageStore,
 }
 
 /// Rows deleted by [`purge_jobs`].
@@ -40,6 +46,44 @@ pub async fn purge_jobs(
         jobs: store::jobs::purge_finished(db, now, retention.retention_jobs).await?,
         job_events: store::jobs::purge_inbox(db, now, retention.retention_job_events).await?,
     })
+}
+
+/// Delete the objects of images that have no row (`items/<item>/<image>/<size>`), modified more
+/// than `grace` before `now`: the original of an upload whose transaction failed after the put
+/// (the upload deletes it itself unless it crashed) and whatever a job stored for it. Objects
+/// named otherwise are not ours and stay. Returns how many were deleted.
+pub async fn sweep_images(
+    db: &PgPool,
+    images: &ImageStore,
+    now: OffsetDateTime,
+    grace: Duration,
+) -> anyhow::Result<u64> {
+    let cutoff = now - grace;
+    let old: Vec<(String, uuid::Uuid)> = images
+        .list()
+        .await?
+        .into_iter()
+        .filter(|o| o.modified.is_some_and(|m| m < cutoff))
+        .filter_map(|o| {
+            let mut parts = o.name.split('/');
+            let image = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("items"), Some(_), Some(image), Some(_)) => image.parse().ok()?,
+                _ => return None,
+            };
+            Some((o.name, image))
+        })
+        .collect();
+    let ids: Vec<uuid::Uuid> = old.iter().map(|(_, id)| *id).collect();
+    let kept: std::collections::HashSet<uuid::Uuid> = store::images::existing(db, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    let mut deleted = 0;
+    for (name, _) in old.iter().filter(|(_, id)| !kept.contains(id)) {
+        images.delete(name).await?;
+        deleted += 1;
+    }
+    Ok(deleted)
 }
 
 impl Handler for Maintenance {
@@ -77,6 +121,13 @@ impl Handler for Maintenance {
                 self.purged.record("idempotency_keys", n);
                 tracing::info!(keys = n, "purged idempotency keys past their retention");
             }
+            SWEEP_IMAGES => {
+                let n = sweep_images(&self.db, &self.images, now, ORPHAN_GRACE)
+                    .await
+                    .map_err(|e| JobError::Retry(format!("{e:#}")))?;
+                self.purged.record("image_objects", n);
+                tracing::info!(objects = n, "deleted image objects no image refers to");
+            }
             // A kind this version does not know comes from a newer producer (a new worker's
             // scheduler during a rolling upgrade, while old replicas still consume the family).
             // Failing it would dead-letter a normal job and fire DeadLetterQueueNotEmpty; a retry
@@ -105,6 +156,17 @@ mod tests {
             order_payment_timeout: Duration::from_secs(1800),
             retention: Retention::default(),
             purged: PurgeMetrics::register(&registry, PURGED_KINDS).unwrap(),
+            // Never connected either.
+            images: ImageStore::new(
+                async_nats::jetstream::new(
+                    async_nats::ConnectOptions::new()
+                        .retry_on_initial_connect()
+                        .connect("nats://127.0.0.1:1")
+                        .await
+                        .unwrap(),
+                ),
+                &jobs::Topology::new(platform::nats::Namespace::new("test").unwrap()),
+            ),
         };
         let job = Job {
             id: uuid::Uuid::now_v7(),

@@ -9,7 +9,6 @@ use jobs::images::ImageStore;
 use jobs::runtime::{JobMetrics, spawn_family, spawn_max_delivery_watch};
 use jobs::schedule::{LocalLeader, spawn_scheduler};
 use platform::lease::LeaseLock;
-use platform::nats::Namespace;
 use platform::{App, AppBuilder};
 
 use crate::email::{OrderConfirmationEmail, Transport, smtp_transport};
@@ -23,7 +22,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
     let nats = builder.nats(&settings.nats).await?;
     let js = async_nats::jetstream::new(nats);
-    let topology = Topology::new(Namespace::new(&settings.nats.nats_namespace)?);
+    let topology = Topology::from_settings(&settings.nats)?;
     let metrics = JobMetrics::register(builder.metrics())?;
     let family = |name: &str| {
         topology

@@ -37,6 +37,8 @@ pub struct Settings {
     pub schedule_purge_idempotency_keys_every: Duration,
     #[serde(with = "platform::config::duration")]
     pub schedule_purge_sessions_every: Duration,
+    #[serde(with = "platform::config::duration")]
+    pub schedule_sweep_images_every: Duration,
 }
 
 /// One thumbnail size: its name in URLs and the longest edge it fits into.
@@ -92,7 +94,7 @@ impl Settings {
 
     pub fn schedule(&self) -> Vec<jobs::schedule::Entry> {
         use jobs::schedule::{
-            EXPIRE_ORDERS, Entry, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS, PURGE_SESSIONS,
+            EXPIRE_ORDERS, Entry, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS, PURGE_SESSIONS, SWEEP_IMAGES,
         };
         vec![
             Entry {
@@ -110,6 +112,10 @@ impl Settings {
             Entry {
                 kind: PURGE_SESSIONS,
                 every: self.schedule_purge_sessions_every,
+            },
+            Entry {
+                kind: SWEEP_IMAGES,
+                every: self.schedule_sweep_images_every,
             },
         ]
     }
@@ -131,6 +137,7 @@ impl Default for Settings {
             schedule_purge_jobs_every: Duration::from_secs(3600),
             schedule_purge_idempotency_keys_every: Duration::from_secs(3600),
             schedule_purge_sessions_every: Duration::from_secs(3600),
+            schedule_sweep_images_every: Duration::from_secs(3600),
         }
     }
 }
@@ -202,6 +209,10 @@ impl ServiceSettings for Settings {
                 "SCHEDULE_PURGE_SESSIONS_EVERY",
                 self.schedule_purge_sessions_every,
             ),
+            (
+                "SCHEDULE_SWEEP_IMAGES_EVERY",
+                self.schedule_sweep_images_every,
+            ),
         ] {
             if every < Duration::from_secs(1) {
                 problems.add(name, "must be at least 1s");
@@ -246,6 +257,7 @@ mod tests {
                 jobs::schedule::PURGE_JOBS,
                 jobs::schedule::PURGE_IDEMPOTENCY_KEYS,
                 jobs::schedule::PURGE_SESSIONS,
+                jobs::schedule::SWEEP_IMAGES,
             ]
         );
     }

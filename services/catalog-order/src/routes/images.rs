@@ -11,7 +11,7 @@ use authn::Admin;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jobs::images::{MAX_PIXELS, MAX_UPLOAD_BYTES, THUMBNAIL_KIND, ThumbnailJob};
+use jobs::images::{MAX_PIXELS, MAX_UPLOAD_BYTES, PutError, THUMBNAIL_KIND, ThumbnailJob};
 use platform::ApiError;
 use platform::extract::{Json, Path};
 use platform::http::{RequestId, TraceParent};
@@ -184,7 +184,8 @@ fn too_large() -> ApiError {
     security(("bearer" = [])),
     responses((status = 202, body = UploadAccepted), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem),
-        (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+        (status = 415, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem),
+        (status = 507, body = Problem, description = "The image store is at its size limit")))]
 pub async fn upload(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -216,16 +217,75 @@ pub async fn upload(
         return Ok(answer);
     }
     let image_id = Uuid::now_v7();
-    // Stored before the job commits, so the worker always finds it. If the commit fails, the
-    // original is an orphan nobody refers to; it costs space, not correctness.
+    let original = jobs::images::original_key(item_id, image_id);
+    // Stored before the job commits, so the worker always finds it.
     state
         .images
-        .put(&jobs::images::original_key(item_id, image_id), &file)
+        .put(&original, &file)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = format!("{e:#}"), "storing an upload failed");
-            ApiError::Unavailable("image storage is unavailable; try again".into())
+        .map_err(|e| match e {
+            PutError::Full { used, limit } => {
+                tracing::error!(used, limit, "the image store is full: upload refused");
+                ApiError::InsufficientStorage(
+                    "image storage is full; try again once an operator has made room".into(),
+                )
+            }
+            PutError::Unavailable(e) => {
+                tracing::warn!(error = format!("{e:#}"), "storing an upload failed");
+                ApiError::Unavailable("image storage is unavailable; try again".into())
+            }
         })?;
+    let upload = StoredUpload {
+        owner_id: admin.id,
+        request_id: &request_id,
+        traceparent: traceparent.as_deref(),
+        key: key.as_deref(),
+        sniffed: &sniffed,
+        item_id,
+        image_id,
+        bytes: file.len(),
+    };
+    let recorded = record_upload(tx, &upload).await;
+    if recorded.is_err() {
+        // Nothing refers to the original now; remove it rather than leave it to the sweep
+        // (which catches what a crash between the put and the commit leaves).
+        if let Err(e) = state.images.delete(&original).await {
+            tracing::warn!(error = format!("{e:#}"), key = %original,
+                "removing the original of a failed upload failed; the orphan sweep will");
+        }
+    }
+    let body = recorded?;
+    Ok(json_response(StatusCode::ACCEPTED, body, false))
+}
+
+/// An upload whose original is in the store, to be recorded.
+struct StoredUpload<'a> {
+    owner_id: Uuid,
+    request_id: &'a str,
+    traceparent: Option<&'a str>,
+    key: Option<&'a str>,
+    sniffed: &'a Sniffed,
+    item_id: Uuid,
+    image_id: Uuid,
+    bytes: usize,
+}
+
+/// The job, the image row and the idempotent answer of a stored upload, in one transaction;
+/// the answer's body.
+async fn record_upload(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    upload: &StoredUpload<'_>,
+) -> Result<Vec<u8>, ApiError> {
+    let StoredUpload {
+        owner_id,
+        request_id,
+        traceparent,
+        key,
+        sniffed,
+        item_id,
+        image_id,
+        bytes,
+    } = *upload;
     let payload = serde_json::to_value(ThumbnailJob { item_id, image_id })
         .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     let job_id = store::jobs::enqueue(
@@ -233,9 +293,9 @@ pub async fn upload(
         THUMBNAIL_KIND,
         &payload,
         &store::jobs::Cause {
-            owner_id: Some(admin.id),
-            request_id: Some(&request_id),
-            traceparent: traceparent.as_deref(),
+            owner_id: Some(owner_id),
+            request_id: Some(request_id),
+            traceparent,
         },
     )
     .await?;
@@ -248,17 +308,17 @@ pub async fn upload(
             content_type: sniffed.content_type,
             width: sniffed.width,
             height: sniffed.height,
-            bytes: file.len(),
+            bytes,
         },
     )
     .await?;
     let body = serde_json::to_vec(&UploadAccepted { job_id, image_id })
         .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-    if let Some(key) = &key {
-        store::idempotency::complete(&mut tx, admin.id, key, 202, &body).await?;
+    if let Some(key) = key {
+        store::idempotency::complete(&mut tx, owner_id, key, 202, &body).await?;
     }
     tx.commit().await?;
-    Ok(json_response(StatusCode::ACCEPTED, body, false))
+    Ok(body)
 }
 
 /// `GET /v1/items/{id}/images`: an item's images and, once ready, the URLs of their sizes.

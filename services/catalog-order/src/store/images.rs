@@ -103,3 +103,11 @@ pub async fn mark_failed(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<(), sq
     .await
     .map(|_| ())
 }
+
+/// Which of `ids` have an image row.
+pub async fn existing(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM item_images WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(db)
+        .await
+}

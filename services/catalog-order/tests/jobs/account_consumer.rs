@@ -96,7 +96,7 @@ async fn an_account_deleted_dropped_by_an_old_pod_is_still_applied_by_a_new_one(
     assert!(!anonymised(&db, ann).await);
 
     // A new pod starts: it provisions its own account-events consumer and applies the event.
-    let new = topology(namespace);
+    let new = topology(Topology::new(namespace));
     provision(&js, &new).await.unwrap();
     let shutdown = Shutdown::new();
     spawn_event_listeners(js.clone(), new.clone(), db.clone(), &shutdown);

@@ -36,23 +36,6 @@ impl Shop {
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Shop {
         let namespace = nats_namespace();
-        let auth_db = TestDb::new("auth", &auth::MIGRATOR).await;
-        let mut a = auth::settings::Settings::default();
-        a.platform.app_env = Profile::Test;
-        a.platform.http_addr = "127.0.0.1:0".parse().unwrap();
-        a.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
-        a.database.database_url = Some(Secret::new(&auth_db.url));
-        a.nats.nats_url = Some(Secret::new(nats_url()));
-        a.nats.nats_namespace = namespace.clone();
-        a.auth.argon2_memory_kib = 1024;
-        a.auth.argon2_iterations = 1;
-        a.auth.rate_limit_auth_per_minute = 100_000;
-        a.auth.rate_limit_auth_burst = 100_000;
-        let auth_app = auth::app::build(a).await.unwrap();
-        let auth_base = format!("http://{}", auth_app.http_addr());
-        let auth_stop = auth_app.shutdown();
-        tokio::spawn(auth_app.run());
-
         let db = TestDb::new("catalog", &catalog_order::MIGRATOR).await;
         let mut s = Settings::default();
         s.platform.app_env = Profile::Test;
@@ -62,10 +45,30 @@ impl Shop {
         s.database.db_max_connections = 20;
         s.nats.nats_url = Some(Secret::new(nats_url()));
         s.nats.nats_namespace = namespace.clone();
-        s.tokens.auth_jwks_url = Some(format!("{auth_base}/.well-known/jwks.json"));
         s.rate_limit_write_per_minute = 100_000;
         s.rate_limit_write_burst = 100_000;
         tweak(&mut s);
+        let auth_db = TestDb::new("auth", &auth::MIGRATOR).await;
+        let mut a = auth::settings::Settings::default();
+        a.platform.app_env = Profile::Test;
+        a.platform.http_addr = "127.0.0.1:0".parse().unwrap();
+        a.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
+        a.database.database_url = Some(Secret::new(&auth_db.url));
+        a.nats.nats_url = Some(Secret::new(nats_url()));
+        a.nats.nats_namespace = namespace.clone();
+        // Every service provisions the same streams and store: the same replicas and limits.
+        a.nats.nats_replicas = s.nats.nats_replicas;
+        a.nats.nats_images_max_bytes = s.nats.nats_images_max_bytes;
+        a.auth.argon2_memory_kib = 1024;
+        a.auth.argon2_iterations = 1;
+        a.auth.rate_limit_auth_per_minute = 100_000;
+        a.auth.rate_limit_auth_burst = 100_000;
+        let auth_app = auth::app::build(a).await.unwrap();
+        let auth_base = format!("http://{}", auth_app.http_addr());
+        let auth_stop = auth_app.shutdown();
+        tokio::spawn(auth_app.run());
+
+        s.tokens.auth_jwks_url = Some(format!("{auth_base}/.well-known/jwks.json"));
         let app = catalog_order::app::build(s.clone()).await.unwrap();
         let shop = Shop {
             base: format!("http://{}", app.http_addr()),
@@ -97,6 +100,8 @@ impl Shop {
         w.platform.metrics_addr = "127.0.0.1:0".parse().unwrap();
         w.nats.nats_url = self.settings.nats.nats_url.clone();
         w.nats.nats_namespace = self.namespace.clone();
+        w.nats.nats_replicas = self.settings.nats.nats_replicas;
+        w.nats.nats_images_max_bytes = self.settings.nats.nats_images_max_bytes;
         // Scheduled jobs would add their own events; the scheduler has tests of its own.
         w.scheduler_enabled = false;
         tweak(&mut w);
