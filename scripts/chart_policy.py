@@ -179,6 +179,8 @@ values_backup = {**defaults["backup"], **(values.get("backup") or {})}
 cronjobs = {c["metadata"]["labels"]["app.kubernetes.io/component"]: c for c in by_kind.get("CronJob", [])}
 if values_backup["enabled"]:
     want = {"backup", "restore-verify"} if {**defaults["backup"]["verify"], **(values_backup.get("verify") or {})}["enabled"] else {"backup"}
+    if {**defaults["backup"]["images"], **(values_backup.get("images") or {})}["enabled"]:
+        want |= {"images-backup", "images-restore"}
     if set(cronjobs) != want:
         problems.append(f"backup enabled: CronJobs {sorted(cronjobs)}, expected {sorted(want)}")
     scripts = [c for c in by_kind.get("ConfigMap", []) if c["metadata"]["name"].endswith("-backup-scripts")]
@@ -198,6 +200,19 @@ elif cronjobs:
 for cron in cronjobs.values():
     if cron["spec"].get("concurrencyPolicy") != "Forbid":
         fail(cron, "runs may overlap (concurrencyPolicy is not Forbid)")
+# A restore runs only when an operator starts it (kubectl create job --from=cronjob/…).
+restore = cronjobs.get("images-restore")
+if restore and restore["spec"].get("suspend") is not True:
+    fail(restore, "a restore on a schedule would overwrite the store by itself (suspend is not true)")
+images_backup = cronjobs.get("images-backup")
+if images_backup and values_backup["enabled"]:
+    # The images copy must hold every image the night's dump refers to: it runs after the dump.
+    def minutes(schedule):
+        minute, hour = schedule.split()[:2]
+        return int(hour) * 60 + int(minute) if minute.isdigit() and hour.isdigit() else None
+    dump, copy = minutes(cronjobs["backup"]["spec"]["schedule"]), minutes(images_backup["spec"]["schedule"])
+    if dump is not None and copy is not None and copy <= dump:
+        fail(images_backup, "runs before the pg_dump: the dump could refer to images the copy lacks")
 
 # No secret values in the rendering: secrets are only referenced (secrets.existingSecret). The
 # chart makes no Secret at all, not even a generated one (a generated value differs per rendering).
