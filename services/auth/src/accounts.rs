@@ -17,8 +17,8 @@ use platform::ApiError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::sessions::{broadcast, to_time};
+use crate::state::AppState;
 use crate::store;
 
 /// Why an account was deleted, as recorded on its revoked sessions.

@@ -3,41 +3,19 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use async_nats::jetstream::kv;
 use authn::revocation::{self, RevocationList};
 use authn::{Verifier, VerifierConfig};
-use axum::extract::FromRef;
 use platform::nats::Namespace;
-use platform::pagination::CursorSigner;
 use platform::ratelimit::{self, ClientIpLimit, Limiter, Quota, TrustedProxies};
 use platform::{App, AppBuilder};
-use sqlx::PgPool;
 
 use crate::keys::SigningKeys;
 use crate::maintenance;
 use crate::metrics::AuthMetrics;
 use crate::passwords::Passwords;
 use crate::settings::{AuthSettings, Settings};
+use crate::state::AppState;
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
-
-/// Shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: PgPool,
-    pub keys: Arc<SigningKeys>,
-    pub passwords: Passwords,
-    pub verifier: Arc<Verifier>,
-    pub revocations: kv::Store,
-    pub cursors: CursorSigner,
-    pub metrics: AuthMetrics,
-    pub settings: Arc<AuthSettings>,
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
 
 /// The signing keys from settings, or (dev and test only; prod refuses to start without keys)
 /// a key that lives as long as this process.

@@ -10,6 +10,7 @@ pub mod passwords;
 pub mod routes;
 pub mod sessions;
 pub mod settings;
+pub mod state;
 pub mod store;
 
 /// Name used in logs, metrics and the NATS connection.

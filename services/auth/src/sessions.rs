@@ -11,8 +11,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::{RefreshToken, RefreshTokenHash};
+use crate::state::AppState;
 use crate::store;
 
 /// What login and refresh answer (docs/design.md §4).

@@ -2,36 +2,17 @@
 
 use std::sync::Arc;
 
-use authn::Verifier;
-use axum::extract::FromRef;
 use jobs::images::ImageStore;
 use jobs::runtime::JobMetrics;
 use platform::db::PurgeMetrics;
-use platform::pagination::CursorSigner;
 use platform::ratelimit::{self, Limiter, Quota};
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
 use crate::maintenance::{self, Maintenance};
 use crate::settings::Settings;
+use crate::state::AppState;
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
-
-/// Shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: PgPool,
-    pub verifier: Arc<Verifier>,
-    pub cursors: CursorSigner,
-    /// Writes per signed-in user, shared by every replica (keyed by the user id).
-    pub write_limiter: Limiter,
-    pub images: ImageStore,
-}
-
-impl FromRef<AppState> for Arc<Verifier> {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
 
 /// catalog-order's durable consumer of account events (`{ns}.events.account.>`), beside the
 /// general events consumer. Releases before it applied `account.deleted` from the general

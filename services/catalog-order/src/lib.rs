@@ -7,6 +7,7 @@ pub mod maintenance;
 pub mod routes;
 pub mod seed;
 pub mod settings;
+pub mod state;
 pub mod store;
 
 /// Name used in logs, metrics and the NATS connection.

@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::accounts::{self, Confirmation, Deletion};
-use crate::app::AppState;
 use crate::domain::{Email, Password, RefreshToken};
 use crate::sessions::{self, TokenPair};
+use crate::state::AppState;
 use crate::store;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -3,7 +3,7 @@ use axum::response::IntoResponse;
 use http::{HeaderValue, header};
 use platform::extract::Json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `GET /.well-known/jwks.json`: every key that may have signed a live token.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",

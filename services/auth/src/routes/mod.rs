@@ -10,7 +10,7 @@ use axum::routing::{delete, get, patch, post};
 use platform::openapi::BearerAuth;
 use platform::ratelimit::{self, ClientIpLimit};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The OpenAPI document of auth.
 #[derive(utoipa::OpenApi)]

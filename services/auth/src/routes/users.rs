@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::accounts::{self, Deletion};
-use crate::app::AppState;
 use crate::sessions;
+use crate::state::AppState;
 use crate::store;
 use crate::store::users::UserRow;
 

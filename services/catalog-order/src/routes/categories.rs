@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::{Name, Slug};
+use crate::state::AppState;
 use crate::store;
 use crate::store::categories::CategoryRow;
 

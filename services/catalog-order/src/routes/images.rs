@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::routes::idempotent::{self, idempotency_key, json_response};
+use crate::state::AppState;
 use crate::store;
 use crate::store::images::{ImageRow, NewImage};
 

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::{Currency, Name, PriceCents, Sku};
+use crate::state::AppState;
 use crate::store;
 use crate::store::items::{ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
 

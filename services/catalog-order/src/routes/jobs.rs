@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use http::Method;
 use platform::openapi::BearerAuth;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The OpenAPI document of catalog-order.
 #[derive(utoipa::OpenApi)]

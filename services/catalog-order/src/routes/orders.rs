@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::{Currency, MAX_LINES, MAX_QUANTITY, Money, OrderStatus};
 use crate::routes::idempotent::{self, idempotency_key, json_response};
+use crate::state::AppState;
 use crate::store;
 use crate::store::orders::{LineRow, OrderFilter, OrderRow};
 
