@@ -8,6 +8,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
+use_pinned_rust
 cd "$ROOT"
 
 floor=${COVERAGE_FLOOR:-80}

@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 command -v cargo >/dev/null || die "cargo is missing: install Rust from https://rustup.rs"
+use_pinned_rust
 
 pg_host=${PGHOST:-127.0.0.1}
 pg_port=${PGPORT:-5432}

@@ -9,6 +9,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
+use_pinned_rust
 cd "$ROOT"
 if [ "${COVERAGE:-}" = 1 ]; then
   COVERAGE='' exec bash scripts/coverage.sh "$@"

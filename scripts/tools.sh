@@ -62,6 +62,7 @@ cargo_tool() {
   local name=$1 version=$2
   local bin
   bin=$(path_of "$name")
+  use_pinned_rust
   if [ -x "$bin" ] && cargo install --list --root "$tools/cargo" | grep -F "$name v$version:" >/dev/null; then
     return
   fi
