@@ -1,15 +1,28 @@
 //! Everything published to `{NS}_EVENTS`, as catalog-order's listener reads it: job status
 //! changes and results from the worker, account deletions from auth.
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
 use crate::images::{ImageProcessed, PROCESSED_EVENT};
-use crate::runtime::JobEvent;
 use crate::topology::Topology;
 
 /// Subject suffix of job status changes.
 pub const JOB_STATUS_EVENT: &str = "job.status";
+
+/// A job's status change, published to `{ns}.events.job.status` by the consumer runtime
+/// ([`crate::runtime`]) and applied by catalog-order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub event_id: Uuid,
+    pub job_id: Uuid,
+    pub kind: String,
+    /// `running`, `succeeded`, `failed` (will be retried) or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
+pub use crate::events::JobEvent;
 use crate::events::{Event, JOB_STATUS_EVENT};
 use crate::topology::{Family, Topology};
 
@@ -71,18 +72,6 @@ pub trait Handler: Send + Sync + 'static {
 /// `job-attempts`): the replayed run's attempts continue after them, so catalog-order sees a later
 /// attempt and lets the job leave `dead`. JetStream's own delivery count starts at 1 again.
 pub const ATTEMPTS_BEFORE_HEADER: &str = "job-attempts-before";
-
-/// A job's status change, published to `{ns}.events.job.status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobEvent {
-    pub event_id: Uuid,
-    pub job_id: Uuid,
-    pub kind: String,
-    /// `running`, `succeeded`, `failed` (will be retried) or `dead`.
-    pub status: String,
-    pub attempts: i64,
-    pub error: Option<String>,
-}
 
 /// `jobs_processed_total{kind,outcome}`, `job_duration_seconds{kind}`, `jobs_dead_lettered_total`.
 #[derive(Clone)]
