@@ -25,7 +25,7 @@ from cluster import Cluster, Pod, RehearsalError, hook_kinds, hook_weight, load_
 from backing import NatsCluster, Postgres  # noqa: E402
 from edge import Edge  # noqa: E402
 from monitoring import Monitoring, dashboard_queries  # noqa: E402
-from traffic import Client, HttpSink, SmtpSink, Stats, SteadyTraffic, free_port, png  # noqa: E402
+from traffic import Client, HttpSink, SmtpSink, Stats, SteadyTraffic, fetch_digests, free_port, image_variants, png  # noqa: E402
 
 NAMESPACE = "rehearsal"
 RELEASE = "storefront"
@@ -255,9 +255,13 @@ class Rehearsal:
         mon.write_config()
         mon.start()
 
+        endpoints_lock = threading.Lock()
+
         def endpoints_changed():
-            edge.reload()
-            mon.update_targets()
+            # From the kubelet thread and from steps that roll Deployments side by side.
+            with endpoints_lock:
+                edge.reload()
+                mon.update_targets()
 
         cluster.on_endpoints_change = endpoints_changed
         deployments = self.start_deployments(cluster, 1)
@@ -290,7 +294,9 @@ class Rehearsal:
                 raise RehearsalError(f"cursor pages repeat or stop early: {len(seen)} items")
             c.order(item_ids[i])
             customers.append((email, password))
-        jobs = [admin.upload(item_ids[0], png(64, 48, seed))["job_id"] for seed in range(3)]
+        uploads = [admin.upload(item_ids[0], png(64, 48, seed)) for seed in range(3)]
+        jobs = [u["job_id"] for u in uploads]
+        self.uploaded = [(item_ids[0], u["image_id"]) for u in uploads]
         broken = png(256, 256, 99)
         dying = admin.upload(item_ids[1], broken[: len(broken) // 2])["job_id"]
         self.wait_jobs(admin, jobs, "succeeded")
@@ -306,13 +312,14 @@ class Rehearsal:
         self.check_monitoring(cluster, mon)
 
         # 4. One run of each backup CronJob; a suspended one only runs when an operator makes a
-        # Job from it.
+        # Job from it (the images restore, step 6b).
         for cron in cluster.of_kind("CronJob"):
             if cron["spec"].get("suspend"):
                 log(f"CronJob/{cron['metadata']['name']} is suspended: not run on a schedule")
                 continue
             pod = self.run_job(cluster, cron, timeout=180)
-            self.row(f"CronJob/{cron['metadata']['name']}", "exited 0: " + pod.last_log_lines(2).strip().replace("\n", " | ")[-150:], True)
+            summary = self._summary(pod) if "result=" in pod.last_log_lines(200) else pod.last_log_lines(2).strip().replace("\n", " | ")
+            self.row(f"CronJob/{cron['metadata']['name']}", "exited 0: " + summary[-150:], True)
 
         # 5. helm upgrade with a changed value, under the same traffic.
         before_total, before_failed = stats.snapshot()
@@ -329,6 +336,10 @@ class Rehearsal:
         self.chaos(cluster, steady)
         steady.finish()
         self.check_nothing_lost(admin, steady)
+
+        # 6b. The images survive a NATS node losing its volume (R3), and every node losing it
+        # (the runbook: restart the services, run the images restore).
+        self.check_images_survive(cluster, client(50), deployments, self.uploaded + steady.images)
 
         # 7. A service with no replica left pages.
         self.check_down_alert(cluster, mon)
@@ -496,6 +507,146 @@ class Rehearsal:
                 log("  failed: " + "; ".join(self.stats.failures[failed0:failed][:6]))
             if steady.error_count() > errors0:
                 log("  client errors: " + "; ".join(steady.errors[errors0:errors0 + 3]))
+
+    def check_images_survive(self, cluster: Cluster, reader: Client, deployments: dict[str, list[Pod]],
+                             uploaded: list[tuple[str, str]]) -> None:
+        t0 = time.monotonic()
+        crons = {c["metadata"]["name"]: c for c in cluster.of_kind("CronJob")}
+        backup, restore = crons.get(f"{RELEASE}-images-backup"), crons.get(f"{RELEASE}-images-restore")
+        if backup is None or restore is None:
+            self.row("images backup and restore CronJobs", f"CronJob/{RELEASE}-images-backup or -images-restore not rendered", False)
+        elif restore["spec"].get("suspend") is not True:
+            self.row(f"CronJob/{RELEASE}-images-restore", "not suspended: it would restore on a schedule", False)
+
+        # Every stream, KV bucket and object store keeps the copies the values ask for.
+        # (The services' default, 1, when the ConfigMap does not say.)
+        want = int(self._configmap_value("NATS_REPLICAS") or "1")
+        streams = self.nats.replicas_of_streams()
+        short = sorted(n for n, r in streams.items() if r != want)
+        self.row("NATS streams, KV buckets and object stores at NATS_REPLICAS",
+                 f"{len(streams)} on {len(self.nats.nodes)} nodes, NATS_REPLICAS {want}"
+                 + (f"; other: {', '.join(f'{n} R{streams[n]}' for n in short)}" if short else ""),
+                 bool(streams) and not short and want == len(self.nats.nodes))
+
+        # The nightly backup, run again now that the traffic has stopped, so it holds every image
+        # uploaded (the run of step 4 was taken under traffic): a mirror into the existing folder.
+        backed_up = ""
+        if backup is not None:
+            pod = self.run_job(cluster, backup, "-again", timeout=120)
+            backed_up = self._summary(pod)
+        urls = image_variants(reader, uploaded)
+        before = fetch_digests(reader, urls)
+        unreadable = {u: d for u, d in before.items() if len(d) != 64}
+        if not urls or unreadable:
+            raise RehearsalError(f"images before the NATS faults: {len(urls)} sizes, unreadable: {list(unreadable.items())[:3]}")
+
+        def compare(after: dict[str, str]) -> list[str]:
+            return [f"{u}: {after.get(u)}" for u, d in before.items() if after.get(u) != d]
+
+        # (1) One node loses its volume: the one leading the image store's stream, the worst case.
+        t = time.monotonic()
+        node = self.nats.leader_of(lambda name: name.startswith("OBJ_")) or self.nats.nodes[0]
+        self.nats.stop_node(node)
+        self.nats.lose_store(node)
+        self.nats.start_node(node)
+        self.nats.wait_healthy()
+        held = self.nats.stream_messages(node, lambda name: name.startswith("OBJ_"))
+        wrong = compare(fetch_digests(reader, urls))
+        self.row("images survive one NATS node's lost volume (R3)",
+                 f"{node.name} wiped, back and current in {time.monotonic() - t:.1f} s (holds {held} image-store messages); "
+                 f"{len(urls) - len(wrong)}/{len(urls)} sizes byte-identical",
+                 not wrong and held > 0)
+        for w in wrong[:5]:
+            log(f"  differs: {w}")
+        if restore is None:
+            return
+
+        # (2) Every node loses its volume. The runbook: restart the services (they provision
+        # streams, buckets and the object store at start), then a Job from the suspended
+        # images-restore CronJob (`kubectl create job --from=cronjob/…`).
+        t = time.monotonic()
+        self.nats.stop()
+        for n in self.nats.nodes:
+            self.nats.lose_store(n)
+        for n in self.nats.nodes:
+            self.nats.start_node(n)
+        self.nats.wait_healthy()
+        lost_s = time.monotonic() - t
+        restart_s, stopping = self.rollout_restart(cluster, deployments, 3)
+        t = time.monotonic()
+        try:
+            pod = self.run_job(cluster, restore, "-manual", timeout=120)
+            restored = self._summary(pod)
+            ok = "result=ok" in restored
+        except RehearsalError as e:
+            restored, ok = str(e).splitlines()[0][:150], False
+            log(str(e))
+        self.row(f"Job from CronJob/{RELEASE}-images-restore", f"exit 0 in {time.monotonic() - t:.1f} s: {restored}" if ok else restored, ok)
+        wrong = compare(fetch_digests(reader, urls))
+        self.row("images survive every NATS node's lost volume (restore from backup)",
+                 f"stores wiped, cluster back in {lost_s:.1f} s, services restarted in {restart_s:.1f} s; "
+                 f"{len(urls) - len(wrong)}/{len(urls)} sizes byte-identical (backup: {backed_up})",
+                 not wrong)
+        for w in wrong[:5]:
+            log(f"  differs: {w}")
+        for th in stopping:
+            th.join()
+        log(f"images survive: {time.monotonic() - t0:.1f} s")
+
+    @staticmethod
+    def _summary(pod: Pod) -> str:
+        """A Job's summary line (`… result=ok …`), else its last line."""
+        lines = [line.strip() for line in pod.last_log_lines(200).splitlines() if line.strip()]
+        summary = [line for line in lines if "result=" in line]
+        return (summary or lines or ["(no output)"])[-1][-200:]
+
+    def _configmap_value(self, key: str) -> str | None:
+        """A setting of the services' ConfigMap (the one every Deployment takes with envFrom)."""
+        for cm in self.cluster.of_kind("ConfigMap"):
+            if key in (cm.get("data") or {}):
+                return cm["data"][key]
+        return None
+
+    def rollout_restart(self, cluster: Cluster, deployments: dict[str, list[Pod]],
+                        revision: int) -> tuple[float, list[threading.Thread]]:
+        """`kubectl rollout restart deployment`: every Deployment rolled with its strategy, all
+        at once, as the Deployment controller does. With maxSurge 1 and maxUnavailable 0 it starts
+        the next new pod as soon as one is ready and an old one is being deleted; the old pods'
+        preStop and grace run meanwhile. Returns the seconds until every new pod was ready, and
+        the old pods' terminations."""
+        t = time.monotonic()
+        stopping: list[threading.Thread] = []
+        errors: list[RehearsalError] = []
+
+        def roll(dep: dict) -> None:
+            name = dep["metadata"]["name"]
+            new = []
+            try:
+                for i, old in enumerate(list(deployments[name])):
+                    fresh = cluster.start_pod(f"Deployment/{name}", dep["spec"]["template"], f"{name}-r{revision}-{i}")
+                    new.append(fresh)
+                    self.wait_ready([fresh], 60)
+                    th = threading.Thread(target=cluster.terminate, args=(old,), daemon=True)
+                    th.start()
+                    stopping.append(th)
+            except RehearsalError as e:
+                errors.append(e)
+            deployments[name] = new
+
+        rollers = []
+        for dep in cluster.of_kind("Deployment"):
+            strategy = dep["spec"].get("strategy", {}).get("rollingUpdate", {})
+            if int(strategy.get("maxUnavailable", 0)) != 0 or int(strategy.get("maxSurge", 1)) < 1:
+                raise RehearsalError(f"Deployment/{dep['metadata']['name']}: the rehearsal rolls with maxSurge ≥ 1, maxUnavailable 0 only")
+            rollers.append(threading.Thread(target=roll, args=(dep,)))
+        for th in rollers:
+            th.start()
+        for th in rollers:
+            th.join()
+        if errors:
+            raise errors[0]
+        self.sync_endpoints()
+        return time.monotonic() - t, stopping
 
     def sync_endpoints(self) -> None:
         """The kubelet thread reloads nginx when readiness changes; a step that goes on once pods

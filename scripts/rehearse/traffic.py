@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import random
@@ -14,6 +15,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 
 class Stats:
@@ -131,6 +133,32 @@ class Client:
             content_type=f"multipart/form-data; boundary={boundary}",
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
+
+
+def image_variants(client: Client, images: list[tuple[str, str]]) -> list[str]:
+    """The URL of every ready size of the given (item, image) uploads, as the item's image list
+    names them; an upload whose image is not ready (the corrupt one) has none."""
+    wanted: dict[str, set[str]] = {}
+    for item, image in images:
+        wanted.setdefault(item, set()).add(image)
+    urls = []
+    for item, ids in sorted(wanted.items()):
+        for image in client.expect(200, "GET", f"/v1/items/{item}/images", token=None):
+            if image["id"] in ids and image["status"] == "ready":
+                urls += [v["url"] for v in image["variants"]]
+    return sorted(urls)
+
+
+def fetch_digests(client: Client, urls: list[str], threads: int = 6) -> dict[str, str]:
+    """sha256 of each URL's body, or why it could not be read (`HTTP 503`, `no answer`)."""
+    def one(url: str) -> str:
+        status, _, body = client.call("GET", url, token=None, headers={"Accept": "*/*"})
+        if status != 200 or not isinstance(body, bytes):
+            return f"HTTP {status}" if status else "no answer"
+        return hashlib.sha256(body).hexdigest()
+
+    with ThreadPoolExecutor(threads) as pool:
+        return dict(zip(urls, pool.map(one, urls)))
 
 
 def png(width: int, height: int, seed: int) -> bytes:
