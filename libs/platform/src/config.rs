@@ -187,6 +187,104 @@ pub mod comma_list {
     }
 }
 
+/// `NATS_NAMESPACE`: lets several deployments (or parallel tests) share one NATS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} must be 1–32 characters of a-z, A-Z, 0-9, _ or - (it prefixes subjects, streams and buckets)"
+)]
+pub struct InvalidNamespace(String);
+
+impl Namespace {
+    pub fn new(raw: &str) -> Result<Self, InvalidNamespace> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 32
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Namespace(raw.to_owned()))
+        } else {
+            Err(InvalidNamespace(raw.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `jobs.image.thumbnail` → `storefront.jobs.image.thumbnail`
+    pub fn subject(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.0)
+    }
+
+    /// `JOBS` → `STOREFRONT_JOBS` (stream names are upper-case by convention).
+    pub fn stream(&self, name: &str) -> String {
+        format!("{}_{name}", self.0.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// `revocations` → `storefront_revocations` (KV buckets and object stores).
+    pub fn bucket(&self, name: &str) -> String {
+        format!("{}_{name}", self.0.replace('-', "_"))
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` as the OpenTelemetry specification defines it: `key=value`
+/// pairs separated by commas, blanks around keys and values ignored, values percent-decoded
+/// (`Authorization=Basic%20abc`). The values are secrets: they are marked sensitive, and an
+/// error names the pair by position (and by key once the key is a valid header name), never by
+/// value, nor by an invalid key, which may hold a token.
+pub fn parse_otlp_headers(raw: &str) -> Result<http::HeaderMap, String> {
+    let mut headers = http::HeaderMap::new();
+    for (i, pair) in raw.split(',').enumerate() {
+        let n = i + 1;
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!("pair {n} is not key=value"));
+        };
+        let key = key.trim();
+        let name = http::HeaderName::from_bytes(key.as_bytes())
+            // Not echoed: an invalid "name" is often a whole header pasted in the wrong format
+            // (`Authorization: Bearer <token>=`), the secret included.
+            .map_err(|_| format!("pair {n} has an invalid header name"))?;
+        let decoded = percent_decode(value.trim())
+            .ok_or_else(|| format!("pair {n} ({key}): the value has a bad %-escape"))?;
+        let mut value = http::HeaderValue::from_bytes(&decoded)
+            .map_err(|_| format!("pair {n} ({key}): the value is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// `%XX` escapes decoded; `None` for a `%` not followed by two hex digits.
+fn percent_decode(value: &str) -> Option<Vec<u8>> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Settings every service has. Field names are the environment variables, lower-cased.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlatformSettings {
@@ -293,7 +391,7 @@ impl PlatformSettings {
             problems.add("SENTRY_DSN", "is not a valid Sentry DSN");
         }
         if let Some(headers) = &self.otel_exporter_otlp_headers
-            && let Err(e) = crate::telemetry::parse_otlp_headers(headers.expose())
+            && let Err(e) = parse_otlp_headers(headers.expose())
         {
             problems.add("OTEL_EXPORTER_OTLP_HEADERS", e);
         }
@@ -427,7 +525,7 @@ impl NatsSettings {
         if self.nats_url.is_none() {
             problems.add("NATS_URL", "is required (set NATS_URL or NATS_URL_FILE)");
         }
-        if let Err(e) = crate::nats::Namespace::new(&self.nats_namespace) {
+        if let Err(e) = Namespace::new(&self.nats_namespace) {
             problems.add("NATS_NAMESPACE", e.to_string());
         }
         if !(1..=5).contains(&self.nats_replicas) {
@@ -950,6 +1048,65 @@ mod tests {
             all.push((k, v));
         }
         load_vars(&all)
+    }
+
+    #[test]
+    fn namespace_prefixes_every_name_kind() {
+        let ns = Namespace::new("storefront").unwrap();
+        assert_eq!(
+            ns.subject("jobs.image.thumbnail"),
+            "storefront.jobs.image.thumbnail"
+        );
+        assert_eq!(ns.stream("JOBS"), "STOREFRONT_JOBS");
+        assert_eq!(ns.bucket("revocations"), "storefront_revocations");
+        let dashed = Namespace::new("t-1").unwrap();
+        assert_eq!(dashed.stream("DLQ"), "T_1_DLQ");
+    }
+
+    #[test]
+    fn namespace_refuses_what_would_break_subjects() {
+        for bad in ["", "a.b", "a*", "a>", "a b", &"x".repeat(33)] {
+            assert!(Namespace::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn otlp_headers_are_parsed_as_the_spec_says() {
+        let h = parse_otlp_headers(
+            " Authorization = Basic%20dXNlcjpwYXNz%3D ,x-scope-orgid=tenant-1,, api-key=a%2Cb%25c",
+        )
+        .unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h["authorization"], "Basic dXNlcjpwYXNz=");
+        assert_eq!(h["x-scope-orgid"], "tenant-1");
+        assert_eq!(h["api-key"], "a,b%c");
+        assert!(h["authorization"].is_sensitive());
+        assert!(parse_otlp_headers("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_otlp_headers_are_refused_without_echoing_the_value() {
+        for (raw, why) in [
+            ("authorization", "not key=value"),
+            ("bad key=1", "header name"),
+            ("api-key=s3cret%zz", "%-escape"),
+            ("api-key=s3cret%2", "%-escape"),
+            ("api-key=s3cret%0A", "header value"),
+            // `Authorization: Bearer …` instead of `Authorization=Bearer%20…`: the `=` of the
+            // token's padding makes everything before it the "key".
+            (
+                "Authorization: Bearer s3cretdG9rZW4=",
+                "pair 1 has an invalid header name",
+            ),
+            (
+                "x-scope-orgid=t1,Authorization: Bearer s3cret=",
+                "pair 2 has an invalid header name",
+            ),
+        ] {
+            let err = parse_otlp_headers(raw).unwrap_err();
+            assert!(err.contains(why), "{raw}: {err}");
+            assert!(!err.contains("s3cret"), "{raw}: {err}");
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
+pub use crate::config::parse_otlp_headers;
 use crate::config::{LogFormat, PlatformSettings};
 
 static TRACER_PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
@@ -137,54 +138,6 @@ pub fn tracer_provider(
             .with_resource(resource)
             .build(),
     ))
-}
-
-/// `OTEL_EXPORTER_OTLP_HEADERS` as the OpenTelemetry specification defines it: `key=value`
-/// pairs separated by commas, blanks around keys and values ignored, values percent-decoded
-/// (`Authorization=Basic%20abc`). The values are secrets: they are marked sensitive, and an
-/// error names the pair by position (and by key once the key is a valid header name), never by
-/// value, nor by an invalid key, which may hold a token.
-pub fn parse_otlp_headers(raw: &str) -> Result<http::HeaderMap, String> {
-    let mut headers = http::HeaderMap::new();
-    for (i, pair) in raw.split(',').enumerate() {
-        let n = i + 1;
-        if pair.trim().is_empty() {
-            continue;
-        }
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(format!("pair {n} is not key=value"));
-        };
-        let key = key.trim();
-        let name = http::HeaderName::from_bytes(key.as_bytes())
-            // Not echoed: an invalid "name" is often a whole header pasted in the wrong format
-            // (`Authorization: Bearer <token>=`), the secret included.
-            .map_err(|_| format!("pair {n} has an invalid header name"))?;
-        let decoded = percent_decode(value.trim())
-            .ok_or_else(|| format!("pair {n} ({key}): the value has a bad %-escape"))?;
-        let mut value = http::HeaderValue::from_bytes(&decoded)
-            .map_err(|_| format!("pair {n} ({key}): the value is not a valid header value"))?;
-        value.set_sensitive(true);
-        headers.append(name, value);
-    }
-    Ok(headers)
-}
-
-/// `%XX` escapes decoded; `None` for a `%` not followed by two hex digits.
-fn percent_decode(value: &str) -> Option<Vec<u8>> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 fn init_sentry(service: &'static str, version: &'static str, platform: &PlatformSettings) {
@@ -413,45 +366,6 @@ mod tests {
     use super::*;
 
     static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-    #[test]
-    fn otlp_headers_are_parsed_as_the_spec_says() {
-        let h = parse_otlp_headers(
-            " Authorization = Basic%20dXNlcjpwYXNz%3D ,x-scope-orgid=tenant-1,, api-key=a%2Cb%25c",
-        )
-        .unwrap();
-        assert_eq!(h.len(), 3);
-        assert_eq!(h["authorization"], "Basic dXNlcjpwYXNz=");
-        assert_eq!(h["x-scope-orgid"], "tenant-1");
-        assert_eq!(h["api-key"], "a,b%c");
-        assert!(h["authorization"].is_sensitive());
-        assert!(parse_otlp_headers("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn bad_otlp_headers_are_refused_without_echoing_the_value() {
-        for (raw, why) in [
-            ("authorization", "not key=value"),
-            ("bad key=1", "header name"),
-            ("api-key=s3cret%zz", "%-escape"),
-            ("api-key=s3cret%2", "%-escape"),
-            ("api-key=s3cret%0A", "header value"),
-            // `Authorization: Bearer …` instead of `Authorization=Bearer%20…`: the `=` of the
-            // token's padding makes everything before it the "key".
-            (
-                "Authorization: Bearer s3cretdG9rZW4=",
-                "pair 1 has an invalid header name",
-            ),
-            (
-                "x-scope-orgid=t1,Authorization: Bearer s3cret=",
-                "pair 2 has an invalid header name",
-            ),
-        ] {
-            let err = parse_otlp_headers(raw).unwrap_err();
-            assert!(err.contains(why), "{raw}: {err}");
-            assert!(!err.contains("s3cret"), "{raw}: {err}");
-        }
-    }
 
     #[test]
     fn json_lines_are_flat_and_carry_span_fields() {
