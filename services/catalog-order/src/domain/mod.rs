@@ -2,11 +2,13 @@
 
 mod job_progress;
 mod money;
+mod order;
 mod order_status;
 mod text;
 
 pub use job_progress::{JobProgress, JobStatus};
 pub use money::{Currency, Money, PriceCents};
+pub use order::{DraftLine, OrderDraft, PricedLine, PricedOrder, PricingError, StockedItem, price};
 pub use order_status::OrderStatus;
 pub use text::{Name, Sku, Slug};
 

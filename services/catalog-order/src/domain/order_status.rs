@@ -32,6 +32,12 @@ impl OrderStatus {
         )
     }
 
+    /// A customer cancels their own order only while it is pending; admins may cancel whatever
+    /// [`can_become`](Self::can_become) `Cancelled`.
+    pub fn customer_may_cancel(self) -> bool {
+        self == OrderStatus::Pending
+    }
+
     /// Cancelling returns the order's items to stock.
     pub fn restocks(next: OrderStatus) -> bool {
         next == OrderStatus::Cancelled
@@ -80,5 +86,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn customers_cancel_only_pending_orders_and_cancelling_restocks() {
+        assert!(Pending.customer_may_cancel());
+        for other in [Paid, Shipped, Cancelled] {
+            assert!(!other.customer_may_cancel(), "{other}");
+        }
+        assert!(super::OrderStatus::restocks(Cancelled));
+        for other in [Pending, Paid, Shipped] {
+            assert!(!super::OrderStatus::restocks(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn statuses_read_back_as_they_are_written() {
+        for status in [Pending, Paid, Shipped, Cancelled] {
+            assert_eq!(status.as_str().parse::<super::OrderStatus>(), Ok(status));
+        }
+        assert!("refunded".parse::<super::OrderStatus>().is_err());
     }
 }
