@@ -9,6 +9,7 @@ pub mod seed;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod usecases;
 
 /// Name used in logs, metrics and the NATS connection.
 pub const SERVICE: &str = "catalog-order";

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::domain::{Name, Slug};
 use crate::state::AppState;
-use crate::store;
 use crate::store::categories::CategoryRow;
+use crate::usecases;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CategoryDto {
@@ -59,7 +59,7 @@ pub async fn list(
     };
     let limit = params.limit()?;
     let after: Option<(String, Uuid)> = params.after(&state.cursors)?;
-    let rows = store::categories::page(&state.db, after, limit).await?;
+    let rows = usecases::catalog::categories(&state, after, limit).await?;
     Ok(Json(Page::from_rows(
         rows,
         limit,
@@ -76,10 +76,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<CategoryDto>, ApiError> {
-    store::categories::by_id(&state.db, id)
-        .await?
-        .map(|r| Json(r.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("no category {id}")))
+    Ok(Json(usecases::catalog::category(&state, id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -92,16 +89,6 @@ pub struct NewCategory {
     pub parent_id: Option<Uuid>,
 }
 
-fn write_error(e: sqlx::Error) -> ApiError {
-    if store::is_unique_violation(&e) {
-        ApiError::Conflict("a category with this slug already exists".into())
-    } else if store::is_foreign_key_violation(&e) {
-        ApiError::invalid_field("parent_id", "no such category")
-    } else {
-        e.into()
-    }
-}
-
 /// `POST /v1/categories` (admin) → 201.
 #[utoipa::path(post, path = "/v1/categories", tag = "catalog", request_body = NewCategory, security(("bearer" = [])),
     responses((status = 201, body = CategoryDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
@@ -110,14 +97,8 @@ pub async fn create(
     _admin: Admin,
     Json(body): Json<NewCategory>,
 ) -> Result<(StatusCode, Json<CategoryDto>), ApiError> {
-    let row = store::categories::insert(
-        &state.db,
-        body.name.as_str(),
-        body.slug.as_str(),
-        body.parent_id,
-    )
-    .await
-    .map_err(write_error)?;
+    let row =
+        usecases::catalog::create_category(&state, &body.name, &body.slug, body.parent_id).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -148,23 +129,16 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(change): Json<CategoryChange>,
 ) -> Result<Json<CategoryDto>, ApiError> {
-    if change.parent_id == Some(Some(id)) {
-        return Err(ApiError::invalid_field(
-            "parent_id",
-            "a category cannot be its own parent",
-        ));
-    }
-    store::categories::update(
-        &state.db,
-        id,
-        change.name.as_ref().map(Name::as_str),
-        change.slug.as_ref().map(Slug::as_str),
-        change.parent_id,
-    )
-    .await
-    .map_err(write_error)?
-    .map(|r| Json(r.into()))
-    .ok_or_else(|| ApiError::NotFound(format!("no category {id}")))
+    let change = usecases::catalog::CategoryChange {
+        name: change.name.as_ref(),
+        slug: change.slug.as_ref(),
+        parent_id: change.parent_id,
+    };
+    Ok(Json(
+        usecases::catalog::update_category(&state, id, &change)
+            .await?
+            .into(),
+    ))
 }
 
 /// `DELETE /v1/categories/{id}` (admin) → 204; 409 while items or subcategories use it.
@@ -175,12 +149,6 @@ pub async fn delete(
     _admin: Admin,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    match store::categories::delete(&state.db, id).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(ApiError::NotFound(format!("no category {id}"))),
-        Err(e) if store::is_foreign_key_violation(&e) => Err(ApiError::Conflict(
-            "the category still has items or subcategories".into(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    usecases::catalog::delete_category(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

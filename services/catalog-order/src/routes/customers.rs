@@ -3,16 +3,16 @@
 
 use authn::{CurrentUser, Role};
 use axum::extract::State;
+use platform::ApiError;
 use platform::extract::Json;
 use platform::problem::Problem;
-use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::state::AppState;
-use crate::store;
-use crate::store::customers::CustomerRow;
+use crate::store::customers::{CustomerRow, Profile};
+use crate::usecases;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerDto {
@@ -45,24 +45,15 @@ impl From<CustomerRow> for CustomerDto {
     }
 }
 
-/// The answer to a request for a customer whose account was deleted (anonymised) while its token
-/// was still accepted (a request in flight, a verifier that has not heard of the revocation yet):
-/// 401, as for any revoked token. The account no longer exists; nothing is written for it.
-pub fn deleted_account() -> ApiError {
-    ApiError::Unauthorized("the account was deleted".into())
-}
-
 #[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("bearer" = [])),
     responses((status = 200, body = CustomerDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<CustomerDto>, ApiError> {
-    let row = store::customers::get_or_create(&state.db, user.id).await?;
-    if row.anonymised_at.is_some() {
-        return Err(deleted_account());
-    }
-    Ok(Json(row.into()))
+    Ok(Json(
+        usecases::customers::profile(&state, user.id).await?.into(),
+    ))
 }
 
 /// The whole profile; every field is required (send "" to clear one).
@@ -78,44 +69,6 @@ pub struct ProfileBody {
     pub country: String,
 }
 
-impl ProfileBody {
-    fn validate(&self) -> Result<(), ApiError> {
-        let mut errors = Vec::new();
-        for (field, value, max) in [
-            ("full_name", &self.full_name, 200),
-            ("phone", &self.phone, 40),
-            ("address_line", &self.address_line, 500),
-            ("city", &self.city, 100),
-            ("postal_code", &self.postal_code, 20),
-        ] {
-            if value.chars().count() > max {
-                errors.push(FieldError::new(
-                    field,
-                    format!("must be at most {max} characters"),
-                ));
-            } else if value.chars().any(char::is_control) {
-                errors.push(FieldError::new(
-                    field,
-                    "must not contain control characters",
-                ));
-            }
-        }
-        let country_ok = self.country.is_empty()
-            || (self.country.len() == 2 && self.country.bytes().all(|b| b.is_ascii_uppercase()));
-        if !country_ok {
-            errors.push(FieldError::new(
-                "country",
-                "must be an ISO 3166-1 code such as DE, or empty",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(errors))
-        }
-    }
-}
-
 #[utoipa::path(put, path = "/v1/customers/me", tag = "customers", request_body = ProfileBody, security(("bearer" = [])),
     responses((status = 200, body = CustomerDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn put(
@@ -123,22 +76,19 @@ pub async fn put(
     user: CurrentUser,
     Json(body): Json<ProfileBody>,
 ) -> Result<Json<CustomerDto>, ApiError> {
-    body.validate()?;
-    let row = store::customers::put(
-        &state.db,
-        user.id,
-        &store::customers::Profile {
-            full_name: body.full_name.trim(),
-            phone: body.phone.trim(),
-            address_line: body.address_line.trim(),
-            city: body.city.trim(),
-            postal_code: body.postal_code.trim(),
-            country: &body.country,
-        },
-    )
-    .await?
-    .ok_or_else(deleted_account)?;
-    Ok(Json(row.into()))
+    let profile = Profile {
+        full_name: &body.full_name,
+        phone: &body.phone,
+        address_line: &body.address_line,
+        city: &body.city,
+        postal_code: &body.postal_code,
+        country: &body.country,
+    };
+    Ok(Json(
+        usecases::customers::put_profile(&state, user.id, &profile)
+            .await?
+            .into(),
+    ))
 }
 
 /// The signed-in account as its token tells it (auth keeps the account itself: `GET /v1/auth/me`).
@@ -187,27 +137,7 @@ pub async fn export(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<CustomerExport>, ApiError> {
-    // One snapshot, so the orders, their lines and their jobs agree with each other.
-    let mut tx = state.db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let customer = store::customers::by_id(&mut *tx, user.id).await?;
-    let orders = store::orders::of_customer(&mut *tx, user.id).await?;
-    let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
-    let mut lines = store::orders::lines_of(&mut *tx, &ids).await?;
-    let jobs = store::jobs::concerning(&mut *tx, user.id).await?;
-    tx.commit().await?;
-    let orders = orders
-        .into_iter()
-        .map(|order| {
-            let (mine, rest) = std::mem::take(&mut lines)
-                .into_iter()
-                .partition(|l| l.order_id == order.id);
-            lines = rest;
-            crate::routes::orders::to_dto(order, mine)
-        })
-        .collect();
+    let export = usecases::customers::export(&state, user.id).await?;
     Ok(Json(CustomerExport {
         exported_at: OffsetDateTime::now_utc(),
         account: ExportAccount {
@@ -215,9 +145,14 @@ pub async fn export(
             email: user.email,
             role: user.role,
         },
-        customer: customer.map(CustomerDto::from),
-        orders,
-        jobs: jobs
+        customer: export.customer.map(CustomerDto::from),
+        orders: export
+            .orders
+            .into_iter()
+            .map(|(order, lines)| crate::routes::orders::to_dto(order, lines))
+            .collect(),
+        jobs: export
+            .jobs
             .into_iter()
             .map(|j| ExportJob {
                 id: j.id,

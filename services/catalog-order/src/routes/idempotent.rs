@@ -1,11 +1,11 @@
-//! `Idempotency-Key` on the HTTP side: reading the header and answering (or replaying) with the
-//! stored body. The key's bookkeeping is `store::idempotency`.
+//! `Idempotency-Key` on the HTTP side: reading the header and sending (or replaying) the answer
+//! that `usecases::idempotency` stored with the key.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::ApiError;
 
-use crate::store::idempotency::Claim;
+use crate::usecases::idempotency::Answer;
 
 /// `Idempotency-Key`: optional; 1–255 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -35,32 +35,11 @@ pub fn json_response(status: StatusCode, body: Vec<u8>, replayed: bool) -> Respo
     response
 }
 
-/// The stored answer of a request seen before.
-pub fn replay(status: u16, body: Vec<u8>) -> Response {
+/// A use case's answer: the stored JSON body, marked `Idempotent-Replayed` when it is a replay.
+pub fn answer(answer: Answer) -> Response {
     json_response(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        body,
-        true,
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+        answer.body,
+        answer.replayed,
     )
-}
-
-/// Claim the request's `Idempotency-Key` (when it has one) inside `tx`, before any effect.
-/// `Some(answer)`: the same request was answered before — commit `tx` and send `answer` again.
-pub async fn claim(
-    tx: &mut sqlx::PgConnection,
-    user_id: uuid::Uuid,
-    key: Option<&str>,
-    request_hash: &[u8],
-) -> Result<Option<Response>, ApiError> {
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    match crate::store::idempotency::claim(tx, user_id, key, request_hash).await? {
-        Claim::New => Ok(None),
-        Claim::Replay { status, body } => Ok(Some(replay(status, body))),
-        Claim::Mismatch => Err(ApiError::invalid_field(
-            "Idempotency-Key",
-            "was already used with another request body",
-        )),
-    }
 }

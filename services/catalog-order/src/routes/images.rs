@@ -11,7 +11,7 @@ use authn::Admin;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jobs::images::{MAX_PIXELS, MAX_UPLOAD_BYTES, PutError, THUMBNAIL_KIND, ThumbnailJob};
+use jobs::images::{MAX_PIXELS, MAX_UPLOAD_BYTES};
 use platform::ApiError;
 use platform::extract::{Json, Path};
 use platform::http::{RequestId, TraceParent};
@@ -21,10 +21,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::routes::idempotent::{self, idempotency_key, json_response};
+use crate::routes::idempotent::{self, idempotency_key};
 use crate::state::AppState;
-use crate::store;
-use crate::store::images::{ImageRow, NewImage};
+use crate::store::images::ImageRow;
+use crate::usecases::idempotency::Keyed;
+use crate::usecases::images::Upload;
+use crate::usecases::{self, Origin};
 
 /// Room for the multipart framing around the file itself.
 pub const UPLOAD_BODY_LIMIT: usize = MAX_UPLOAD_BYTES + 64 * 1024;
@@ -203,122 +205,29 @@ pub async fn upload(
     hasher.update(&file);
     let request_hash = hasher.finalize();
 
-    let mut tx = state.db.begin().await?;
-    if store::items::by_id(&mut *tx, item_id)
-        .await?
-        .is_none_or(|item| !item.active)
-    {
-        return Err(ApiError::NotFound(format!("no item {item_id}")));
-    }
-    if let Some(answer) =
-        idempotent::claim(&mut tx, admin.id, key.as_deref(), &request_hash).await?
-    {
-        tx.commit().await?;
-        return Ok(answer);
-    }
-    let image_id = Uuid::now_v7();
-    let original = jobs::images::original_key(item_id, image_id);
-    // Stored before the job commits, so the worker always finds it.
-    state
-        .images
-        .put(&original, &file)
-        .await
-        .map_err(|e| match e {
-            PutError::Full { used, limit } => {
-                tracing::error!(used, limit, "the image store is full: upload refused");
-                ApiError::InsufficientStorage(
-                    "image storage is full; try again once an operator has made room".into(),
-                )
-            }
-            PutError::Unavailable(e) => {
-                tracing::warn!(error = format!("{e:#}"), "storing an upload failed");
-                ApiError::Unavailable("image storage is unavailable; try again".into())
-            }
-        })?;
-    let upload = StoredUpload {
-        owner_id: admin.id,
-        request_id: &request_id,
-        traceparent: traceparent.as_deref(),
-        key: key.as_deref(),
-        sniffed: &sniffed,
+    let answer = usecases::images::accept_upload(
+        &state,
+        admin.id,
         item_id,
-        image_id,
-        bytes: file.len(),
-    };
-    let recorded = record_upload(tx, &upload).await;
-    if recorded.is_err() {
-        // Nothing refers to the original now; remove it rather than leave it to the sweep
-        // (which catches what a crash between the put and the commit leaves).
-        if let Err(e) = state.images.delete(&original).await {
-            tracing::warn!(error = format!("{e:#}"), key = %original,
-                "removing the original of a failed upload failed; the orphan sweep will");
-        }
-    }
-    let body = recorded?;
-    Ok(json_response(StatusCode::ACCEPTED, body, false))
-}
-
-/// An upload whose original is in the store, to be recorded.
-struct StoredUpload<'a> {
-    owner_id: Uuid,
-    request_id: &'a str,
-    traceparent: Option<&'a str>,
-    key: Option<&'a str>,
-    sniffed: &'a Sniffed,
-    item_id: Uuid,
-    image_id: Uuid,
-    bytes: usize,
-}
-
-/// The job, the image row and the idempotent answer of a stored upload, in one transaction;
-/// the answer's body.
-async fn record_upload(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    upload: &StoredUpload<'_>,
-) -> Result<Vec<u8>, ApiError> {
-    let StoredUpload {
-        owner_id,
-        request_id,
-        traceparent,
-        key,
-        sniffed,
-        item_id,
-        image_id,
-        bytes,
-    } = *upload;
-    let payload = serde_json::to_value(ThumbnailJob { item_id, image_id })
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-    let job_id = store::jobs::enqueue(
-        &mut *tx,
-        THUMBNAIL_KIND,
-        &payload,
-        &store::jobs::Cause {
-            owner_id: Some(owner_id),
-            request_id: Some(request_id),
-            traceparent,
-        },
-    )
-    .await?;
-    store::images::insert(
-        &mut *tx,
-        &NewImage {
-            id: image_id,
-            item_id,
-            job_id,
+        &Upload {
+            bytes: &file,
             content_type: sniffed.content_type,
             width: sniffed.width,
             height: sniffed.height,
-            bytes,
         },
+        Keyed {
+            user_id: admin.id,
+            key: key.as_deref(),
+            request_hash: &request_hash,
+        },
+        Origin {
+            request_id: &request_id,
+            traceparent: traceparent.as_deref(),
+        },
+        |job_id, image_id| serde_json::to_vec(&UploadAccepted { job_id, image_id }),
     )
     .await?;
-    let body = serde_json::to_vec(&UploadAccepted { job_id, image_id })
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-    if let Some(key) = key {
-        store::idempotency::complete(&mut tx, owner_id, key, 202, &body).await?;
-    }
-    tx.commit().await?;
-    Ok(body)
+    Ok(idempotent::answer(answer))
 }
 
 /// `GET /v1/items/{id}/images`: an item's images and, once ready, the URLs of their sizes.
@@ -328,13 +237,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(item_id): Path<Uuid>,
 ) -> Result<Json<Vec<ImageDto>>, ApiError> {
-    if store::items::by_id(&state.db, item_id)
-        .await?
-        .is_none_or(|item| !item.active)
-    {
-        return Err(ApiError::NotFound(format!("no item {item_id}")));
-    }
-    let images = store::images::of_item(&state.db, item_id).await?;
+    let images = usecases::images::of_item(&state, item_id).await?;
     Ok(Json(images.into_iter().map(ImageDto::from).collect()))
 }
 
@@ -349,24 +252,7 @@ pub async fn serve(
     Path((item_id, image_id, size)): Path<(Uuid, Uuid, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let row = store::images::by_id(&state.db, item_id, image_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no image {image_id} of item {item_id}")))?;
-    if row.status != "ready" {
-        return Err(ApiError::NotFound(format!(
-            "image {image_id} is {}, not ready",
-            row.status
-        )));
-    }
-    let variant = row
-        .variants
-        .0
-        .iter()
-        .find(|v| v.size == size)
-        .ok_or_else(|| {
-            let sizes: Vec<&str> = row.variants.0.iter().map(|v| v.size.as_str()).collect();
-            ApiError::NotFound(format!("no size `{size}`; there are {}", sizes.join(", ")))
-        })?;
+    let variant = usecases::images::ready_variant(&state, item_id, image_id, &size).await?;
     let etag = format!("\"{image_id}-{size}\"");
     let cache = [
         (
@@ -385,19 +271,7 @@ pub async fn serve(
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    let bytes = state
-        .images
-        .get(&jobs::images::variant_key(item_id, image_id, &size))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = format!("{e:#}"), "reading an image failed");
-            ApiError::Unavailable("image storage is unavailable; try again".into())
-        })?
-        .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!(
-                "image {image_id} {size} is ready but not stored"
-            ))
-        })?;
+    let bytes = usecases::images::variant_bytes(&state, item_id, image_id, &size).await?;
     let content_type = HeaderValue::from_str(&variant.content_type)
         .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     Ok((

@@ -3,19 +3,19 @@
 use authn::Admin;
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::ApiError;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
 use platform::problem::Problem;
-use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{Currency, Name, PriceCents, Sku};
 use crate::state::AppState;
-use crate::store;
-use crate::store::items::{ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
+use crate::store::items::{ItemRow, ItemSort};
+use crate::usecases;
+use crate::usecases::catalog::{ItemCursor, ItemInput, ItemPatch, ItemQuery};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemDto {
@@ -82,22 +82,6 @@ fn parse_sort(raw: Option<&str>) -> Result<ItemSort, ApiError> {
     }
 }
 
-/// A cursor remembers its sort and filters: reusing it with others is a 400, not a wrong page.
-#[derive(Debug, Serialize, Deserialize)]
-struct ItemCursor {
-    f: String,
-    k: ItemKey,
-}
-
-fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
-    let text = format!(
-        "{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        filter.category_id, filter.q, filter.min_price, filter.max_price, filter.in_stock
-    );
-    let digest = Sha256::digest(text.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `GET /v1/items` (public): active items, filtered, sorted, keyset-paginated.
 #[utoipa::path(get, path = "/v1/items", tag = "catalog", params(ListQuery),
     responses((status = 200, body = Page<ItemDto>), (status = 400, body = Problem)))]
@@ -140,50 +124,21 @@ pub async fn list(
         }
         Some(q) => Some(q.to_owned()),
     };
-    let category_id = match query.category.as_deref() {
-        None => None,
-        Some(raw) => match raw.parse::<Uuid>() {
-            Ok(id) => Some(id),
-            // A slug; an unknown one matches nothing, like an unknown id.
-            Err(_) => Some(
-                store::categories::id_by_slug(&state.db, raw)
-                    .await?
-                    .unwrap_or(Uuid::nil()),
-            ),
-        },
-    };
-    let filter = ItemFilter {
-        category_id,
+    let after = params.after::<ItemCursor>(&state.cursors)?;
+    let query = ItemQuery {
+        category: query.category.as_deref(),
         q,
         min_price: query.min_price,
         max_price: query.max_price,
         in_stock: query.in_stock,
     };
-    let print = fingerprint(sort, &filter);
-    let after = match params.after::<ItemCursor>(&state.cursors)? {
-        Some(cursor) if cursor.f == print => Some(cursor.k),
-        Some(_) => {
-            return Err(ApiError::bad_param(
-                "cursor",
-                "belongs to another sort or filter; start again without it",
-            ));
-        }
-        None => None,
-    };
-    let rows = store::items::page(&state.db, &filter, sort, after.as_ref(), limit)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Protocol(m) => ApiError::bad_param("cursor", m),
-            other => other.into(),
-        })?;
+    let list = usecases::catalog::items(&state, query, sort, after, limit).await?;
+    let cursors = list.cursors;
     Ok(Json(Page::from_rows(
-        rows,
+        list.rows,
         limit,
         &state.cursors,
-        |r| ItemCursor {
-            f: print.clone(),
-            k: sort.key(r),
-        },
+        |r| cursors.after(r),
         ItemDto::from,
     )))
 }
@@ -195,11 +150,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ItemDto>, ApiError> {
-    store::items::by_id(&state.db, id)
-        .await?
-        .filter(|r| r.active)
-        .map(|r| Json(r.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
+    Ok(Json(usecases::catalog::item(&state, id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -227,42 +178,6 @@ fn yes() -> bool {
     true
 }
 
-fn check_description(d: &str) -> Result<(), ApiError> {
-    if d.chars().count() > 5000 {
-        return Err(ApiError::invalid_field(
-            "description",
-            "must be at most 5000 characters",
-        ));
-    }
-    // Line breaks and tabs are text; other control characters (NUL above all) are not.
-    if d.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ApiError::invalid_field(
-            "description",
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn check_stock(stock: u32) -> Result<i32, ApiError> {
-    i32::try_from(stock)
-        .ok()
-        .filter(|s| *s <= 1_000_000_000)
-        .ok_or_else(|| ApiError::invalid_field("stock", "must be at most 1000000000"))
-}
-
-fn write_error(e: sqlx::Error) -> ApiError {
-    if store::is_unique_violation(&e) {
-        ApiError::Conflict("an item with this SKU already exists".into())
-    } else if store::is_foreign_key_violation(&e) {
-        ApiError::Validation(vec![FieldError::new("category_id", "no such category")])
-    } else {
-        e.into()
-    }
-}
-
 /// `POST /v1/items` (admin) → 201.
 #[utoipa::path(post, path = "/v1/items", tag = "catalog", request_body = NewItemBody, security(("bearer" = [])),
     responses((status = 201, body = ItemDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
@@ -271,23 +186,20 @@ pub async fn create(
     _admin: Admin,
     Json(body): Json<NewItemBody>,
 ) -> Result<(StatusCode, Json<ItemDto>), ApiError> {
-    check_description(&body.description)?;
-    let stock = check_stock(body.stock)?;
-    let row = store::items::insert(
-        &state.db,
-        &NewItem {
+    let row = usecases::catalog::create_item(
+        &state,
+        &ItemInput {
             category_id: body.category_id,
-            sku: body.sku.as_str(),
-            name: body.name.as_str(),
-            description: body.description.trim(),
-            price_cents: body.price_cents.get(),
-            currency: body.currency.as_str(),
-            stock,
+            sku: &body.sku,
+            name: &body.name,
+            description: &body.description,
+            price_cents: body.price_cents,
+            currency: &body.currency,
+            stock: body.stock,
             active: body.active,
         },
     )
-    .await
-    .map_err(write_error)?;
+    .await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -318,25 +230,21 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Json(body): Json<ItemChangeBody>,
 ) -> Result<Json<ItemDto>, ApiError> {
-    if let Some(d) = &body.description {
-        check_description(d)?;
-    }
-    let stock = body.stock.map(check_stock).transpose()?;
-    let change = ItemChange {
+    let patch = ItemPatch {
         category_id: body.category_id,
-        sku: body.sku.as_ref().map(Sku::as_str),
-        name: body.name.as_ref().map(Name::as_str),
-        description: body.description.as_deref().map(str::trim),
-        price_cents: body.price_cents.map(PriceCents::get),
-        currency: body.currency.as_ref().map(Currency::as_str),
-        stock,
+        sku: body.sku.as_ref(),
+        name: body.name.as_ref(),
+        description: body.description.as_deref(),
+        price_cents: body.price_cents,
+        currency: body.currency.as_ref(),
+        stock: body.stock,
         active: body.active,
     };
-    store::items::update(&state.db, id, &change)
-        .await
-        .map_err(write_error)?
-        .map(|r| Json(r.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
+    Ok(Json(
+        usecases::catalog::update_item(&state, id, &patch)
+            .await?
+            .into(),
+    ))
 }
 
 /// `DELETE /v1/items/{id}` (admin) → 204. Items are deactivated, not erased: past orders refer
@@ -348,12 +256,6 @@ pub async fn delete(
     _admin: Admin,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let change = ItemChange {
-        active: Some(false),
-        ..ItemChange::default()
-    };
-    store::items::update(&state.db, id, &change)
-        .await?
-        .map(|_| StatusCode::NO_CONTENT)
-        .ok_or_else(|| ApiError::NotFound(format!("no item {id}")))
+    usecases::catalog::deactivate_item(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! `GET /v1/jobs/{id}`: where a background job stands.
 
-use authn::{CurrentUser, Role};
+use authn::CurrentUser;
 use axum::extract::State;
 use platform::ApiError;
 use platform::extract::{Json, Path};
@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::state::AppState;
-use crate::store;
+use crate::usecases;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobDto {
@@ -36,10 +36,7 @@ pub async fn get(
     user: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<JobDto>, ApiError> {
-    let job = store::jobs::by_id(&state.db, id)
-        .await?
-        .filter(|j| user.role == Role::Admin || j.owner_id == Some(user.id))
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let job = usecases::jobs::get(&state, &user, id).await?;
     Ok(Json(JobDto {
         id: job.id,
         kind: job.kind,

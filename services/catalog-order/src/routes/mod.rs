@@ -1,8 +1,10 @@
 //! The HTTP API of catalog-order (docs/design.md §4). Each module: request/response DTOs and
-//! thin handlers.
+//! thin handlers that parse a request, call one function of `usecases` and map its result
+//! (docs/design.md §2, "Layers"); `error` turns a use case's error into problem+json.
 
 pub mod categories;
 pub mod customers;
+mod error;
 pub mod idempotent;
 pub mod images;
 pub mod items;

@@ -3,6 +3,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::store::StoreError;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct CategoryRow {
     pub id: Uuid,
@@ -18,7 +20,7 @@ pub async fn insert(
     name: &str,
     slug: &str,
     parent_id: Option<Uuid>,
-) -> Result<CategoryRow, sqlx::Error> {
+) -> Result<CategoryRow, StoreError> {
     sqlx::query_as(
         "INSERT INTO categories (id, name, slug, parent_id) VALUES ($1, $2, $3, $4)
          RETURNING id, name, slug, parent_id, created_at",
@@ -29,6 +31,7 @@ pub async fn insert(
     .bind(parent_id)
     .fetch_one(db)
     .await
+    .map_err(StoreError::of_write)
 }
 
 /// Categories after `after` in (name, id) order; `limit + 1` rows.
@@ -37,7 +40,7 @@ pub async fn page(
     db: impl PgExecutor<'_>,
     after: Option<(String, Uuid)>,
     limit: u32,
-) -> Result<Vec<CategoryRow>, sqlx::Error> {
+) -> Result<Vec<CategoryRow>, StoreError> {
     let (after_name, after_id) = after.unzip();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, name, slug, parent_id, created_at FROM categories
@@ -49,22 +52,25 @@ pub async fn page(
     .bind(after_id)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db categories.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CategoryRow>, sqlx::Error> {
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CategoryRow>, StoreError> {
     sqlx::query_as("SELECT id, name, slug, parent_id, created_at FROM categories WHERE id = $1")
         .bind(id)
         .fetch_optional(db)
         .await
+        .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db categories.id_by_slug", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn id_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn id_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Uuid>, StoreError> {
     sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
         .bind(slug)
         .fetch_optional(db)
         .await
+        .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db categories.update", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -74,7 +80,7 @@ pub async fn update(
     name: Option<&str>,
     slug: Option<&str>,
     parent_id: Option<Option<Uuid>>,
-) -> Result<Option<CategoryRow>, sqlx::Error> {
+) -> Result<Option<CategoryRow>, StoreError> {
     sqlx::query_as(
         "UPDATE categories SET name = coalesce($2, name), slug = coalesce($3, slug),
                 parent_id = CASE WHEN $4 THEN $5 ELSE parent_id END
@@ -88,14 +94,17 @@ pub async fn update(
     .bind(parent_id.flatten())
     .fetch_optional(db)
     .await
+    .map_err(StoreError::of_write)
 }
 
-/// `Ok(false)` when there is no such category; a foreign-key error when items or children use it.
+/// `Ok(false)` when there is no such category; [`StoreError::StillReferenced`] when items or
+/// children use it.
 #[tracing::instrument(name = "db categories.delete", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, StoreError> {
     sqlx::query("DELETE FROM categories WHERE id = $1")
         .bind(id)
         .execute(db)
         .await
         .map(|r| r.rows_affected() == 1)
+        .map_err(StoreError::of_delete)
 }

@@ -2,6 +2,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::store::StoreError;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct CustomerRow {
     pub id: Uuid,
@@ -24,7 +26,7 @@ const COLUMNS: &str = "id, full_name, phone, address_line, city, postal_code, co
 /// transaction ends, so an [`anonymise`] waits for it (and then scrubs what it wrote) or went
 /// first (and the caller sees `anonymised_at` and must refuse).
 #[tracing::instrument(name = "db customers.get_or_create", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<CustomerRow, sqlx::Error> {
+pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<CustomerRow, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO customers (id) VALUES ($1)
          ON CONFLICT (id) DO UPDATE SET id = excluded.id
@@ -33,17 +35,19 @@ pub async fn get_or_create(db: impl PgExecutor<'_>, id: Uuid) -> Result<Customer
     .bind(id)
     .fetch_one(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// The profile if there is one (read-only, for the export).
 #[tracing::instrument(name = "db customers.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CustomerRow>, sqlx::Error> {
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CustomerRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM customers WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Scrub the profile of a deleted account: every personal field emptied, `anonymised_at` set.
@@ -82,7 +86,7 @@ pub async fn put(
     db: impl PgExecutor<'_>,
     id: Uuid,
     p: &Profile<'_>,
-) -> Result<Option<CustomerRow>, sqlx::Error> {
+) -> Result<Option<CustomerRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO customers (id, full_name, phone, address_line, city, postal_code, country)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -102,4 +106,5 @@ pub async fn put(
     .bind(p.country)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }

@@ -5,6 +5,8 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::store::StoreError;
+
 /// A key replays its answer this long; after that the same key is a new request.
 pub const TTL_HOURS: i32 = 24;
 /// [`TTL_HOURS`] as a duration: no purge deletes a key younger than this.
@@ -26,7 +28,7 @@ pub async fn claim(
     user_id: Uuid,
     key: &str,
     request_hash: &[u8],
-) -> Result<Claim, sqlx::Error> {
+) -> Result<Claim, StoreError> {
     // An expired key is free again.
     sqlx::query(
         "DELETE FROM idempotency_keys
@@ -78,7 +80,7 @@ pub async fn complete(
     key: &str,
     status: u16,
     body: &[u8],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE idempotency_keys SET status_code = $3, response_body = $4
          WHERE user_id = $1 AND key = $2",
@@ -90,6 +92,7 @@ pub async fn complete(
     .execute(&mut *tx)
     .await
     .map(|_| ())
+    .map_err(StoreError::from)
 }
 
 /// Forget keys created longer than `keep` before `now` (maintenance), in batches; never one still

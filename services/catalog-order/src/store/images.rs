@@ -4,6 +4,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::store::StoreError;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct ImageRow {
     pub id: Uuid,
@@ -31,7 +33,7 @@ pub struct NewImage<'a> {
 }
 
 #[tracing::instrument(name = "db images.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn insert(db: impl PgExecutor<'_>, image: &NewImage<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert(db: impl PgExecutor<'_>, image: &NewImage<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO item_images (id, item_id, job_id, content_type, width, height, bytes)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -46,6 +48,7 @@ pub async fn insert(db: impl PgExecutor<'_>, image: &NewImage<'_>) -> Result<(),
     .execute(db)
     .await
     .map(|_| ())
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db images.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -53,7 +56,7 @@ pub async fn by_id(
     db: impl PgExecutor<'_>,
     item_id: Uuid,
     image_id: Uuid,
-) -> Result<Option<ImageRow>, sqlx::Error> {
+) -> Result<Option<ImageRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM item_images WHERE id = $1 AND item_id = $2"
     )))
@@ -61,17 +64,19 @@ pub async fn by_id(
     .bind(item_id)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// An item's images, oldest first.
 #[tracing::instrument(name = "db images.of_item", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn of_item(db: impl PgExecutor<'_>, item_id: Uuid) -> Result<Vec<ImageRow>, sqlx::Error> {
+pub async fn of_item(db: impl PgExecutor<'_>, item_id: Uuid) -> Result<Vec<ImageRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM item_images WHERE item_id = $1 ORDER BY created_at, id LIMIT 100"
     )))
     .bind(item_id)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// The worker stored the variants: the image can be served.

@@ -3,6 +3,8 @@ use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::store::StoreError;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct ItemRow {
     pub id: Uuid,
@@ -33,7 +35,7 @@ pub struct NewItem<'a> {
 }
 
 #[tracing::instrument(name = "db items.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn insert(db: impl PgExecutor<'_>, item: &NewItem<'_>) -> Result<ItemRow, sqlx::Error> {
+pub async fn insert(db: impl PgExecutor<'_>, item: &NewItem<'_>) -> Result<ItemRow, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO items (id, category_id, sku, name, description, price_cents, currency, stock, active)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -50,16 +52,18 @@ pub async fn insert(db: impl PgExecutor<'_>, item: &NewItem<'_>) -> Result<ItemR
     .bind(item.active)
     .fetch_one(db)
     .await
+    .map_err(StoreError::of_write)
 }
 
 #[tracing::instrument(name = "db items.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ItemRow>, sqlx::Error> {
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ItemRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM items WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// A partial update; `None` keeps a column.
@@ -80,7 +84,7 @@ pub async fn update(
     db: impl PgExecutor<'_>,
     id: Uuid,
     c: &ItemChange<'_>,
-) -> Result<Option<ItemRow>, sqlx::Error> {
+) -> Result<Option<ItemRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE items SET
              category_id = coalesce($2, category_id), sku = coalesce($3, sku),
@@ -101,6 +105,7 @@ pub async fn update(
     .bind(c.active)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::of_write)
 }
 
 /// The sorts the public list offers; each has its keyset index (see the migration).
@@ -151,9 +156,9 @@ pub async fn page(
     sort: ItemSort,
     after: Option<&ItemKey>,
     limit: u32,
-) -> Result<Vec<ItemRow>, sqlx::Error> {
-    let mut sql = page_query("", filter, sort, after, limit).map_err(sqlx::Error::Protocol)?;
-    sql.build_query_as().fetch_all(db).await
+) -> Result<Vec<ItemRow>, StoreError> {
+    let mut sql = page_query("", filter, sort, after, limit).map_err(StoreError::BadCursor)?;
+    Ok(sql.build_query_as().fetch_all(db).await?)
 }
 
 /// The list query, built from fixed fragments with every value bound (no value is ever

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::{JobProgress, JobStatus};
 use crate::store;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
@@ -36,7 +37,7 @@ pub async fn enqueue(
     kind: &str,
     payload: &serde_json::Value,
     cause: &Cause<'_>,
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<Uuid, StoreError> {
     sqlx::query_scalar(
         "INSERT INTO jobs (id, kind, payload, owner_id, request_id, traceparent)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -49,10 +50,11 @@ pub async fn enqueue(
     .bind(cause.traceparent)
     .fetch_one(db)
     .await
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db jobs.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, StoreError> {
     sqlx::query_as(
         "SELECT id, kind, status, attempts, error, owner_id, created_at, updated_at
          FROM jobs WHERE id = $1",
@@ -60,6 +62,7 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<JobRow>, 
     .bind(id)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// A job as the export shows it: with its payload.
@@ -81,7 +84,7 @@ pub struct OwnJobRow {
 pub async fn concerning(
     db: impl PgExecutor<'_>,
     customer_id: Uuid,
-) -> Result<Vec<OwnJobRow>, sqlx::Error> {
+) -> Result<Vec<OwnJobRow>, StoreError> {
     sqlx::query_as(
         "SELECT id, kind, status, attempts, error, payload, created_at, updated_at FROM jobs
          WHERE owner_id = $1
@@ -93,6 +96,7 @@ pub async fn concerning(
     .bind(customer_id)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Top-level payload fields that hold personal data (the order confirmation's `email`; the

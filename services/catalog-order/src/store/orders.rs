@@ -4,6 +4,8 @@ use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::store::StoreError;
+
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderRow {
     pub id: Uuid,
@@ -44,7 +46,7 @@ const ORDER_COLUMNS: &str =
 pub async fn lock_items(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
-) -> Result<Vec<StockRow>, sqlx::Error> {
+) -> Result<Vec<StockRow>, StoreError> {
     sqlx::query_as(
         "SELECT id, name, price_cents, currency, stock, active FROM items
          WHERE id = ANY($1) ORDER BY id FOR UPDATE",
@@ -52,6 +54,7 @@ pub async fn lock_items(
     .bind(ids)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Take `quantities[i]` of `ids[i]` from stock (the rows are locked and checked already).
@@ -60,7 +63,7 @@ pub async fn take_stock(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
     quantities: &[i32],
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, StoreError> {
     sqlx::query(
         "UPDATE items i SET stock = i.stock - l.quantity, updated_at = now()
          FROM unnest($1::uuid[], $2::int4[]) AS l (id, quantity)
@@ -71,6 +74,7 @@ pub async fn take_stock(
     .execute(db)
     .await
     .map(|r| r.rows_affected())
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db orders.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -79,7 +83,7 @@ pub async fn insert(
     customer_id: Uuid,
     total_cents: i64,
     currency: &str,
-) -> Result<OrderRow, sqlx::Error> {
+) -> Result<OrderRow, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO orders (id, customer_id, status, total_cents, currency)
          VALUES ($1, $2, 'pending', $3, $4)
@@ -91,6 +95,7 @@ pub async fn insert(
     .bind(currency)
     .fetch_one(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Insert all lines of an order in one statement.
@@ -102,7 +107,7 @@ pub async fn insert_lines(
     names: &[String],
     quantities: &[i32],
     unit_prices: &[i64],
-) -> Result<Vec<LineRow>, sqlx::Error> {
+) -> Result<Vec<LineRow>, StoreError> {
     sqlx::query_as(
         "INSERT INTO order_lines (order_id, line_no, item_id, name, quantity, unit_price_cents)
          SELECT $1, l.n::int4, l.item_id, l.name, l.quantity, l.price
@@ -117,6 +122,7 @@ pub async fn insert_lines(
     .bind(unit_prices)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// The lines of several orders in one query, whatever their number.
@@ -124,7 +130,7 @@ pub async fn insert_lines(
 pub async fn lines_of(
     db: impl PgExecutor<'_>,
     order_ids: &[Uuid],
-) -> Result<Vec<LineRow>, sqlx::Error> {
+) -> Result<Vec<LineRow>, StoreError> {
     sqlx::query_as(
         "SELECT order_id, line_no, item_id, name, quantity, unit_price_cents FROM order_lines
          WHERE order_id = ANY($1) ORDER BY order_id, line_no",
@@ -132,6 +138,7 @@ pub async fn lines_of(
     .bind(order_ids)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Every order of a customer, oldest first (the export).
@@ -139,33 +146,36 @@ pub async fn lines_of(
 pub async fn of_customer(
     db: impl PgExecutor<'_>,
     customer_id: Uuid,
-) -> Result<Vec<OrderRow>, sqlx::Error> {
+) -> Result<Vec<OrderRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 ORDER BY created_at, id"
     )))
     .bind(customer_id)
     .fetch_all(db)
     .await
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db orders.by_id", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db orders.lock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
     )))
     .bind(id)
     .fetch_optional(db)
     .await
+    .map_err(StoreError::from)
 }
 
 #[tracing::instrument(name = "db orders.set_status", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -173,7 +183,7 @@ pub async fn set_status(
     db: impl PgExecutor<'_>,
     id: Uuid,
     status: &str,
-) -> Result<OrderRow, sqlx::Error> {
+) -> Result<OrderRow, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1 RETURNING {ORDER_COLUMNS}"
     )))
@@ -181,11 +191,12 @@ pub async fn set_status(
     .bind(status)
     .fetch_one(db)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Put an order's quantities back in stock.
 #[tracing::instrument(name = "db orders.restock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE items i SET stock = i.stock + l.quantity, updated_at = now()
          FROM order_lines l WHERE l.order_id = $1 AND i.id = l.item_id",
@@ -194,6 +205,7 @@ pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), sqlx
     .execute(db)
     .await
     .map(|_| ())
+    .map_err(StoreError::from)
 }
 
 /// Cancel pending orders older than `timeout` and put their stock back, in batches; returns how
@@ -242,11 +254,12 @@ pub async fn page(
     filter: &OrderFilter,
     after: Option<(OffsetDateTime, Uuid)>,
     limit: u32,
-) -> Result<Vec<OrderRow>, sqlx::Error> {
+) -> Result<Vec<OrderRow>, StoreError> {
     page_query("", filter, after, limit)
         .build_query_as()
         .fetch_all(db)
         .await
+        .map_err(StoreError::from)
 }
 
 /// The order list query, every value bound; `prefix` is "" to run it, "EXPLAIN " to see its plan.
