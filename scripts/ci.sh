@@ -5,7 +5,8 @@
 #   bash scripts/ci.sh [all|lint|deny|test|coverage|images]   (default all)
 #
 #   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), doc links,
-#             the Helm chart (scripts/check-chart.sh), secret scan, cargo fmt --check, cargo clippy
+#             layers (scripts/check-layers.py), the Helm chart (scripts/check-chart.sh), secret scan,
+#             cargo fmt --check, cargo clippy
 #   deny      cargo deny: advisories (offline against ../shared/advisory-db when present),
 #             licences, bans, sources
 #   test      `make test`: the whole suite against real PostgreSQL and NATS (README's command)
@@ -48,6 +49,9 @@ lint() {
   bash scripts/check-rules.sh
   gate "docs (relative links and anchors)"
   bash scripts/check-docs.sh
+  gate "layers (no import circles between a crate's modules; routes name no sqlx)"
+  python3 scripts/check-layers.py --self-test
+  python3 scripts/check-layers.py --routes
   gate "helm chart (lint, render, kubernetes-validate, policies)"
   bash scripts/check-chart.sh
   gate "secret scan"
