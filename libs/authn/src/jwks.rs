@@ -1,54 +1,77 @@
-//! Ed25519 public keys as a JSON Web Key Set (RFC 7517, RFC 8037).
+//! Ed25519 public keys as a JSON Web Key Set (RFC 7517, RFC 8037), in jsonwebtoken's JWK types.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, KeyAlgorithm, OctetKeyPairParameters,
+    OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+};
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Jwk {
-    pub kty: String,
-    pub crv: String,
-    /// The public key, base64url.
-    pub x: String,
-    pub kid: String,
-    pub alg: String,
-    #[serde(rename = "use")]
-    pub usage: String,
+/// The JWK of an Ed25519 public key (`use: sig`, `alg: EdDSA`); its `kid` is the RFC 7638
+/// thumbprint, so the same key always has the same id on every replica.
+pub fn ed25519(public_key: &[u8; 32]) -> Result<Jwk, jsonwebtoken::errors::Error> {
+    let mut jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            ..Default::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(public_key),
+        }),
+    };
+    jwk.common.key_id = Some(jwk.thumbprint(ThumbprintHash::SHA256)?);
+    Ok(jwk)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JwkSet {
-    pub keys: Vec<Jwk>,
+/// The key's `kid` ("" when it has none, which no token names).
+pub fn kid(jwk: &Jwk) -> &str {
+    jwk.common.key_id.as_deref().unwrap_or_default()
 }
 
-impl Jwk {
-    /// The JWK of an Ed25519 public key; `kid` is its RFC 7638 thumbprint, so the same key always
-    /// has the same id on every replica.
-    pub fn ed25519(public_key: &[u8; 32]) -> Jwk {
-        let x = URL_SAFE_NO_PAD.encode(public_key);
-        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x,
-            kid,
-            alg: "EdDSA".into(),
-            usage: "sig".into(),
-        }
+/// The verification key, if this JWK is an Ed25519 signing key (`use: sig`, `alg: EdDSA`).
+pub fn decoding_key(jwk: &Jwk) -> Option<DecodingKey> {
+    let is_ed25519 = matches!(&jwk.algorithm,
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519)
+        && jwk.common.key_algorithm == Some(KeyAlgorithm::EdDSA)
+        && jwk.common.public_key_use == Some(PublicKeyUse::Signature);
+    if !is_ed25519 {
+        return None;
     }
+    DecodingKey::from_jwk(jwk).ok()
+}
 
-    /// The verification key, if this JWK is an Ed25519 signing key.
-    pub fn decoding_key(&self) -> Option<DecodingKey> {
-        let is_ed25519 = self.kty == "OKP"
-            && self.crv == "Ed25519"
-            && self.alg == "EdDSA"
-            && self.usage == "sig";
-        if !is_ed25519 {
-            return None;
-        }
-        DecodingKey::from_ed_components(&self.x).ok()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ed25519_jwk_reads_back_and_its_kid_is_the_rfc_7638_thumbprint() {
+        use sha2::{Digest, Sha256};
+        let public = [7u8; 32];
+        let jwk = ed25519(&public).unwrap();
+        let x = URL_SAFE_NO_PAD.encode(public);
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        assert_eq!(
+            kid(&jwk),
+            URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+        );
+        let wire = serde_json::to_value(JwkSet {
+            keys: vec![jwk.clone()],
+        })
+        .unwrap();
+        assert_eq!(wire["keys"][0]["use"], "sig");
+        assert_eq!(wire["keys"][0]["alg"], "EdDSA");
+        assert_eq!(wire["keys"][0]["kty"], "OKP");
+        let back: JwkSet = serde_json::from_value(wire).unwrap();
+        assert!(decoding_key(&back.keys[0]).is_some());
+        // An encryption key, or one for another algorithm, never verifies a token.
+        let mut other = jwk;
+        other.common.public_key_use = Some(PublicKeyUse::Encryption);
+        assert!(decoding_key(&other).is_none());
     }
 }

@@ -284,12 +284,12 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 fn load(cache: &mut KeyCache, set: &JwkSet) {
     for jwk in &set.keys {
-        match jwk.decoding_key() {
+        match crate::jwks::decoding_key(jwk) {
             Some(key) => {
-                cache.keys.insert(jwk.kid.clone(), key);
+                cache.keys.insert(crate::jwks::kid(jwk).to_owned(), key);
             }
             None => {
-                tracing::warn!(kid = %jwk.kid, "ignoring a JWK that is not an Ed25519 signing key")
+                tracing::warn!(kid = %crate::jwks::kid(jwk), "ignoring a JWK that is not an Ed25519 signing key")
             }
         }
     }

@@ -27,7 +27,7 @@ struct Keys {
 
 fn keys() -> Keys {
     let signing = SigningKey::from_bytes(&[7u8; 32]);
-    let jwk = Jwk::ed25519(signing.verifying_key().as_bytes());
+    let jwk = authn::jwks::ed25519(signing.verifying_key().as_bytes()).unwrap();
     let der = signing.to_pkcs8_der().unwrap();
     Keys {
         jwk,
@@ -53,7 +53,7 @@ fn token(keys: &Keys) -> String {
         exp: now + 600,
     };
     let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(keys.jwk.kid.clone());
+    header.kid = Some(authn::jwks::kid(&keys.jwk).to_owned());
     jsonwebtoken::encode(&header, &claims, &keys.encoding).unwrap()
 }
 

@@ -11,7 +11,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DatabaseSettings;
@@ -50,19 +50,30 @@ fn expected_versions(migrator: &Migrator) -> BTreeSet<i64> {
         .collect()
 }
 
-/// Versions applied successfully to the database.
-pub async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
+/// The table sqlx's migrator records applied migrations in.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+
+/// Versions applied successfully to the database, as sqlx's migrator lists them.
+pub async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, MigrateError> {
+    let mut conn = pool.acquire().await?;
+    // A database never migrated has no table, and readiness must not create one (sqlx's
+    // `ensure_migrations_table` would).
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(MIGRATIONS_TABLE)
+        .fetch_one(&mut *conn)
         .await?;
     if !exists {
         return Ok(BTreeSet::new());
     }
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await?;
-    Ok(versions.into_iter().collect())
+    // A migration that failed outside a transaction stays recorded, unsuccessful.
+    let dirty = conn.dirty_version(MIGRATIONS_TABLE).await?;
+    Ok(conn
+        .list_applied_migrations(MIGRATIONS_TABLE)
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .filter(|v| Some(*v) != dirty)
+        .collect())
 }
 
 /// Readiness: the database answers and its schema is the one this build expects.

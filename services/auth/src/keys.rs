@@ -2,7 +2,7 @@
 //! listed key is published in the JWKS, so rotating in a new key never logs anyone out and a key
 //! removed from the list stops verifying.
 
-use authn::jwks::{Jwk, JwkSet};
+use authn::jwks::{self, JwkSet};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -17,30 +17,37 @@ pub struct SigningKeys {
 
 // PKCS#8 PEM markers, spelled in two parts so that secret scanners do not take this file for a key.
 const BEGIN: &str = concat!("-----BEGIN ", "PRIVATE KEY-----");
+#[cfg(test)]
 const END: &str = concat!("-----END ", "PRIVATE KEY-----");
 
 impl SigningKeys {
     /// Parse one or more PKCS#8 PEM Ed25519 private keys, newest first.
     pub fn from_pem_list(pems: &str) -> Result<Self, String> {
-        let mut keys = Vec::new();
-        let mut rest = pems;
-        while let Some(start) = rest.find(BEGIN) {
-            let Some(end) = rest[start..].find(END) else {
-                return Err("a PEM block has no END line".into());
-            };
-            let block = &rest[start..start + end + END.len()];
-            let key = SigningKey::from_pkcs8_pem(block).map_err(|_| {
-                format!(
-                    "key {} is not an Ed25519 PKCS#8 private key (generate one with `openssl genpkey -algorithm ed25519`)",
-                    keys.len() + 1
-                )
-            })?;
-            keys.push(key);
-            rest = &rest[start + end + END.len()..];
+        let blocks =
+            pem::parse_many(pems).map_err(|e| format!("the PEM list does not parse: {e}"))?;
+        // parse_many skips what it cannot read; a key lost that way must not go unnoticed.
+        if blocks.len() != pems.matches("-----BEGIN ").count() {
+            return Err("a PEM block does not parse (no END line, or a damaged body)".into());
         }
-        if keys.is_empty() {
+        if blocks.is_empty() {
             return Err(format!("no `{BEGIN}` block found"));
         }
+        let keys = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, block)| {
+                let not_ed25519 = || {
+                    format!(
+                        "key {} is not an Ed25519 PKCS#8 private key (generate one with `openssl genpkey -algorithm ed25519`)",
+                        i + 1
+                    )
+                };
+                if block.tag() != "PRIVATE KEY" {
+                    return Err(not_ed25519());
+                }
+                SigningKey::from_pkcs8_der(block.contents()).map_err(|_| not_ed25519())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Self::from_keys(&keys)
     }
 
@@ -54,15 +61,16 @@ impl SigningKeys {
         let jwks = JwkSet {
             keys: keys
                 .iter()
-                .map(|k| Jwk::ed25519(k.verifying_key().as_bytes()))
-                .collect(),
+                .map(|k| jwks::ed25519(k.verifying_key().as_bytes()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("publishing a key: {e}"))?,
         };
         let newest = keys.first().ok_or("no signing key")?;
         let der = newest
             .to_pkcs8_der()
             .map_err(|e| format!("encoding the signing key: {e}"))?;
         Ok(SigningKeys {
-            active_kid: jwks.keys[0].kid.clone(),
+            active_kid: jwks::kid(&jwks.keys[0]).to_owned(),
             active: EncodingKey::from_ed_der(der.as_bytes()),
             jwks,
         })
@@ -98,8 +106,11 @@ mod tests {
         let keys = SigningKeys::from_pem_list(&format!("{a}\n{b}")).unwrap();
         assert_eq!(keys.jwks().keys.len(), 2);
         let only_a = SigningKeys::from_pem_list(&a).unwrap();
-        assert_eq!(keys.active_kid, only_a.jwks().keys[0].kid);
-        assert_ne!(keys.jwks().keys[0].kid, keys.jwks().keys[1].kid);
+        assert_eq!(keys.active_kid, jwks::kid(&only_a.jwks().keys[0]));
+        assert_ne!(
+            jwks::kid(&keys.jwks().keys[0]),
+            jwks::kid(&keys.jwks().keys[1])
+        );
     }
 
     #[test]
