@@ -279,28 +279,25 @@ impl Drop for FaultProxy {
 }
 
 /// `url` (`scheme://user@host:port/path`) with `host:port` replaced by `addr`.
-fn with_host(url: &str, addr: std::net::SocketAddr) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let userinfo = authority
-        .rsplit_once('@')
-        .map(|(u, _)| format!("{u}@"))
-        .unwrap_or_default();
-    format!("{scheme}://{userinfo}{addr}{path}")
+fn with_host(raw: &str, addr: std::net::SocketAddr) -> String {
+    let mut url = url::Url::parse(raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+    url.set_ip_host(addr.ip())
+        .unwrap_or_else(|()| panic!("{raw:?} cannot have a host"));
+    url.set_port(Some(addr.port()))
+        .unwrap_or_else(|()| panic!("{raw:?} cannot have a port"));
+    url.into()
 }
 
 /// `host:port` of a URL such as `postgres://u@host:5432/db` or `nats://host:4222`.
-pub fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority)
-        .to_owned()
+pub fn host_port(raw: &str) -> String {
+    let url = url::Url::parse(raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+    let host = url
+        .host_str()
+        .unwrap_or_else(|| panic!("{raw:?} has no host"));
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
 }
 
 /// A proxy in front of PostgreSQL that records the SQL of every statement a client executes

@@ -221,11 +221,11 @@ impl DatabaseSettings {
 }
 
 /// The password part of a URL, if any (`postgres://user:pw@host/db`).
-pub(super) fn password_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, pw)| pw.to_owned())
+pub(super) fn password_of(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw).ok()?;
+    // Percent-encoded in the URL (`p%40ss`); the password itself is what is judged.
+    let password = percent_encoding::percent_decode_str(url.password()?).decode_utf8_lossy();
+    Some(password.into_owned())
 }
 
 /// Connection settings for NATS.
@@ -300,6 +300,10 @@ mod tests {
         assert_eq!(
             password_of("postgres://u:p:q@h/db?x=@").as_deref(), // secret-scan: allow (test value)
             Some("p:q")
+        );
+        assert_eq!(
+            password_of("postgres://u:pass%40word@h/db").as_deref(), // secret-scan: allow (test value)
+            Some("pass@word")
         );
     }
 }
