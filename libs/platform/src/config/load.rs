@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::values::num_text;
-use super::{ConfigError, Needs, PLATFORM_SECRETS, Problem, Problems, Profile, ServiceSettings};
+use super::{
+    ConfigError, Needs, PLATFORM_SECRETS, Problems, Profile, ServiceSettings, SettingProblem,
+};
 
 /// Load the settings of a service from the process environment and `config/{profile}.toml`
 /// (under `CONFIG_DIR`, default `./config`), checking those a command with `needs` uses.
@@ -236,7 +238,7 @@ fn clean_figment_message(error: &figment::Error) -> String {
     }
 }
 
-fn dedupe(problems: &mut Vec<Problem>) {
+fn dedupe(problems: &mut Vec<SettingProblem>) {
     let mut seen = BTreeMap::new();
     problems.retain(|p| {
         seen.insert((p.setting.clone(), p.message.clone()), ())

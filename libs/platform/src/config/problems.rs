@@ -6,18 +6,18 @@ use super::Profile;
 
 /// One setting that is wrong, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub struct SettingProblem {
     pub setting: String,
     pub message: String,
 }
 
 /// Collects every problem found; start-up fails once with all of them.
 #[derive(Debug, Default)]
-pub struct Problems(pub(super) Vec<Problem>);
+pub struct Problems(pub(super) Vec<SettingProblem>);
 
 impl Problems {
     pub fn add(&mut self, setting: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
+        self.0.push(SettingProblem {
             setting: setting.into(),
             message: message.into(),
         });
@@ -32,7 +32,7 @@ impl Problems {
 #[derive(Debug)]
 pub struct ConfigError {
     pub profile: Profile,
-    pub problems: Vec<Problem>,
+    pub problems: Vec<SettingProblem>,
 }
 
 impl ConfigError {
