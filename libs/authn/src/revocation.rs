@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
+use platform::backoff::Backoff;
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
 use serde::{Deserialize, Serialize};
@@ -125,12 +126,15 @@ fn time_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How a broken watch is re-opened: 100 ms doubling to 5 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+
 /// Keep `list` current from the bucket until shutdown: current entries first, then every new
 /// one. A broken watch (NATS restarting) is re-opened with backoff.
 pub fn spawn_watcher(store: kv::Store, list: RevocationList, shutdown: &Shutdown) {
     let stop = shutdown.token();
     shutdown.spawn("revocation-watch", async move {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = RECONNECT;
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
             let mut watch = tokio::select! {
@@ -138,11 +142,9 @@ pub fn spawn_watcher(store: kv::Store, list: RevocationList, shutdown: &Shutdown
                     Ok(watch) => watch,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot watch revocations; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.cancelled() => return Ok(()),
+                        if !backoff.wait(&stop).await {
+                            return Ok(());
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 },
@@ -152,7 +154,7 @@ pub fn spawn_watcher(store: kv::Store, list: RevocationList, shutdown: &Shutdown
                 tokio::select! {
                     entry = watch.next() => match entry {
                         Some(Ok(entry)) => {
-                            backoff = Duration::from_millis(100);
+                            backoff.reset();
                             if entry.operation == kv::Operation::Put
                                 && let Ok(sid) = entry.key.parse::<Uuid>()
                             {
@@ -169,11 +171,9 @@ pub fn spawn_watcher(store: kv::Store, list: RevocationList, shutdown: &Shutdown
                     _ = stop.cancelled() => return Ok(()),
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stop.cancelled() => return Ok(()),
+            if !backoff.wait(&stop).await {
+                return Ok(());
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     });
 }

@@ -23,7 +23,7 @@ use sqlx::postgres::PgListener;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::topology::{Topology, provision_with_retry};
+use crate::topology::{RECONNECT, Topology, provision_with_retry};
 
 /// Rows published per transaction.
 const BATCH: i64 = 100;
@@ -118,7 +118,7 @@ pub fn spawn_relay_of(
         if !provision_with_retry(&js, &topology, &stop).await {
             return Ok(());
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = RECONNECT;
         let mut listener: Option<PgListener> = None;
         loop {
             if listener.is_none() {
@@ -126,14 +126,12 @@ pub fn spawn_relay_of(
             }
             match relay_batch_of(outbox, &db, &js, &topology, &metrics).await {
                 Ok(n) if n == BATCH as usize => continue,
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(_) => backoff.reset(),
                 Err(e) => {
                     tracing::warn!(error = format!("{e:#}"), "outbox relay pass failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.cancelled() => return Ok(()),
+                    if !backoff.wait(&stop).await {
+                        return Ok(());
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use platform::backoff::Backoff;
 use platform::config::NatsSettings;
 use platform::nats::Namespace;
 
@@ -357,6 +358,10 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
     Ok(())
 }
 
+/// How the loops that wait for NATS (provisioning, the outbox relay, pulling from a consumer)
+/// retry: 100 ms doubling to 5 s.
+pub const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+
 /// Provision, retrying with backoff until it works or `stop` is cancelled (then `false`). Services
 /// call this from a background task: NATS may come up after them.
 pub async fn provision_with_retry(
@@ -364,15 +369,14 @@ pub async fn provision_with_retry(
     topology: &Topology,
     stop: &tokio_util::sync::CancellationToken,
 ) -> bool {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = RECONNECT;
     loop {
         match provision(js, topology).await {
             Ok(()) => return true,
             Err(e) => tracing::warn!(error = format!("{e:#}"), "provisioning JetStream; retrying"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
-            _ = stop.cancelled() => return false,
+        if !backoff.wait(stop).await {
+            return false;
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `services/*/src/main.rs`.
 
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod extract;

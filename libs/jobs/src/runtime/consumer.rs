@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::handling::Runtime;
 use super::{Handler, JobMetrics, header};
 use crate::events::Event;
-use crate::topology::{Family, Topology};
+use crate::topology::{Family, RECONNECT, Topology};
 
 /// Consume `family`'s jobs with `handler`, `concurrency` at a time, until shutdown; jobs in hand
 /// are finished first.
@@ -188,7 +188,7 @@ async fn pull(
     batch: usize,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Option<async_nats::jetstream::consumer::pull::Stream> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = RECONNECT;
     loop {
         let opened = async {
             let consumer: PullConsumer = js
@@ -212,9 +212,8 @@ async fn pull(
             },
             _ = stop.cancelled() => return None,
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
-            _ = stop.cancelled() => return None,
+        if !backoff.wait(stop).await {
+            return None;
         }
     }
 }

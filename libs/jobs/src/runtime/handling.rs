@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, kv};
+use platform::backoff::Backoff;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -164,7 +165,7 @@ impl<H: Handler> Runtime<H> {
     /// `ack_wait`; past that a redelivery is due anyway, and the error goes up as before.
     async fn record_done(&self, message: &jetstream::Message, job: &Job) -> anyhow::Result<()> {
         let give_up = tokio::time::Instant::now() + self.family.ack_wait;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             // Best effort: NATS may be the very thing that is down.
             let _ = message.ack_with(AckKind::Progress).await;
@@ -172,7 +173,8 @@ impl<H: Handler> Runtime<H> {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
-            if tokio::time::Instant::now() + backoff > give_up {
+            let delay = backoff.next_delay();
+            if tokio::time::Instant::now() + delay > give_up {
                 return Err(error).context("recording the job as done");
             }
             tracing::warn!(
@@ -180,8 +182,7 @@ impl<H: Handler> Runtime<H> {
                 error = %error,
                 "recording the job as done failed; retrying"
             );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            tokio::time::sleep(delay).await;
         }
     }
 

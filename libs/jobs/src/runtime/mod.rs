@@ -29,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
+use platform::backoff::Backoff;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use serde::Serialize;
 use uuid::Uuid;
@@ -118,10 +119,12 @@ impl JobMetrics {
     }
 }
 
+/// How a failed job is retried: 1 s, 2 s, 4 s … at most 5 minutes.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+
 /// Delay before retry `attempt` (1-based): 1 s, 2 s, 4 s … at most 5 minutes.
 pub fn retry_delay(attempt: i64) -> Duration {
-    let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
-    Duration::from_secs(2u64.saturating_pow(exp)).min(Duration::from_secs(300))
+    RETRY.nth(u32::try_from(attempt).unwrap_or(if attempt < 0 { 0 } else { u32::MAX }))
 }
 
 /// Publish an event to `{ns}.events.<name>` and wait for JetStream's ack. `message_id` dedupes
