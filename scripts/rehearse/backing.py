@@ -252,6 +252,19 @@ cluster {{
         """Messages in the copies this node holds of the streams whose names satisfy `which`."""
         return sum(int((st.get("state") or {}).get("messages", 0)) for st in self._streams(node) if which(st["name"]))
 
+    def wait_provisioned(self, timeout: float = 60) -> float:
+        """Wait until the services' JetStream topology exists: an object store (provisioned last,
+        after the streams, consumers and KV buckets) and a leader for every stream."""
+        t = time.monotonic()
+        streams: dict[str, dict] = {}
+        while time.monotonic() < t + timeout:
+            streams = {st["name"]: st for node in self.nodes for st in self._streams(node)}
+            if any(name.startswith("OBJ_") for name in streams) and all(
+                    (st.get("cluster") or {}).get("leader") for st in streams.values()):
+                return time.monotonic() - t
+            time.sleep(0.2)
+        raise RehearsalError(f"the services' JetStream topology was not provisioned in {timeout:.0f} s; streams: {sorted(streams)}")
+
     def restart(self) -> None:
         """The whole cluster stopped and started again, data kept (`make chaos`)."""
         self.stop()
