@@ -78,7 +78,7 @@ async fn raw(js: &jetstream::Context, suffix: &str, n: u64, body: &[u8]) -> anyh
     let started = Instant::now();
     for i in 0..n {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{suffix}-{i}").as_str());
+        headers.insert(jobs::headers::MSG_ID, format!("{suffix}-{i}").as_str());
         js.publish_with_headers(subject.clone(), headers, body.to_vec().into())
             .await?
             .await?;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 
-use crate::runtime::ATTEMPTS_BEFORE_HEADER;
+use crate::headers;
 use crate::topology::Topology;
 
 /// One dead job.
@@ -42,17 +42,17 @@ pub async fn list(js: &jetstream::Context, topology: &Topology) -> anyhow::Resul
         };
         dead.push(DeadJob {
             sequence,
-            job_id: get(&message.headers, "job-id"),
-            kind: get(&message.headers, "job-kind"),
-            attempts: get(&message.headers, "job-attempts"),
-            error: get(&message.headers, "job-error"),
+            job_id: get(&message.headers, headers::JOB_ID),
+            kind: get(&message.headers, headers::JOB_KIND),
+            attempts: get(&message.headers, headers::JOB_ATTEMPTS),
+            error: get(&message.headers, headers::JOB_ERROR),
         });
     }
     Ok(dead)
 }
 
 /// Send a dead job back to the work queue (as the same job id, with fresh deliveries) and remove it
-/// from the DLQ. The attempts the dead run spent go along ([`ATTEMPTS_BEFORE_HEADER`]): the new
+/// from the DLQ. The attempts the dead run spent go along ([`headers::JOB_ATTEMPTS_BEFORE`]): the new
 /// run's attempts continue after them, so its status events are a later attempt's, which is what
 /// lets catalog-order move the job on from `dead`.
 pub async fn replay(
@@ -65,22 +65,28 @@ pub async fn replay(
         .get_raw_message(sequence)
         .await
         .with_context(|| format!("no dead job at sequence {sequence}"))?;
-    let job_id = get(&message.headers, "job-id");
-    let kind = get(&message.headers, "job-kind");
+    let job_id = get(&message.headers, headers::JOB_ID);
+    let kind = get(&message.headers, headers::JOB_KIND);
     anyhow::ensure!(!kind.is_empty(), "dead message {sequence} has no job-kind");
     let mut headers = HeaderMap::new();
-    headers.insert("job-id", job_id.as_str());
-    headers.insert("job-kind", kind.as_str());
-    if let Ok(spent) = get(&message.headers, "job-attempts").trim().parse::<i64>() {
-        headers.insert(ATTEMPTS_BEFORE_HEADER, spent.max(0).to_string().as_str());
+    headers.insert(headers::JOB_ID, job_id.as_str());
+    headers.insert(headers::JOB_KIND, kind.as_str());
+    if let Ok(spent) = get(&message.headers, headers::JOB_ATTEMPTS)
+        .trim()
+        .parse::<i64>()
+    {
+        headers.insert(
+            headers::JOB_ATTEMPTS_BEFORE,
+            spent.max(0).to_string().as_str(),
+        );
     }
-    let request_id = get(&message.headers, "x-request-id");
+    let request_id = get(&message.headers, headers::REQUEST_ID);
     if !request_id.is_empty() {
-        headers.insert("x-request-id", request_id.as_str());
+        headers.insert(headers::REQUEST_ID, request_id.as_str());
     }
     // A message id of its own: the original's may still be inside the duplicate window.
     headers.insert(
-        "Nats-Msg-Id",
+        headers::MSG_ID,
         format!("replay-{sequence}-{job_id}").as_str(),
     );
     js.publish_with_headers(
@@ -94,8 +100,8 @@ pub async fn replay(
     stream.delete_message(sequence).await?;
     Ok(DeadJob {
         sequence,
-        attempts: get(&message.headers, "job-attempts"),
-        error: get(&message.headers, "job-error"),
+        attempts: get(&message.headers, headers::JOB_ATTEMPTS),
+        error: get(&message.headers, headers::JOB_ERROR),
         job_id,
         kind,
     })

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod dlq;
 pub mod email;
 pub mod events;
+pub mod headers;
 pub mod images;
 pub mod outbox;
 pub mod runtime;

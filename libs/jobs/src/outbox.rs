@@ -23,6 +23,7 @@ use sqlx::postgres::PgListener;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::headers;
 use crate::topology::{RECONNECT, Topology, provision_with_retry};
 
 /// Rows published per transaction.
@@ -214,11 +215,11 @@ pub async fn relay_batch_of(
 
 async fn publish(js: &jetstream::Context, subject: &str, row: &Unpublished) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", row.id.to_string().as_str());
-    headers.insert("job-id", row.id.to_string().as_str());
-    headers.insert("job-kind", row.kind.as_str());
+    headers.insert(headers::MSG_ID, row.id.to_string().as_str());
+    headers.insert(headers::JOB_ID, row.id.to_string().as_str());
+    headers.insert(headers::JOB_KIND, row.kind.as_str());
     if let Some(request_id) = &row.request_id {
-        headers.insert("x-request-id", request_id.as_str());
+        headers.insert(headers::REQUEST_ID, request_id.as_str());
     }
     // A span for the hop through the outbox, a child of the request that committed the job;
     // the worker's span becomes its child.
@@ -232,7 +233,7 @@ async fn publish(js: &jetstream::Context, subject: &str, row: &Unpublished) -> a
     if let Some(traceparent) =
         platform::telemetry::traceparent_of(&span).or_else(|| row.traceparent.clone())
     {
-        headers.insert("traceparent", traceparent.as_str());
+        headers.insert(headers::TRACEPARENT, traceparent.as_str());
     }
     let body = serde_json::to_vec(&row.payload)?;
     async {

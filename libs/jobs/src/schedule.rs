@@ -19,6 +19,7 @@ use platform::shutdown::Shutdown;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::headers;
 use crate::topology::{Topology, provision_with_retry};
 
 /// Cancel pending orders past their payment window (catalog-order).
@@ -76,9 +77,9 @@ pub async fn publish_slot(
 ) -> anyhow::Result<bool> {
     let (slot, id) = slot_job(entry, at);
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id.to_string().as_str());
-    headers.insert("job-id", id.to_string().as_str());
-    headers.insert("job-kind", entry.kind);
+    headers.insert(headers::MSG_ID, id.to_string().as_str());
+    headers.insert(headers::JOB_ID, id.to_string().as_str());
+    headers.insert(headers::JOB_KIND, entry.kind);
     let payload = serde_json::json!({ "slot": slot, "every_seconds": entry.every.as_secs() });
     let ack = js
         .publish_with_headers(

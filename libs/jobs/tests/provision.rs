@@ -36,7 +36,7 @@ async fn provisioning_twice_changes_nothing_and_dedupes_by_message_id() {
     // The same Nats-Msg-Id twice within the window is stored once.
     let subject = topology.job_subject("email.order_confirmation");
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", "job-1");
+    headers.insert(jobs::headers::MSG_ID, "job-1");
     let first = js
         .publish_with_headers(subject.clone(), headers.clone(), "a".into())
         .await

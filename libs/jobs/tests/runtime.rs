@@ -92,8 +92,8 @@ async fn rig(family: &str) -> Rig {
 impl Rig {
     async fn publish(&self, kind: &str, id: Uuid, payload: serde_json::Value) {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.to_string().as_str());
-        headers.insert("job-kind", kind);
+        headers.insert(jobs::headers::MSG_ID, id.to_string().as_str());
+        headers.insert(jobs::headers::JOB_KIND, kind);
         self.js
             .publish_with_headers(
                 self.topology.job_subject(kind),
@@ -242,11 +242,20 @@ async fn a_permanent_failure_goes_to_the_dlq_at_once_with_its_reason() {
     let dlq = rig.dlq().await;
     assert_eq!(dlq.len(), 1);
     let headers = &dlq[0].headers;
-    assert_eq!(headers.get("job-error").unwrap().as_str(), "corrupt input");
-    assert_eq!(headers.get("job-attempts").unwrap().as_str(), "1");
-    assert_eq!(headers.get("job-id").unwrap().as_str(), id.to_string());
     assert_eq!(
-        headers.get("job-kind").unwrap().as_str(),
+        headers.get(jobs::headers::JOB_ERROR).unwrap().as_str(),
+        "corrupt input"
+    );
+    assert_eq!(
+        headers.get(jobs::headers::JOB_ATTEMPTS).unwrap().as_str(),
+        "1"
+    );
+    assert_eq!(
+        headers.get(jobs::headers::JOB_ID).unwrap().as_str(),
+        id.to_string()
+    );
+    assert_eq!(
+        headers.get(jobs::headers::JOB_KIND).unwrap().as_str(),
         "email.order_confirmation"
     );
     assert_eq!(
@@ -275,7 +284,7 @@ async fn retries_end_in_the_dlq_after_max_deliver() {
     assert_eq!(
         rig.dlq().await[0]
             .headers
-            .get("job-attempts")
+            .get(jobs::headers::JOB_ATTEMPTS)
             .unwrap()
             .as_str(),
         "3"
@@ -287,8 +296,8 @@ async fn retries_end_in_the_dlq_after_max_deliver() {
 async fn a_malformed_message_is_dead_lettered_not_retried() {
     let rig = rig("email").await;
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", "not-a-uuid");
-    headers.insert("job-kind", "email.order_confirmation");
+    headers.insert(jobs::headers::MSG_ID, "not-a-uuid");
+    headers.insert(jobs::headers::JOB_KIND, "email.order_confirmation");
     rig.js
         .publish_with_headers(
             rig.topology.job_subject("email.order_confirmation"),
@@ -415,9 +424,9 @@ async fn a_job_nobody_ever_answers_is_dead_lettered_via_the_advisory() {
 
     let id = Uuid::now_v7();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id.to_string().as_str());
-    headers.insert("job-id", id.to_string().as_str());
-    headers.insert("job-kind", "email.order_confirmation");
+    headers.insert(jobs::headers::MSG_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_KIND, "email.order_confirmation");
     js.publish_with_headers(
         topology.job_subject("email.order_confirmation"),
         headers,
@@ -485,10 +494,13 @@ async fn a_job_nobody_ever_answers_is_dead_lettered_via_the_advisory() {
     );
     let dlq = js.get_stream(topology.dlq_stream()).await.unwrap();
     let dead = dlq.get_raw_message(1).await.unwrap();
-    assert_eq!(dead.headers.get("job-id").unwrap().as_str(), id.to_string());
+    assert_eq!(
+        dead.headers.get(jobs::headers::JOB_ID).unwrap().as_str(),
+        id.to_string()
+    );
     assert!(
         dead.headers
-            .get("job-error")
+            .get(jobs::headers::JOB_ERROR)
             .unwrap()
             .as_str()
             .contains("no answer after 2 deliveries")
@@ -563,9 +575,9 @@ async fn publish_job(
 ) {
     let id = Uuid::now_v7();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id.to_string().as_str());
-    headers.insert("job-id", id.to_string().as_str());
-    headers.insert("job-kind", kind);
+    headers.insert(jobs::headers::MSG_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_KIND, kind);
     js.publish_with_headers(
         topology.job_subject(kind),
         headers,
@@ -750,9 +762,9 @@ async fn a_job_whose_done_marker_meets_a_nats_restart_is_not_run_again() {
     );
     let id = Uuid::now_v7();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id.to_string().as_str());
-    headers.insert("job-id", id.to_string().as_str());
-    headers.insert("job-kind", "email.order_confirmation");
+    headers.insert(jobs::headers::MSG_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_KIND, "email.order_confirmation");
     js.publish_with_headers(
         topology.job_subject("email.order_confirmation"),
         headers,

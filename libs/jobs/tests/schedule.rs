@@ -75,9 +75,12 @@ async fn two_schedulers_produce_one_job_per_slot_and_a_late_copy_does_not_run() 
     // 5 minutes into an hourly slot): the job id is the same, and the done marker stops it.
     let (_, id) = slot_job(&entry, SystemTime::now());
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("{id}-after-the-window").as_str());
-    headers.insert("job-id", id.to_string().as_str());
-    headers.insert("job-kind", EXPIRE_ORDERS);
+    headers.insert(
+        jobs::headers::MSG_ID,
+        format!("{id}-after-the-window").as_str(),
+    );
+    headers.insert(jobs::headers::JOB_ID, id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_KIND, EXPIRE_ORDERS);
     js.publish_with_headers(topology.job_subject(EXPIRE_ORDERS), headers, "{}".into())
         .await
         .unwrap()

@@ -292,9 +292,9 @@ async fn an_order_sends_exactly_one_email_over_smtp_even_when_its_job_comes_twic
         .await
         .unwrap();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("{job_id}-again").as_str());
-    headers.insert("job-id", job_id.to_string().as_str());
-    headers.insert("job-kind", "email.order_confirmation");
+    headers.insert(jobs::headers::MSG_ID, format!("{job_id}-again").as_str());
+    headers.insert(jobs::headers::JOB_ID, job_id.to_string().as_str());
+    headers.insert(jobs::headers::JOB_KIND, "email.order_confirmation");
     js.publish_with_headers(
         topology.job_subject("email.order_confirmation"),
         headers,

@@ -85,15 +85,21 @@ async fn an_order_publishes_one_confirmation_job_its_owner_can_follow() {
     let message = stream.get_raw_message(1).await.unwrap();
     let headers = message.headers;
     assert_eq!(
-        headers.get("Nats-Msg-Id").unwrap().as_str(),
+        headers.get(jobs::headers::MSG_ID).unwrap().as_str(),
         job_id.to_string()
     );
     assert_eq!(
-        headers.get("job-kind").unwrap().as_str(),
+        headers.get(jobs::headers::JOB_KIND).unwrap().as_str(),
         "email.order_confirmation"
     );
-    assert_eq!(headers.get("x-request-id").unwrap().as_str(), "order-req-1");
-    assert_eq!(headers.get("traceparent").unwrap().as_str(), TRACEPARENT);
+    assert_eq!(
+        headers.get(jobs::headers::REQUEST_ID).unwrap().as_str(),
+        "order-req-1"
+    );
+    assert_eq!(
+        headers.get(jobs::headers::TRACEPARENT).unwrap().as_str(),
+        TRACEPARENT
+    );
     assert_eq!(payload["email"], "ann@example.com");
     assert_eq!(
         message.subject.as_str(),
@@ -197,7 +203,11 @@ async fn an_order_confirmation_is_sent_once_and_its_job_reports_succeeded() {
     for seq in 1..=2 {
         let event = events.get_raw_message(seq).await.unwrap();
         assert_eq!(
-            event.headers.get("traceparent").unwrap().as_str(),
+            event
+                .headers
+                .get(jobs::headers::TRACEPARENT)
+                .unwrap()
+                .as_str(),
             TRACEPARENT
         );
     }
@@ -236,7 +246,7 @@ async fn a_job_committed_before_a_crash_is_published_and_a_republish_is_absorbed
     // Crash after publish, before mark: the message is already in the stream.
     let early = uuid::Uuid::now_v7();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", early.to_string().as_str());
+    headers.insert(jobs::headers::MSG_ID, early.to_string().as_str());
     js.publish_with_headers(
         topology.job_subject("email.order_confirmation"),
         headers,

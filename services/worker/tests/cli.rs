@@ -34,12 +34,12 @@ async fn dead_jobs_are_listed_replayed_and_purged_from_the_command_line() {
     for n in 0..2 {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
-            "job-id",
+            jobs::headers::JOB_ID,
             format!("00000000-0000-0000-0000-00000000000{n}").as_str(),
         );
-        headers.insert("job-kind", "email.order_confirmation");
-        headers.insert("job-attempts", "8");
-        headers.insert("job-error", "smtp refused");
+        headers.insert(jobs::headers::JOB_KIND, "email.order_confirmation");
+        headers.insert(jobs::headers::JOB_ATTEMPTS, "8");
+        headers.insert(jobs::headers::JOB_ERROR, "smtp refused");
         js.publish_with_headers(
             topology.dlq_subject("email.order_confirmation"),
             headers,

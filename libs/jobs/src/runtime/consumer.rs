@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::handling::Runtime;
 use super::{Handler, JobMetrics, header};
 use crate::events::Event;
+use crate::headers;
 use crate::topology::{Family, RECONNECT, Topology};
 
 /// Consume `family`'s jobs with `handler`, `concurrency` at a time, until shutdown; jobs in hand
@@ -146,7 +147,7 @@ pub fn spawn_event_listener_on<F, Fut>(
                     otel.name = %format!("apply {}", message.subject),
                     otel.kind = "consumer",
                 );
-                platform::telemetry::set_parent(&span, header(&message, "traceparent").as_deref());
+                platform::telemetry::set_parent(&span, header(&message, headers::TRACEPARENT).as_deref());
                 match Event::parse(&topology, &message.subject, &message.payload) {
                     Ok(Some(event)) => match apply(event).instrument(span).await {
                         Ok(()) => {

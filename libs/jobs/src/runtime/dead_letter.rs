@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{JobEvent, JobMetrics, attempts_before, publish_event};
 use crate::events::JOB_STATUS_EVENT;
+use crate::headers;
 use crate::topology::Topology;
 
 /// Copy a job (its headers and payload) to `{ns}.dlq.<kind>` with how often (`job-attempts`) and
@@ -28,15 +29,18 @@ async fn copy(
     error: &str,
 ) -> anyhow::Result<String> {
     let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
-    let job_id = get("job-id")
-        .or_else(|| get("Nats-Msg-Id"))
+    let job_id = get(headers::JOB_ID)
+        .or_else(|| get(headers::MSG_ID))
         .unwrap_or_default();
     // The DLQ copy gets its own id: the original's is still inside the jobs stream's window.
-    let message_id = format!("dlq-{}", get("Nats-Msg-Id").unwrap_or_default());
-    headers.insert("job-id", job_id.as_str());
-    headers.insert("job-attempts", attempts.to_string().as_str());
-    headers.insert("job-error", error.replace(['\r', '\n'], " ").as_str());
-    headers.insert("Nats-Msg-Id", message_id.as_str());
+    let message_id = format!("dlq-{}", get(headers::MSG_ID).unwrap_or_default());
+    headers.insert(headers::JOB_ID, job_id.as_str());
+    headers.insert(headers::JOB_ATTEMPTS, attempts.to_string().as_str());
+    headers.insert(
+        headers::JOB_ERROR,
+        error.replace(['\r', '\n'], " ").as_str(),
+    );
+    headers.insert(headers::MSG_ID, message_id.as_str());
     js.publish_with_headers(topology.dlq_subject(kind), headers, payload.to_vec().into())
         .await?
         .await?;
@@ -136,7 +140,7 @@ async fn exhausted(
     };
     let kind = message
         .headers
-        .get("job-kind")
+        .get(headers::JOB_KIND)
         .map(|v| v.as_str().to_owned())
         .unwrap_or_else(|| "unknown".into());
     // A replayed run's attempts continue after the dead run's, as the runtime reports them.

@@ -16,6 +16,7 @@ use super::{
     publish_event, retry_delay,
 };
 use crate::events::JOB_STATUS_EVENT;
+use crate::headers;
 use crate::topology::{Family, Topology};
 
 /// What the handling of a family's deliveries needs; one per [`spawn_family`](super::spawn_family).
@@ -37,7 +38,7 @@ impl<H: Handler> Runtime<H> {
         let mut job = match parse(&message, attempt, delivery) {
             Ok(job) => job,
             Err(e) => {
-                let kind = header(&message, "job-kind").unwrap_or_else(|| "unknown".into());
+                let kind = header(&message, headers::JOB_KIND).unwrap_or_else(|| "unknown".into());
                 dead_letter::delivery(
                     &self.js,
                     &self.topology,
@@ -222,11 +223,11 @@ impl<H: Handler> Runtime<H> {
 
 fn parse(message: &jetstream::Message, attempt: i64, delivery: i64) -> Result<Job, String> {
     // `job-id`; the message id is the same for fresh jobs but differs for DLQ replays.
-    let id = header(message, "job-id")
-        .or_else(|| header(message, "Nats-Msg-Id"))
+    let id = header(message, headers::JOB_ID)
+        .or_else(|| header(message, headers::MSG_ID))
         .and_then(|v| v.parse::<Uuid>().ok())
         .ok_or("the message has no job id (job-id header)")?;
-    let kind = header(message, "job-kind").ok_or("the message has no job-kind header")?;
+    let kind = header(message, headers::JOB_KIND).ok_or("the message has no job-kind header")?;
     let payload = serde_json::from_slice(&message.payload)
         .map_err(|e| format!("the payload is not JSON: {e}"))?;
     Ok(Job {
@@ -235,7 +236,7 @@ fn parse(message: &jetstream::Message, attempt: i64, delivery: i64) -> Result<Jo
         payload,
         attempt,
         delivery,
-        request_id: header(message, "x-request-id"),
-        traceparent: header(message, "traceparent"),
+        request_id: header(message, headers::REQUEST_ID),
+        traceparent: header(message, headers::TRACEPARENT),
     })
 }

@@ -16,7 +16,7 @@
 //!   attempts, last error) to `{ns}.dlq.<kind>` and terminates it. A job whose worker died on every
 //!   delivery is caught by [`spawn_max_delivery_watch`] instead.
 //! - Replays: a job replayed from the DLQ ([`crate::dlq::replay`]) keeps its id; its attempts, as
-//!   reported, continue after the dead run's ([`ATTEMPTS_BEFORE_HEADER`]), while `max_deliver` and
+//!   reported, continue after the dead run's ([`headers::JOB_ATTEMPTS_BEFORE`]), while `max_deliver` and
 //!   the retry delays count this run's deliveries afresh.
 //! - Shutdown: the job in hand is finished before the loop stops.
 //!
@@ -34,6 +34,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::headers;
 use crate::topology::Topology;
 
 mod consumer;
@@ -55,7 +56,7 @@ pub struct Job {
     pub kind: String,
     pub payload: serde_json::Value,
     /// The job's attempt, as its status events report it: 1 on the first delivery; a run
-    /// replayed from the DLQ continues after the dead run's attempts ([`ATTEMPTS_BEFORE_HEADER`]).
+    /// replayed from the DLQ continues after the dead run's attempts ([`headers::JOB_ATTEMPTS_BEFORE`]).
     pub attempt: i64,
     /// This run's delivery (1 on its first): what `max_deliver` and the retry delay count.
     pub delivery: i64,
@@ -76,11 +77,6 @@ pub enum JobError {
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, job: &Job) -> impl Future<Output = Result<(), JobError>> + Send;
 }
-
-/// Attempts a job spent before this run (set by [`crate::dlq::replay`] from the dead run's
-/// `job-attempts`): the replayed run's attempts continue after them, so catalog-order sees a later
-/// attempt and lets the job leave `dead`. JetStream's own delivery count starts at 1 again.
-pub const ATTEMPTS_BEFORE_HEADER: &str = "job-attempts-before";
 
 /// `jobs_processed_total{kind,outcome}`, `job_duration_seconds{kind}`, `jobs_dead_lettered_total`.
 #[derive(Clone)]
@@ -139,13 +135,13 @@ pub async fn publish_event(
     event: &impl Serialize,
 ) -> anyhow::Result<()> {
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", message_id);
+    headers.insert(headers::MSG_ID, message_id);
     if let Some(job) = job {
         if let Some(request_id) = &job.request_id {
-            headers.insert("x-request-id", request_id.as_str());
+            headers.insert(headers::REQUEST_ID, request_id.as_str());
         }
         if let Some(traceparent) = &job.traceparent {
-            headers.insert("traceparent", traceparent.as_str());
+            headers.insert(headers::TRACEPARENT, traceparent.as_str());
         }
     }
     js.publish_with_headers(
@@ -167,10 +163,13 @@ fn header(message: &jetstream::Message, name: &str) -> Option<String> {
         .map(|v| v.as_str().to_owned())
 }
 
-/// [`ATTEMPTS_BEFORE_HEADER`], 0 when absent or unreadable.
+/// Attempts a job spent before this run ([`headers::JOB_ATTEMPTS_BEFORE`], set by
+/// [`crate::dlq::replay`] from the dead run's `job-attempts`), 0 when absent or unreadable: the
+/// replayed run's attempts continue after them, so catalog-order sees a later attempt and lets
+/// the job leave `dead`. JetStream's own delivery count starts at 1 again.
 fn attempts_before(headers: Option<&HeaderMap>) -> i64 {
     headers
-        .and_then(|h| h.get(ATTEMPTS_BEFORE_HEADER))
+        .and_then(|h| h.get(headers::JOB_ATTEMPTS_BEFORE))
         .and_then(|v| v.as_str().trim().parse::<i64>().ok())
         .unwrap_or(0)
         .max(0)

@@ -79,9 +79,9 @@ async fn a_replayed_dead_job_ends_succeeded_with_later_attempts_and_stale_events
     .await
     .unwrap();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", job.to_string().as_str());
-    headers.insert("job-id", job.to_string().as_str());
-    headers.insert("job-kind", KIND);
+    headers.insert(jobs::headers::MSG_ID, job.to_string().as_str());
+    headers.insert(jobs::headers::JOB_ID, job.to_string().as_str());
+    headers.insert(jobs::headers::JOB_KIND, KIND);
     js.publish_with_headers(topology.job_subject(KIND), headers, "{}".into())
         .await
         .unwrap()
