@@ -24,9 +24,28 @@ class Stats:
         self.total = 0
         self.by_status = Counter()
         self.failures: list[str] = []
+        # Requests on their way: token → when each was sent.
+        self.in_flight: dict[object, float] = {}
 
-    def record(self, method: str, path: str, status: int | None, detail: str = "") -> None:
+    def begin(self) -> object:
+        token = object()
         with self.lock:
+            self.in_flight[token] = time.monotonic()
+        return token
+
+    def settle(self, sent_before: float, timeout: float = 40) -> None:
+        """Wait until every request sent before `sent_before` has its answer (or none) counted:
+        a fault's failures include those of requests it held up past its own window."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not any(t < sent_before for t in self.in_flight.values()):
+                    return
+            time.sleep(0.1)
+
+    def record(self, method: str, path: str, status: int | None, detail: str = "", token: object = None) -> None:
+        with self.lock:
+            self.in_flight.pop(token, None)
             self.total += 1
             self.by_status[status or "error"] += 1
             if status is None or status >= 500:
@@ -64,6 +83,7 @@ class Client:
         conn = http.client.HTTPSConnection(
             self.ingress[0], self.ingress[1], context=self.ctx, timeout=30, source_address=(self.source_ip, 0)
         )
+        token = self.stats.begin()
         try:
             conn.request(method, path, body=raw, headers=h)
             r = conn.getresponse()
@@ -71,11 +91,11 @@ class Client:
             status = r.status
             resp_headers = {k.lower(): v for k, v in r.getheaders()}
         except (OSError, http.client.HTTPException) as e:
-            self.stats.record(method, path, None, repr(e))
+            self.stats.record(method, path, None, repr(e), token)
             return None, {}, None
         finally:
             conn.close()
-        self.stats.record(method, path.split("?")[0], status)
+        self.stats.record(method, path.split("?")[0], status, token=token)
         try:
             parsed = json.loads(data) if data else None
         except ValueError:
