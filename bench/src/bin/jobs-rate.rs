@@ -103,12 +103,19 @@ async fn system(
         max_deliver: 3,
         max_ack_pending: 256,
     };
-    let topology =
-        Topology::with_families(Namespace::new(&format!("bench_{suffix}"))?, vec![family]);
+    let topology = Topology::new(Namespace::new(&format!("bench_{suffix}"))?).with_family(family);
     jobs::provision(js, &topology).await?;
     let shutdown = Shutdown::new();
     let registry = platform::metrics::Metrics::new("bench", "0")?;
+    // catalog-order's outbox, its `jobs` table, as catalog-order declares it.
+    let outbox = jobs::outbox::Outbox {
+        table: "jobs",
+        columns: jobs::outbox::Columns::NAMED_AS_THEY_ARE,
+        channel: "outbox",
+        publishes: jobs::outbox::Publishes::Jobs,
+    };
     jobs::outbox::spawn_relay(
+        outbox,
         db.clone(),
         js.clone(),
         topology.clone(),

@@ -1,15 +1,15 @@
 //! The transactional outbox relay (docs/design.md §6).
 //!
-//! A service writes a row into its `jobs` table in the same transaction as the change that causes
-//! the job (see `migrations/catalog/*_jobs_outbox.up.sql` for the table). Every replica runs a
-//! relay: it takes unpublished rows with `FOR UPDATE SKIP LOCKED` (so replicas share the work),
-//! publishes each with `Nats-Msg-Id` = job id, waits for JetStream's ack, and marks the rows. A crash
-//! between publish and mark re-publishes on the next pass, which the stream's duplicate window
-//! absorbs. The relay is woken by `NOTIFY outbox` and polls once a second as a fallback.
+//! A service writes a row into its outbox table in the same transaction as the change that causes
+//! the job, and declares the table ([`Outbox`]: its name, columns and notify channel). Every
+//! replica runs a relay: it takes unpublished rows with `FOR UPDATE SKIP LOCKED` (so replicas
+//! share the work), publishes each with `Nats-Msg-Id` = row id, waits for JetStream's ack, and
+//! marks the rows. A crash between publish and mark re-publishes on the next pass, which the
+//! stream's duplicate window absorbs. The relay is woken by the table's `NOTIFY` and polls once a
+//! second as a fallback.
 //!
-//! The same relay serves an outbox of events ([`Outbox::Events`], auth's `event_outbox`: rows
-//! whose `kind` is an event name, published to `{ns}.events.<kind>`), so a service that announces
-//! a change rather than asking for work gets the same guarantee.
+//! An outbox's rows are jobs or events ([`Publishes`]): a service that announces a change rather
+//! than asking for work gets the same guarantee.
 
 use std::time::Duration;
 
@@ -59,28 +59,98 @@ impl OutboxMetrics {
     }
 }
 
-/// Which table a relay reads and where its rows go.
+/// What the rows of an outbox are published as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outbox {
-    /// `jobs`: each row is a job, published to `{ns}.jobs.<kind>`.
+pub enum Publishes {
+    /// Jobs: a row goes to `{ns}.jobs.<kind>`.
     Jobs,
-    /// `event_outbox`: each row is an event, published to `{ns}.events.<kind>`.
+    /// Events: a row goes to `{ns}.events.<kind>`.
     Events,
 }
 
+/// The columns of an outbox table: the row's id (the message's `Nats-Msg-Id` and `job-id`), its
+/// kind, its JSON payload, the request id and `traceparent` of the request that wrote it (both
+/// nullable), when it was written and when it was published (NULL until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    pub id: &'static str,
+    pub kind: &'static str,
+    pub payload: &'static str,
+    pub request_id: &'static str,
+    pub traceparent: &'static str,
+    pub created_at: &'static str,
+    pub published_at: &'static str,
+}
+
+impl Columns {
+    /// `id`, `kind`, `payload`, `request_id`, `traceparent`, `created_at`, `published_at`.
+    pub const NAMED_AS_THEY_ARE: Columns = Columns {
+        id: "id",
+        kind: "kind",
+        payload: "payload",
+        request_id: "request_id",
+        traceparent: "traceparent",
+        created_at: "created_at",
+        published_at: "published_at",
+    };
+}
+
+/// A service's outbox table, as its relay reads it. The service declares it (its migrations make
+/// the table and the trigger that notifies `channel`); the relay builds its statements from these
+/// names, which are the service's constants, never input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbox {
+    pub table: &'static str,
+    pub columns: Columns,
+    /// What the table's insert trigger `NOTIFY`s; the relay also polls once a second.
+    pub channel: &'static str,
+    pub publishes: Publishes,
+}
+
 impl Outbox {
-    fn table(self) -> &'static str {
-        match self {
-            Outbox::Jobs => "jobs",
-            Outbox::Events => "event_outbox",
+    fn subject(&self, topology: &Topology, kind: &str) -> String {
+        match self.publishes {
+            Publishes::Jobs => topology.job_subject(kind),
+            Publishes::Events => topology.event_subject(kind),
         }
     }
 
-    fn subject(self, topology: &Topology, kind: &str) -> String {
-        match self {
-            Outbox::Jobs => topology.job_subject(kind),
-            Outbox::Events => topology.event_subject(kind),
-        }
+    fn claim_sql(&self) -> String {
+        let Columns {
+            id,
+            kind,
+            payload,
+            request_id,
+            traceparent,
+            created_at,
+            published_at,
+        } = self.columns;
+        format!(
+            "SELECT {id} AS id, {kind} AS kind, {payload} AS payload, \
+             {request_id} AS request_id, {traceparent} AS traceparent FROM {table} \
+             WHERE {published_at} IS NULL ORDER BY {created_at} \
+             LIMIT $1 FOR UPDATE SKIP LOCKED",
+            table = self.table
+        )
+    }
+
+    fn mark_sql(&self) -> String {
+        format!(
+            "UPDATE {table} SET {published_at} = now() WHERE {id} = ANY($1)",
+            table = self.table,
+            published_at = self.columns.published_at,
+            id = self.columns.id
+        )
+    }
+
+    fn pending_sql(&self) -> String {
+        format!(
+            "SELECT count(*), extract(epoch FROM now() - min({created_at}))::float8 \
+             FROM {table} WHERE {published_at} IS NULL",
+            table = self.table,
+            created_at = self.columns.created_at,
+            published_at = self.columns.published_at
+        )
     }
 }
 
@@ -93,19 +163,8 @@ struct Unpublished {
     traceparent: Option<String>,
 }
 
-/// Run the relay of the `jobs` outbox until shutdown (as a task owned by `shutdown`).
-pub fn spawn_relay(
-    db: PgPool,
-    js: jetstream::Context,
-    topology: Topology,
-    metrics: OutboxMetrics,
-    shutdown: &Shutdown,
-) {
-    spawn_relay_of(Outbox::Jobs, db, js, topology, metrics, shutdown)
-}
-
 /// Run the relay of `outbox` until shutdown (as a task owned by `shutdown`).
-pub fn spawn_relay_of(
+pub fn spawn_relay(
     outbox: Outbox,
     db: PgPool,
     js: jetstream::Context,
@@ -123,9 +182,9 @@ pub fn spawn_relay_of(
         let mut listener: Option<PgListener> = None;
         loop {
             if listener.is_none() {
-                listener = listen(&db).await;
+                listener = listen(&db, outbox.channel).await;
             }
-            match relay_batch_of(outbox, &db, &js, &topology, &metrics).await {
+            match relay_batch(&outbox, &db, &js, &topology, &metrics).await {
                 Ok(n) if n == BATCH as usize => continue,
                 Ok(_) => backoff.reset(),
                 Err(e) => {
@@ -136,7 +195,7 @@ pub fn spawn_relay_of(
                     continue;
                 }
             }
-            update_gauges(outbox, &db, &metrics).await;
+            update_gauges(&outbox, &db, &metrics).await;
             let notified = async {
                 match listener.as_mut() {
                     Some(l) => l.recv().await.map(|_| ()),
@@ -152,40 +211,25 @@ pub fn spawn_relay_of(
     });
 }
 
-async fn listen(db: &PgPool) -> Option<PgListener> {
+async fn listen(db: &PgPool, channel: &str) -> Option<PgListener> {
     let mut listener = PgListener::connect_with(db).await.ok()?;
-    listener.listen("outbox").await.ok()?;
+    listener.listen(channel).await.ok()?;
     Some(listener)
 }
 
-/// Publish up to one batch of jobs; returns how many rows were published.
+/// Publish up to one batch of `outbox`'s rows; returns how many were published.
 pub async fn relay_batch(
+    outbox: &Outbox,
     db: &PgPool,
     js: &jetstream::Context,
     topology: &Topology,
     metrics: &OutboxMetrics,
 ) -> anyhow::Result<usize> {
-    relay_batch_of(Outbox::Jobs, db, js, topology, metrics).await
-}
-
-/// Publish up to one batch of `outbox`; returns how many rows were published.
-pub async fn relay_batch_of(
-    outbox: Outbox,
-    db: &PgPool,
-    js: &jetstream::Context,
-    topology: &Topology,
-    metrics: &OutboxMetrics,
-) -> anyhow::Result<usize> {
-    let table = outbox.table();
     let mut tx = db.begin().await?;
-    let rows: Vec<Unpublished> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, kind, payload, request_id, traceparent FROM {table}
-         WHERE published_at IS NULL ORDER BY created_at
-         LIMIT $1 FOR UPDATE SKIP LOCKED"
-    )))
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<Unpublished> = sqlx::query_as(sqlx::AssertSqlSafe(outbox.claim_sql()))
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut published = Vec::with_capacity(rows.len());
     let mut failure = None;
     for row in &rows {
@@ -198,12 +242,10 @@ pub async fn relay_batch_of(
         }
     }
     if !published.is_empty() {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {table} SET published_at = now() WHERE id = ANY($1)"
-        )))
-        .bind(&published)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(outbox.mark_sql()))
+            .bind(&published)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     metrics.published.inc_by(published.len() as u64);
@@ -251,16 +293,51 @@ async fn publish(js: &jetstream::Context, subject: &str, row: &Unpublished) -> a
     .await
 }
 
-async fn update_gauges(outbox: Outbox, db: &PgPool, metrics: &OutboxMetrics) {
-    let row: Result<(i64, Option<f64>), _> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
-         FROM {} WHERE published_at IS NULL",
-        outbox.table()
-    )))
-    .fetch_one(db)
-    .await;
+async fn update_gauges(outbox: &Outbox, db: &PgPool, metrics: &OutboxMetrics) {
+    let row: Result<(i64, Option<f64>), _> =
+        sqlx::query_as(sqlx::AssertSqlSafe(outbox.pending_sql()))
+            .fetch_one(db)
+            .await;
     if let Ok((pending, oldest)) = row {
         metrics.pending.set(pending);
         metrics.oldest_age.set(oldest.unwrap_or(0.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statements_name_the_services_table_and_columns() {
+        let outbox = Outbox {
+            table: "event_outbox",
+            columns: Columns {
+                created_at: "written_at",
+                ..Columns::NAMED_AS_THEY_ARE
+            },
+            channel: "outbox",
+            publishes: Publishes::Events,
+        };
+        assert_eq!(
+            outbox.claim_sql(),
+            "SELECT id AS id, kind AS kind, payload AS payload, request_id AS request_id, \
+             traceparent AS traceparent FROM event_outbox WHERE published_at IS NULL \
+             ORDER BY written_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+        );
+        assert_eq!(
+            outbox.mark_sql(),
+            "UPDATE event_outbox SET published_at = now() WHERE id = ANY($1)"
+        );
+        assert_eq!(
+            outbox.pending_sql(),
+            "SELECT count(*), extract(epoch FROM now() - min(written_at))::float8 \
+             FROM event_outbox WHERE published_at IS NULL"
+        );
+        let topology = Topology::new(platform::nats::Namespace::new("shop").unwrap());
+        assert_eq!(
+            outbox.subject(&topology, "account.deleted"),
+            "shop.events.account.deleted"
+        );
     }
 }

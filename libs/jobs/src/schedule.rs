@@ -1,6 +1,6 @@
-//! The scheduler (Celery beat's role): maintenance jobs at fixed intervals, published by the
-//! worker and run by the service that owns the data (family `catalog` → catalog-order, `auth` →
-//! auth).
+//! The scheduler (Celery beat's role): jobs at fixed intervals. The entries are the publishing
+//! service's (the worker's settings; the kinds are contracts, `crate::maintenance`), the jobs are
+//! run by the service that serves their family.
 //!
 //! Exactly once per slot, however many schedulers run: time is cut into slots of each entry's
 //! interval, and a slot's job id is derived from the kind and the slot. The id is the
@@ -21,18 +21,6 @@ use uuid::Uuid;
 
 use crate::headers;
 use crate::topology::{Topology, provision_with_retry};
-
-/// Cancel pending orders past their payment window (catalog-order).
-pub const EXPIRE_ORDERS: &str = "catalog.expire_orders";
-/// Delete finished jobs and applied-event (inbox) rows past their retention (catalog-order).
-pub const PURGE_JOBS: &str = "catalog.purge_jobs";
-/// Forget `Idempotency-Key`s past their retention (catalog-order).
-pub const PURGE_IDEMPOTENCY_KEYS: &str = "catalog.purge_idempotency_keys";
-/// Delete image objects that no image row refers to: the original of an upload whose
-/// transaction never committed (catalog-order).
-pub const SWEEP_IMAGES: &str = "catalog.sweep_images";
-/// Delete expired and revoked sessions and idle login counters past their retention (auth).
-pub const PURGE_SESSIONS: &str = "auth.purge_sessions";
 
 /// One scheduled job kind and how often it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +136,7 @@ mod tests {
     #[test]
     fn one_slot_one_id_and_the_next_slot_another() {
         let entry = Entry {
-            kind: EXPIRE_ORDERS,
+            kind: "catalog.expire_orders",
             every: Duration::from_secs(60),
         };
         let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -161,7 +149,7 @@ mod tests {
         assert_eq!(next, slot + 1);
         assert_ne!(other, id);
         let purge = Entry {
-            kind: PURGE_SESSIONS,
+            kind: "auth.purge_sessions",
             ..entry
         };
         assert_ne!(slot_job(&purge, start).1, id, "kinds never share ids");

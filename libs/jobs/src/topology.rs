@@ -5,13 +5,14 @@
 //!   `Nats-Msg-Id` (the outbox relay crashing between publish and mark, schedulers racing).
 //! - `{NS}_EVENTS`: `{ns}.events.>` (job status changes and results), kept for a week.
 //! - `{NS}_DLQ`: `{ns}.dlq.>`, jobs that failed for good, kept for 30 days for inspection and replay.
-//! - One durable pull consumer per job family on `{NS}_JOBS`, with disjoint filters. A family is
-//!   served by the service that owns its data: `image` and `email` by the worker, `catalog`
-//!   (maintenance of orders, jobs and idempotency keys) by catalog-order, `auth` (session purge)
-//!   by auth.
-//! - Durable pull consumers on `{NS}_EVENTS`: the general events consumer (`{ns}.events.>`) and
-//!   any a service declares for events of its own ([`Topology::with_event_consumer`]). The stream
-//!   keeps its messages (limits retention), so every consumer gets its own copy of each event.
+//! - One durable pull consumer per job family on `{NS}_JOBS`, with disjoint filters. This module
+//!   knows no family: a service adds the ones it serves or publishes to
+//!   ([`Topology::with_family`]), from the definitions both sides share (`crate::contracts`), so a
+//!   family's consumer exists before its first job is published and every service provisions it
+//!   alike.
+//! - Durable pull consumers on `{NS}_EVENTS` that a service declares for the events it reads
+//!   ([`Topology::with_event_consumer`]). The stream keeps its messages (limits retention), so
+//!   every consumer gets its own copy of each event, including those published before it existed.
 //! - KV `{ns}_jobs_done`: the idempotency record of applied jobs. Object store `{ns}_images`.
 
 use std::time::Duration;
@@ -43,54 +44,22 @@ pub struct Family {
 /// at least this long.
 pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// How often the general events consumer delivers an event before JetStream gives up on it. A
+/// How often an events consumer delivers an event before JetStream gives up on it. A
 /// failed apply comes back after the consumer's `ack_wait` (30 s: about 17 hours of attempts); an
 /// event of a kind this version does not know comes back after
 /// [`crate::runtime::UNKNOWN_EVENT_DELAY`] (5 min: about 7 days, the stream's `max_age`). Past
 /// it the event stays in the stream but this consumer never delivers it again.
 pub const EVENTS_MAX_DELIVER: i64 = 2016;
 
-/// A durable consumer of part of `{NS}_EVENTS` that a service declares for itself (the library
-/// names no service): it gets its own copy of every matching event, independently of the general
-/// events consumer.
+/// A durable consumer of `{NS}_EVENTS` (or of part of it) that a service declares for itself:
+/// it gets its own copy of every matching event, independently of any other consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventConsumer {
     /// Durable name.
     pub name: String,
-    /// Subject filter below `{ns}.events.` (`account.>`).
+    /// Subject filter below `{ns}.events.` (`>` for every event, `account.>`).
     pub filter: String,
 }
-
-pub const FAMILIES: &[Family] = &[
-    Family {
-        name: "image",
-        ack_wait: Duration::from_secs(15),
-        timeout: Duration::from_secs(120),
-        max_deliver: 5,
-        max_ack_pending: 16,
-    },
-    Family {
-        name: "email",
-        ack_wait: Duration::from_secs(15),
-        timeout: Duration::from_secs(30),
-        max_deliver: 8,
-        max_ack_pending: 64,
-    },
-    Family {
-        name: "catalog",
-        ack_wait: Duration::from_secs(15),
-        timeout: Duration::from_secs(60),
-        max_deliver: 3,
-        max_ack_pending: 4,
-    },
-    Family {
-        name: "auth",
-        ack_wait: Duration::from_secs(15),
-        timeout: Duration::from_secs(60),
-        max_deliver: 3,
-        max_ack_pending: 4,
-    },
-];
 
 /// How JetStream keeps a namespace's data (`NATS_REPLICAS`, `NATS_IMAGES_MAX_BYTES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,12 +96,14 @@ impl Storage {
     }
 }
 
-/// The names of everything in one namespace, and its job families.
+/// The names of everything in one namespace, and the job families and event consumers a service
+/// declared.
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub namespace: Namespace,
+    /// Declared with [`Topology::with_family`].
     pub families: Vec<Family>,
-    /// Declared with [`Topology::with_event_consumer`]; provisioned beside the general one.
+    /// Declared with [`Topology::with_event_consumer`].
     pub event_consumers: Vec<EventConsumer>,
     /// Every provisioning applies it, so every topology a service builds must carry the same:
     /// services build theirs with [`Topology::from_settings`].
@@ -140,8 +111,15 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The streams, the done-marker bucket and the image store of `namespace`; no job family and
+    /// no events consumer until a service adds them.
     pub fn new(namespace: Namespace) -> Self {
-        Self::with_families(namespace, FAMILIES.to_vec())
+        Topology {
+            namespace,
+            families: Vec::new(),
+            event_consumers: Vec::new(),
+            storage: Storage::default(),
+        }
     }
 
     /// The namespace, replicas and limits of a service's settings.
@@ -151,14 +129,16 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Other families than [`FAMILIES`] (tests use short `ack_wait`s).
-    pub fn with_families(namespace: Namespace, families: Vec<Family>) -> Self {
-        Topology {
-            namespace,
-            families,
-            event_consumers: Vec::new(),
-            storage: Storage::default(),
-        }
+    /// Also provision `family`'s consumer (a family of the same name is replaced).
+    pub fn with_family(mut self, family: Family) -> Self {
+        self.families.retain(|f| f.name != family.name);
+        self.families.push(family);
+        self
+    }
+
+    /// [`Topology::with_family`] for each of `families`.
+    pub fn with_families(self, families: impl IntoIterator<Item = Family>) -> Self {
+        families.into_iter().fold(self, Self::with_family)
     }
 
     /// Also provision `consumer` on the events stream (a service's own durable consumer).
@@ -192,6 +172,11 @@ impl Topology {
         self.namespace.subject(&format!("events.{name}"))
     }
 
+    /// `{ns}.events.job.status` → `job.status`; `None` outside this namespace's events.
+    pub fn event_name<'s>(&self, subject: &'s str) -> Option<&'s str> {
+        subject.strip_prefix(&self.event_subject(""))
+    }
+
     pub fn dlq_subject(&self, kind: &str) -> String {
         self.namespace.subject(&format!("dlq.{kind}"))
     }
@@ -203,15 +188,6 @@ impl Topology {
 
     pub fn consumer_name(&self, family: &Family) -> String {
         format!("{}-jobs", family.name)
-    }
-
-    /// catalog-order's durable consumer of every event (job status changes, `image.processed`).
-    pub fn events_consumer(&self) -> &'static str {
-        "catalog-order-events"
-    }
-
-    fn events_consumer_config(&self) -> consumer::pull::Config {
-        self.event_consumer_config(self.events_consumer(), ">")
     }
 
     /// Every durable consumer of the events stream alike: explicit acks, 30 s to apply, at most
@@ -310,10 +286,6 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
         .get_stream(topology.events_stream())
         .await
         .context("opening the events stream")?;
-    events
-        .create_consumer(topology.events_consumer_config())
-        .await
-        .context("provisioning the events consumer")?;
     for declared in &topology.event_consumers {
         events
             .create_consumer(topology.event_consumer_config(&declared.name, &declared.filter))
@@ -398,45 +370,34 @@ pub async fn teardown(js: &jetstream::Context, topology: &Topology) {
 mod tests {
     use super::*;
 
+    fn family(name: &'static str) -> Family {
+        Family {
+            name,
+            ack_wait: Duration::from_secs(15),
+            timeout: Duration::from_secs(60),
+            max_deliver: 3,
+            max_ack_pending: 4,
+        }
+    }
+
     #[test]
-    fn family_filters_are_disjoint_and_cover_every_kind() {
-        let t = Topology::new(Namespace::new("shop").unwrap());
-        let filters: Vec<String> = FAMILIES
+    fn a_topology_has_the_families_a_service_adds_each_on_its_own_subjects() {
+        let bare = Topology::new(Namespace::new("shop").unwrap());
+        assert!(bare.families.is_empty() && bare.event_consumers.is_empty());
+        let t = bare.with_families([family("image"), family("catalog"), family("image")]);
+        let filters: Vec<String> = t
+            .families
             .iter()
             .map(|f| t.consumer(f).filter_subject)
             .collect();
-        assert_eq!(
-            filters,
-            [
-                "shop.jobs.image.>",
-                "shop.jobs.email.>",
-                "shop.jobs.catalog.>",
-                "shop.jobs.auth.>"
-            ]
-        );
-        for kind in [
-            "image.thumbnail",
-            "email.order_confirmation",
-            "catalog.expire_orders",
-            "catalog.purge_jobs",
-            "auth.purge_sessions",
-        ] {
-            assert!(t.family_of(kind).is_some(), "{kind}");
-        }
-        assert!(t.family_of("unknown.kind").is_none());
+        assert_eq!(filters, ["shop.jobs.catalog.>", "shop.jobs.image.>"]);
+        assert_eq!(t.consumer_name(&family("image")), "image-jobs");
+        assert_eq!(t.family_of("image.thumbnail"), Some(family("image")));
+        assert!(t.family_of("email.order_confirmation").is_none());
         assert_eq!(
             t.job_subject("image.thumbnail"),
             "shop.jobs.image.thumbnail"
         );
         assert_eq!(t.jobs_stream(), "SHOP_JOBS");
-    }
-
-    #[test]
-    fn every_family_retries_at_least_once_and_times_out_before_it_gives_up() {
-        for f in FAMILIES {
-            assert!(f.max_deliver >= 2, "{}", f.name);
-            assert!(f.ack_wait >= Duration::from_secs(3), "{}", f.name);
-            assert!(f.timeout >= f.ack_wait, "{}", f.name);
-        }
     }
 }

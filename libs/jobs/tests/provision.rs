@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use jobs::contracts::FAMILIES;
 use jobs::topology::Storage;
 use jobs::topology::teardown;
-use jobs::{FAMILIES, Topology, provision};
+use jobs::{EventConsumer, Topology, provision};
 use platform::nats::Namespace;
 use platform::testing::{nats_namespace, nats_url};
 
@@ -14,7 +15,12 @@ use platform::testing::{nats_namespace, nats_url};
 async fn provisioning_twice_changes_nothing_and_dedupes_by_message_id() {
     let client = async_nats::connect(nats_url()).await.unwrap();
     let js = jetstream::new(client);
-    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap())
+        .with_families(FAMILIES)
+        .with_event_consumer(EventConsumer {
+            name: "reader-events".into(),
+            filter: ">".into(),
+        });
     provision(&js, &topology).await.unwrap();
     provision(&js, &topology).await.unwrap();
 
@@ -23,13 +29,18 @@ async fn provisioning_twice_changes_nothing_and_dedupes_by_message_id() {
     assert_eq!(info.config.retention, stream::RetentionPolicy::WorkQueue);
     assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
     for family in FAMILIES {
-        let name = topology.consumer_name(family);
+        let name = topology.consumer_name(&family);
         let mut consumer: jetstream::consumer::PullConsumer =
             jobs.get_consumer(&name).await.unwrap();
         let config = &consumer.info().await.unwrap().config;
         assert_eq!(config.max_deliver, family.max_deliver, "{name}");
         assert_eq!(config.ack_policy, jetstream::consumer::AckPolicy::Explicit);
     }
+    let mut events = js.get_stream(topology.events_stream()).await.unwrap();
+    let reader: jetstream::consumer::PullConsumer =
+        events.get_consumer("reader-events").await.unwrap();
+    drop(reader);
+    assert_eq!(events.info().await.unwrap().state.consumer_count, 1);
     js.get_key_value(topology.jobs_done_bucket()).await.unwrap();
     js.get_object_store(topology.images_store()).await.unwrap();
 

@@ -52,7 +52,8 @@ impl Drop for Rig {
 async fn rig(family: &str) -> Rig {
     let client = async_nats::connect(nats_url()).await.unwrap();
     let js = jetstream::new(client.clone());
-    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap())
+        .with_families(jobs::contracts::FAMILIES);
     provision(&js, &topology).await.unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let mut sub = client
@@ -406,7 +407,7 @@ async fn a_job_nobody_ever_answers_is_dead_lettered_via_the_advisory() {
         max_deliver: 2,
         max_ack_pending: 1,
     };
-    let topology = Topology::with_families(Namespace::new(&nats_namespace()).unwrap(), vec![hang]);
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap()).with_family(hang);
     provision(&js, &topology).await.unwrap();
     let shutdown = Shutdown::new();
     let registry = platform::metrics::Metrics::new("test", "0").unwrap();
@@ -549,8 +550,7 @@ async fn slow_rig(
     concurrency: usize,
 ) -> (jetstream::Context, Topology, Arc<Slow>, Shutdown) {
     let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
-    let topology =
-        Topology::with_families(Namespace::new(&nats_namespace()).unwrap(), vec![family]);
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap()).with_family(family);
     provision(&js, &topology).await.unwrap();
     let handler = Arc::new(Slow::default());
     let shutdown = Shutdown::new();
@@ -741,8 +741,7 @@ async fn a_job_whose_done_marker_meets_a_nats_restart_is_not_run_again() {
         max_deliver: 5,
         max_ack_pending: 4,
     };
-    let topology =
-        Topology::with_families(Namespace::new(&nats_namespace()).unwrap(), vec![family]);
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap()).with_family(family);
     provision(&js, &topology).await.unwrap();
     let handler = Arc::new(CutsNats {
         nats: nats.clone(),

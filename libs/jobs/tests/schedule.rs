@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
+use jobs::maintenance::{CATALOG_FAMILY, CatalogJob};
 use jobs::runtime::{Handler, Job, JobError, JobMetrics, spawn_family};
-use jobs::schedule::{EXPIRE_ORDERS, Entry, LocalLeader, publish_slot, slot_job, spawn_scheduler};
+use jobs::schedule::{Entry, LocalLeader, publish_slot, slot_job, spawn_scheduler};
 use jobs::topology::teardown;
 use jobs::{Topology, provision};
 use platform::nats::Namespace;
@@ -28,7 +29,8 @@ impl Handler for Counting {
 #[tokio::test]
 async fn two_schedulers_produce_one_job_per_slot_and_a_late_copy_does_not_run() {
     let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
-    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    let topology =
+        Topology::new(Namespace::new(&nats_namespace()).unwrap()).with_family(CATALOG_FAMILY);
     provision(&js, &topology).await.unwrap();
     let shutdown = Shutdown::new();
     let runs = Arc::new(Counting::default());
@@ -36,14 +38,14 @@ async fn two_schedulers_produce_one_job_per_slot_and_a_late_copy_does_not_run() 
     spawn_family(
         js.clone(),
         topology.clone(),
-        topology.family("catalog").unwrap(),
+        CATALOG_FAMILY,
         runs.clone(),
         1,
         JobMetrics::register(&registry).unwrap(),
         &shutdown,
     );
     let entry = Entry {
-        kind: EXPIRE_ORDERS,
+        kind: CatalogJob::ExpireOrders.kind(),
         every: Duration::from_secs(3600),
     };
     for _ in 0..2 {
@@ -80,12 +82,16 @@ async fn two_schedulers_produce_one_job_per_slot_and_a_late_copy_does_not_run() 
         format!("{id}-after-the-window").as_str(),
     );
     headers.insert(jobs::headers::JOB_ID, id.to_string().as_str());
-    headers.insert(jobs::headers::JOB_KIND, EXPIRE_ORDERS);
-    js.publish_with_headers(topology.job_subject(EXPIRE_ORDERS), headers, "{}".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    headers.insert(jobs::headers::JOB_KIND, CatalogJob::ExpireOrders.kind());
+    js.publish_with_headers(
+        topology.job_subject(CatalogJob::ExpireOrders.kind()),
+        headers,
+        "{}".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     let mut stream = js.get_stream(topology.jobs_stream()).await.unwrap();
     assert!(
         eventually(Duration::from_secs(10), || {

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use authn::revocation::{self, RevocationList};
 use authn::{Verifier, VerifierConfig};
+use jobs::maintenance::AUTH_FAMILY;
+use jobs::outbox::{Columns, Outbox, Publishes};
 use platform::nats::Namespace;
 use platform::ratelimit::{self, ClientIpLimit, Limiter, Quota, TrustedProxies};
 use platform::{App, AppBuilder};
@@ -32,6 +34,22 @@ pub fn signing_keys(settings: &AuthSettings) -> anyhow::Result<SigningKeys> {
     }
 }
 
+/// auth's outbox: its `event_outbox` table (`migrations/auth/*_event_outbox.up.sql`, whose trigger
+/// notifies `outbox`); each row is an event (`account.deleted`).
+pub const EVENT_OUTBOX: Outbox = Outbox {
+    table: "event_outbox",
+    columns: Columns::NAMED_AS_THEY_ARE,
+    channel: "outbox",
+    publishes: Publishes::Events,
+};
+
+/// The JetStream topology as auth provisions it: the family it serves (`auth`, the scheduler's
+/// session purge). Its events need no consumer of its own: the events stream keeps them for the
+/// services that read them.
+pub fn topology(base: jobs::Topology) -> jobs::Topology {
+    base.with_family(AUTH_FAMILY)
+}
+
 /// Build the service; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
@@ -57,24 +75,21 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     .await
     .context("opening the revocations bucket")?;
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
+    let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
     // account.deleted and any later events of auth, from its outbox (docs/design.md §6).
-    jobs::outbox::spawn_relay_of(
-        jobs::outbox::Outbox::Events,
+    jobs::outbox::spawn_relay(
+        EVENT_OUTBOX,
         db.clone(),
         js.clone(),
-        jobs::Topology::from_settings(&settings.nats)?,
+        topology.clone(),
         jobs::outbox::OutboxMetrics::register(builder.metrics())?,
         builder.shutdown(),
     );
-    // The scheduler's session purge (family `auth`).
-    let topology = jobs::Topology::from_settings(&settings.nats)?;
-    let family = topology
-        .family("auth")
-        .ok_or_else(|| anyhow::anyhow!("no auth job family"))?;
+    // The scheduler's session purge.
     jobs::runtime::spawn_family(
         js.clone(),
         topology,
-        family,
+        AUTH_FAMILY,
         Arc::new(maintenance::PurgeSessions {
             db: db.clone(),
             retention: settings.retention,

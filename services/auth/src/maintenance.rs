@@ -1,8 +1,8 @@
 //! Housekeeping the scheduler runs (and `auth purge-sessions` by hand): sessions, login counters
 //! and published events are kept no longer than their retention (see [`Retention`]).
 
+use jobs::maintenance::AuthJob;
 use jobs::runtime::{Handler, Job, JobError};
-use jobs::schedule::PURGE_SESSIONS;
 use platform::db::PurgeMetrics;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -44,7 +44,7 @@ pub struct PurgeSessions {
 
 impl Handler for PurgeSessions {
     async fn handle(&self, job: &Job) -> Result<(), JobError> {
-        if job.kind != PURGE_SESSIONS {
+        let Some(AuthJob::PurgeSessions) = AuthJob::from_kind(&job.kind) else {
             // A kind this version does not know comes from a newer producer (a new worker's
             // scheduler during a rolling upgrade, while old replicas still consume the family):
             // not dead-lettered (that would fire DeadLetterQueueNotEmpty on a normal upgrade) but
@@ -53,7 +53,7 @@ impl Handler for PurgeSessions {
                 "unknown job kind {}: left for a newer replica",
                 job.kind
             )));
-        }
+        };
         let purged = purge_expired(&self.db, &self.retention, OffsetDateTime::now_utc())
             .await
             .map_err(|e| JobError::Retry(format!("database: {e}")))?;

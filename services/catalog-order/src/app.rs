@@ -2,38 +2,63 @@
 
 use std::sync::Arc;
 
+use jobs::EventConsumer;
+use jobs::events::Event;
 use jobs::images::ImageStore;
-use jobs::runtime::JobMetrics;
+use jobs::maintenance;
+use jobs::outbox::{Columns, Outbox, Publishes};
+use jobs::runtime::{JobMetrics, spawn_event_listener_on};
 use platform::db::PurgeMetrics;
 use platform::ratelimit::{self, Limiter, Quota};
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
-use crate::maintenance::{self, Maintenance};
+use crate::maintenance::{Maintenance, PURGED_KINDS};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
-/// catalog-order's durable consumer of account events (`{ns}.events.account.>`), beside the
-/// general events consumer. Releases before it applied `account.deleted` from the general
-/// consumer, or did not know it and dropped it there; a consumer of its own that older releases
-/// do not read gets every account event to a release that applies it, even during a rolling
-/// upgrade or after a rollback.
+/// catalog-order's durable consumer of every event (job status changes, `image.processed`).
+pub const EVENTS_CONSUMER: &str = "catalog-order-events";
+
+/// catalog-order's durable consumer of account events (`{ns}.events.account.>`), beside
+/// [`EVENTS_CONSUMER`]. Releases before it applied `account.deleted` from the general consumer,
+/// or did not know it and dropped it there; a consumer of its own that older releases do not read
+/// gets every account event to a release that applies it, even during a rolling upgrade or after
+/// a rollback.
 pub const ACCOUNT_EVENTS_CONSUMER: &str = "catalog-order-account-events";
 
-/// The JetStream topology as catalog-order provisions it: the shared one plus
-/// [`ACCOUNT_EVENTS_CONSUMER`].
+/// catalog-order's outbox: its `jobs` table (`migrations/catalog/*_jobs_outbox.up.sql`, whose
+/// trigger notifies `outbox`); each row is a job.
+pub const OUTBOX: Outbox = Outbox {
+    table: "jobs",
+    columns: Columns::NAMED_AS_THEY_ARE,
+    channel: "outbox",
+    publishes: Publishes::Jobs,
+};
+
+/// The JetStream topology as catalog-order provisions it: the family it serves (`catalog`), the
+/// families its outbox publishes to (`image`, `email`), and its two events consumers.
 pub fn topology(base: jobs::Topology) -> jobs::Topology {
-    base.with_event_consumer(jobs::EventConsumer {
+    base.with_families([
+        maintenance::CATALOG_FAMILY,
+        jobs::images::FAMILY,
+        jobs::email::FAMILY,
+    ])
+    .with_event_consumer(EventConsumer {
+        name: EVENTS_CONSUMER.to_owned(),
+        filter: ">".to_owned(),
+    })
+    .with_event_consumer(EventConsumer {
         name: ACCOUNT_EVENTS_CONSUMER.to_owned(),
         filter: format!("{}.>", jobs::accounts::ACCOUNT_EVENTS),
     })
 }
 
 /// Apply events through the inbox (`store::jobs::apply_event`): account events from
-/// [`ACCOUNT_EVENTS_CONSUMER`], everything else from the general events consumer, which
-/// acknowledges account events without applying them (their own consumer does; the inbox would
-/// make a second apply harmless anyway).
+/// [`ACCOUNT_EVENTS_CONSUMER`], everything else from [`EVENTS_CONSUMER`], which acknowledges
+/// account events without applying them (their own consumer does; the inbox would make a second
+/// apply harmless anyway).
 pub fn spawn_event_listeners(
     js: async_nats::jetstream::Context,
     topology: jobs::Topology,
@@ -41,13 +66,14 @@ pub fn spawn_event_listeners(
     shutdown: &platform::shutdown::Shutdown,
 ) {
     let inbox = db.clone();
-    jobs::runtime::spawn_event_listener(
+    spawn_event_listener_on(
         js.clone(),
         topology.clone(),
-        move |event| {
+        EVENTS_CONSUMER.to_owned(),
+        move |event: Event| {
             let db = inbox.clone();
             async move {
-                if matches!(event, jobs::events::Event::AccountDeleted(_)) {
+                if matches!(event, Event::AccountDeleted(_)) {
                     return Ok(());
                 }
                 Ok(crate::store::jobs::apply_event(&db, &event).await?)
@@ -55,11 +81,11 @@ pub fn spawn_event_listeners(
         },
         shutdown,
     );
-    jobs::runtime::spawn_event_listener_on(
+    spawn_event_listener_on(
         js,
         topology,
         ACCOUNT_EVENTS_CONSUMER.to_owned(),
-        move |event| {
+        move |event: Event| {
             let db = db.clone();
             async move { Ok(crate::store::jobs::apply_event(&db, &event).await?) }
         },
@@ -78,6 +104,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let js = async_nats::jetstream::new(nats_client);
     let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
     jobs::outbox::spawn_relay(
+        OUTBOX,
         db.clone(),
         js.clone(),
         topology.clone(),
@@ -87,18 +114,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     spawn_event_listeners(js.clone(), topology.clone(), db.clone(), builder.shutdown());
     let images = ImageStore::new(js.clone(), &topology);
     // The scheduler's maintenance jobs for this service's data.
-    let catalog = topology
-        .family("catalog")
-        .ok_or_else(|| anyhow::anyhow!("no catalog job family"))?;
     jobs::runtime::spawn_family(
         js.clone(),
         topology.clone(),
-        catalog,
+        maintenance::CATALOG_FAMILY,
         Arc::new(Maintenance {
             db: db.clone(),
             order_payment_timeout: settings.order_payment_timeout,
             retention: settings.retention,
-            purged: PurgeMetrics::register(builder.metrics(), maintenance::PURGED_KINDS)?,
+            purged: PurgeMetrics::register(builder.metrics(), PURGED_KINDS)?,
             images: images.clone(),
         }),
         1,

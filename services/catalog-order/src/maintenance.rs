@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use jobs::images::ImageStore;
+use jobs::maintenance::CatalogJob;
 use jobs::runtime::{Handler, Job, JobError};
-use jobs::schedule::{EXPIRE_ORDERS, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS, SWEEP_IMAGES};
 use platform::db::PurgeMetrics;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -91,14 +91,24 @@ impl Handler for Maintenance {
         // A database error is worth another attempt; the statements are idempotent.
         let retry = |e: sqlx::Error| JobError::Retry(format!("database: {e}"));
         let now = OffsetDateTime::now_utc();
-        match job.kind.as_str() {
-            EXPIRE_ORDERS => {
+        // A kind this version does not know comes from a newer producer (a new worker's
+        // scheduler during a rolling upgrade, while old replicas still consume the family).
+        // Failing it would dead-letter a normal job and fire DeadLetterQueueNotEmpty; a retry
+        // hands it back, and a new replica picks it up within `max_deliver`.
+        let Some(kind) = CatalogJob::from_kind(&job.kind) else {
+            return Err(JobError::Retry(format!(
+                "unknown job kind {}: left for a newer replica",
+                job.kind
+            )));
+        };
+        match kind {
+            CatalogJob::ExpireOrders => {
                 let n = store::orders::expire_unpaid(&self.db, self.order_payment_timeout)
                     .await
                     .map_err(retry)?;
                 tracing::info!(orders = n, "expired unpaid orders");
             }
-            PURGE_JOBS => {
+            CatalogJob::PurgeJobs => {
                 let purged = purge_jobs(&self.db, &self.retention, now)
                     .await
                     .map_err(retry)?;
@@ -110,7 +120,7 @@ impl Handler for Maintenance {
                     "purged finished jobs and applied events past their retention"
                 );
             }
-            PURGE_IDEMPOTENCY_KEYS => {
+            CatalogJob::PurgeIdempotencyKeys => {
                 let n = store::idempotency::purge_expired(
                     &self.db,
                     now,
@@ -121,21 +131,12 @@ impl Handler for Maintenance {
                 self.purged.record("idempotency_keys", n);
                 tracing::info!(keys = n, "purged idempotency keys past their retention");
             }
-            SWEEP_IMAGES => {
+            CatalogJob::SweepImages => {
                 let n = sweep_images(&self.db, &self.images, now, ORPHAN_GRACE)
                     .await
                     .map_err(|e| JobError::Retry(format!("{e:#}")))?;
                 self.purged.record("image_objects", n);
                 tracing::info!(objects = n, "deleted image objects no image refers to");
-            }
-            // A kind this version does not know comes from a newer producer (a new worker's
-            // scheduler during a rolling upgrade, while old replicas still consume the family).
-            // Failing it would dead-letter a normal job and fire DeadLetterQueueNotEmpty; a retry
-            // hands it back, and a new replica picks it up within `max_deliver`.
-            other => {
-                return Err(JobError::Retry(format!(
-                    "unknown job kind {other}: left for a newer replica"
-                )));
             }
         }
         Ok(())

@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
 use jobs::Topology;
-use jobs::schedule::{EXPIRE_ORDERS, Entry, PURGE_SESSIONS, publish_slot};
+use jobs::maintenance::{AuthJob, CatalogJob};
+use jobs::schedule::{Entry, publish_slot};
 use platform::config::Secret;
 use platform::nats::Namespace;
 use platform::testing::{OwnNats, SmtpSink, eventually};
@@ -93,7 +94,7 @@ async fn the_scheduled_expiry_cancels_unpaid_orders_past_their_window_and_restoc
     .unwrap();
 
     let entry = Entry {
-        kind: EXPIRE_ORDERS,
+        kind: CatalogJob::ExpireOrders.kind(),
         every: Duration::from_secs(3600),
     };
     assert!(
@@ -143,7 +144,7 @@ async fn the_scheduled_session_purge_runs_in_auth() {
     .await
     .unwrap();
     let entry = Entry {
-        kind: PURGE_SESSIONS,
+        kind: AuthJob::PurgeSessions.kind(),
         every: Duration::from_secs(3600),
     };
     publish_slot(&js, &topology, &entry, SystemTime::now())

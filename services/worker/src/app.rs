@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use jobs::Topology;
 use jobs::images::ImageStore;
+use jobs::maintenance::{AUTH_FAMILY, CATALOG_FAMILY};
 use jobs::runtime::{JobMetrics, spawn_family, spawn_max_delivery_watch};
 use jobs::schedule::{LocalLeader, spawn_scheduler};
 use platform::lease::LeaseLock;
@@ -17,18 +18,25 @@ use crate::settings::Settings;
 use crate::thumbnails::Thumbnails;
 use crate::{SERVICE, VERSION};
 
+/// The JetStream topology as the worker provisions it: the families it serves (`image`, `email`)
+/// and those its scheduler publishes to (`catalog`, `auth`), so their consumers exist before the
+/// first scheduled job. `worker dlq replay` may send a job of any of them back.
+pub fn topology(base: Topology) -> Topology {
+    base.with_families([
+        jobs::images::FAMILY,
+        jobs::email::FAMILY,
+        CATALOG_FAMILY,
+        AUTH_FAMILY,
+    ])
+}
+
 /// Build the worker; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
     let nats = builder.nats(&settings.nats).await?;
     let js = async_nats::jetstream::new(nats);
-    let topology = Topology::from_settings(&settings.nats)?;
+    let topology = topology(Topology::from_settings(&settings.nats)?);
     let metrics = JobMetrics::register(builder.metrics())?;
-    let family = |name: &str| {
-        topology
-            .family(name)
-            .ok_or_else(|| anyhow::anyhow!("no {name} job family"))
-    };
     spawn_max_delivery_watch(
         js.clone(),
         topology.clone(),
@@ -48,7 +56,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     spawn_family(
         js.clone(),
         topology.clone(),
-        family("email")?,
+        jobs::email::FAMILY,
         Arc::new(OrderConfirmationEmail {
             from: settings.email_from.parse()?,
             transport,
@@ -60,7 +68,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     spawn_family(
         js.clone(),
         topology.clone(),
-        family("image")?,
+        jobs::images::FAMILY,
         Arc::new(Thumbnails {
             js: js.clone(),
             topology: topology.clone(),

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
 async fn dlq(settings: &Settings, command: DlqCommand) -> anyhow::Result<()> {
     let nats = platform::nats::connect(&settings.nats, "worker-dlq").await?;
     let js = async_nats::jetstream::new(nats);
-    let topology = jobs::Topology::from_settings(&settings.nats)?;
+    let topology = worker::app::topology(jobs::Topology::from_settings(&settings.nats)?);
     // Idempotent, and makes `list` answer "empty" rather than "no such stream" on a new namespace.
     jobs::provision(&js, &topology).await?;
     match command {

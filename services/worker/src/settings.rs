@@ -93,28 +93,27 @@ impl Settings {
     }
 
     pub fn schedule(&self) -> Vec<jobs::schedule::Entry> {
-        use jobs::schedule::{
-            EXPIRE_ORDERS, Entry, PURGE_IDEMPOTENCY_KEYS, PURGE_JOBS, PURGE_SESSIONS, SWEEP_IMAGES,
-        };
+        use jobs::maintenance::{AuthJob, CatalogJob};
+        use jobs::schedule::Entry;
         vec![
             Entry {
-                kind: EXPIRE_ORDERS,
+                kind: CatalogJob::ExpireOrders.kind(),
                 every: self.schedule_expire_orders_every,
             },
             Entry {
-                kind: PURGE_JOBS,
+                kind: CatalogJob::PurgeJobs.kind(),
                 every: self.schedule_purge_jobs_every,
             },
             Entry {
-                kind: PURGE_IDEMPOTENCY_KEYS,
+                kind: CatalogJob::PurgeIdempotencyKeys.kind(),
                 every: self.schedule_purge_idempotency_keys_every,
             },
             Entry {
-                kind: PURGE_SESSIONS,
+                kind: AuthJob::PurgeSessions.kind(),
                 every: self.schedule_purge_sessions_every,
             },
             Entry {
-                kind: SWEEP_IMAGES,
+                kind: CatalogJob::SweepImages.kind(),
                 every: self.schedule_sweep_images_every,
             },
         ]
@@ -253,11 +252,11 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                jobs::schedule::EXPIRE_ORDERS,
-                jobs::schedule::PURGE_JOBS,
-                jobs::schedule::PURGE_IDEMPOTENCY_KEYS,
-                jobs::schedule::PURGE_SESSIONS,
-                jobs::schedule::SWEEP_IMAGES,
+                "catalog.expire_orders",
+                "catalog.purge_jobs",
+                "catalog.purge_idempotency_keys",
+                "auth.purge_sessions",
+                "catalog.sweep_images",
             ]
         );
     }

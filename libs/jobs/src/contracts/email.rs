@@ -1,7 +1,20 @@
 //! The contract of e-mail jobs between catalog-order (orders) and the worker (sends).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::Family;
+
+/// The family of e-mail jobs (the worker serves it).
+pub const FAMILY: Family = Family {
+    name: "email",
+    ack_wait: Duration::from_secs(15),
+    timeout: Duration::from_secs(30),
+    max_deliver: 8,
+    max_ack_pending: 64,
+};
 
 pub const ORDER_CONFIRMATION_KIND: &str = "email.order_confirmation";
 

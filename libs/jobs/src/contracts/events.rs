@@ -1,28 +1,14 @@
-//! Everything published to `{NS}_EVENTS`, as catalog-order's listener reads it: job status
-//! changes and results from the worker, account deletions from auth.
+//! Everything published to `{NS}_EVENTS` that catalog-order reads: job status changes from every
+//! consumer runtime, results from the worker, account deletions from auth.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
-use crate::images::{ImageProcessed, PROCESSED_EVENT};
-use crate::topology::Topology;
-
-/// Subject suffix of job status changes.
-pub const JOB_STATUS_EVENT: &str = "job.status";
-
-/// A job's status change, published to `{ns}.events.job.status` by the consumer runtime
-/// ([`crate::runtime`]) and applied by catalog-order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobEvent {
-    pub event_id: Uuid,
-    pub job_id: Uuid,
-    pub kind: String,
-    /// `running`, `succeeded`, `failed` (will be retried) or `dead`.
-    pub status: String,
-    pub attempts: i64,
-    pub error: Option<String>,
-}
+use super::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
+use super::images::{ImageProcessed, PROCESSED_EVENT};
+use crate::runtime::FromEvent;
+/// A job's status change; defined by the runtime that publishes it, named here too because it is
+/// one of the events catalog-order reads.
+pub use crate::runtime::{JOB_STATUS_EVENT, JobEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -31,25 +17,20 @@ pub enum Event {
     AccountDeleted(AccountDeleted),
 }
 
-impl Event {
-    /// `Ok(None)` for a subject this version does not know (a newer publisher): the listener
+impl FromEvent for Event {
+    /// `Ok(None)` for an event this version does not know (a newer publisher): the listener
     /// leaves it for a newer consumer (`Nak` with a delay), it does not drop it.
-    pub fn parse(
-        topology: &Topology,
-        subject: &str,
-        payload: &[u8],
-    ) -> Result<Option<Event>, serde_json::Error> {
-        Ok(if subject == topology.event_subject(JOB_STATUS_EVENT) {
-            Some(Event::JobStatus(serde_json::from_slice(payload)?))
-        } else if subject == topology.event_subject(PROCESSED_EVENT) {
-            Some(Event::ImageProcessed(serde_json::from_slice(payload)?))
-        } else if subject == topology.event_subject(ACCOUNT_DELETED_EVENT) {
-            Some(Event::AccountDeleted(serde_json::from_slice(payload)?))
-        } else {
-            None
+    fn from_event(name: &str, payload: &[u8]) -> Result<Option<Event>, serde_json::Error> {
+        Ok(match name {
+            JOB_STATUS_EVENT => Some(Event::JobStatus(serde_json::from_slice(payload)?)),
+            PROCESSED_EVENT => Some(Event::ImageProcessed(serde_json::from_slice(payload)?)),
+            ACCOUNT_DELETED_EVENT => Some(Event::AccountDeleted(serde_json::from_slice(payload)?)),
+            _ => None,
         })
     }
+}
 
+impl Event {
     /// What an inbox dedupes on.
     pub fn id(&self) -> Uuid {
         match self {

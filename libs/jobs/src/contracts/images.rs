@@ -2,8 +2,21 @@
 //! worker (makes the thumbnails): the job payload, where each file lives in the object store
 //! `{ns}_images`, and the `image.processed` event.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::Family;
+
+/// The family of image jobs (the worker serves it): decoding and resizing takes a while.
+pub const FAMILY: Family = Family {
+    name: "image",
+    ack_wait: Duration::from_secs(15),
+    timeout: Duration::from_secs(120),
+    max_deliver: 5,
+    max_ack_pending: 16,
+};
 
 pub const THUMBNAIL_KIND: &str = "image.thumbnail";
 /// Event name under `{ns}.events.`.

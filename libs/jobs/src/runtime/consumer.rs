@@ -1,5 +1,5 @@
 //! The pull loops: a job family's consumer, which hands each delivery to its handling with at
-//! most `concurrency` in flight, and the events listener, which applies each event once. Both pull
+//! most `concurrency` in flight, and an events listener, which applies each event once. Both pull
 //! from a durable consumer, re-subscribing with backoff, and stop at shutdown after what they hold.
 
 use std::sync::Arc;
@@ -14,8 +14,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::handling::Runtime;
-use super::{Handler, JobMetrics, header};
-use crate::events::Event;
+use super::{FromEvent, Handler, JobMetrics, header};
 use crate::headers;
 use crate::topology::{Family, RECONNECT, Topology};
 
@@ -96,34 +95,20 @@ pub fn spawn_family<H: Handler>(
 /// dropped. The consumer's `max_deliver` ([`crate::topology::EVENTS_MAX_DELIVER`]) ends it.
 pub const UNKNOWN_EVENT_DELAY: Duration = Duration::from_secs(300);
 
-/// Apply events from the general events consumer (job status changes, `image.processed`, …) with
-/// `apply` until shutdown (catalog-order's side). See [`spawn_event_listener_on`].
-pub fn spawn_event_listener<F, Fut>(
-    js: jetstream::Context,
-    topology: Topology,
-    apply: F,
-    shutdown: &Shutdown,
-) where
-    F: Fn(Event) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send,
-{
-    let consumer = topology.events_consumer().to_owned();
-    spawn_event_listener_on(js, topology, consumer, apply, shutdown);
-}
-
-/// Apply the events of the durable consumer `consumer` of the events stream with `apply` until
-/// shutdown. `apply` must be idempotent per [`Event::id`]; an event is acknowledged only after it
-/// returns `Ok`. An event whose subject this version does not know is not acknowledged but
+/// Apply the events of the durable consumer `consumer` of the events stream, read as `E`, with
+/// `apply` until shutdown. `apply` must be idempotent per event (an inbox); an event is
+/// acknowledged only after it returns `Ok`. An event `E` does not know is not acknowledged but
 /// `Nak`ed with [`UNKNOWN_EVENT_DELAY`], so a newer consumer can still apply it. Run it beside
-/// [`crate::outbox::spawn_relay`], which provisions the consumers of its topology.
-pub fn spawn_event_listener_on<F, Fut>(
+/// something that provisions the consumer (the service's outbox relay provisions its topology).
+pub fn spawn_event_listener_on<E, F, Fut>(
     js: jetstream::Context,
     topology: Topology,
     consumer: String,
     apply: F,
     shutdown: &Shutdown,
 ) where
-    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    E: FromEvent,
+    F: Fn(E) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
     let stop = shutdown.token();
@@ -148,7 +133,8 @@ pub fn spawn_event_listener_on<F, Fut>(
                     otel.kind = "consumer",
                 );
                 platform::telemetry::set_parent(&span, header(&message, headers::TRACEPARENT).as_deref());
-                match Event::parse(&topology, &message.subject, &message.payload) {
+                let name = topology.event_name(&message.subject).unwrap_or_default();
+                match E::from_event(name, &message.payload) {
                     Ok(Some(event)) => match apply(event).instrument(span).await {
                         Ok(()) => {
                             let _ = message.ack().await;

@@ -11,8 +11,7 @@ use platform::shutdown::Shutdown;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{JobEvent, JobMetrics, attempts_before, publish_event};
-use crate::events::JOB_STATUS_EVENT;
+use super::{JOB_STATUS_EVENT, JobEvent, JobMetrics, attempts_before, publish_event};
 use crate::headers;
 use crate::topology::Topology;
 

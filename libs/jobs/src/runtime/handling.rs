@@ -12,10 +12,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
-    Handler, Job, JobError, JobEvent, JobMetrics, attempts_before, dead_letter, header,
-    publish_event, retry_delay,
+    Handler, JOB_STATUS_EVENT, Job, JobError, JobEvent, JobMetrics, attempts_before, dead_letter,
+    header, publish_event, retry_delay,
 };
-use crate::events::JOB_STATUS_EVENT;
 use crate::headers;
 use crate::topology::{Family, Topology};
 

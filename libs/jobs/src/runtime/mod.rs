@@ -31,7 +31,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use platform::backoff::Backoff;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::headers;
@@ -41,12 +41,7 @@ mod consumer;
 mod dead_letter;
 mod handling;
 
-/// A job's status change; defined with the other events, named here too because the runtime
-/// publishes it.
-pub use crate::events::JobEvent;
-pub use consumer::{
-    UNKNOWN_EVENT_DELAY, spawn_event_listener, spawn_event_listener_on, spawn_family,
-};
+pub use consumer::{UNKNOWN_EVENT_DELAY, spawn_event_listener_on, spawn_family};
 pub use dead_letter::spawn_max_delivery_watch;
 
 /// A job as a handler sees it.
@@ -63,6 +58,30 @@ pub struct Job {
     pub request_id: Option<String>,
     /// W3C trace context of the request that caused the job, passed on to what it publishes.
     pub traceparent: Option<String>,
+}
+
+/// Subject suffix of job status changes.
+pub const JOB_STATUS_EVENT: &str = "job.status";
+
+/// A job's status change, published to `{ns}.events.job.status` by the runtime at every step of
+/// a job (`running`, then `succeeded`, `failed` or `dead`) for whoever keeps jobs' states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub event_id: Uuid,
+    pub job_id: Uuid,
+    pub kind: String,
+    /// `running`, `succeeded`, `failed` (will be retried) or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// The events a listener ([`spawn_event_listener_on`]) reads: the service that reads them says
+/// which it knows and how to read each.
+pub trait FromEvent: Sized + Send + 'static {
+    /// The event named `name` (the subject below `{ns}.events.`, `job.status`); `Ok(None)` for a
+    /// name this version does not know, which the listener leaves for a newer consumer.
+    fn from_event(name: &str, payload: &[u8]) -> Result<Option<Self>, serde_json::Error>;
 }
 
 /// Why a job did not succeed.

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use catalog_order::app::{ACCOUNT_EVENTS_CONSUMER, spawn_event_listeners, topology};
+use catalog_order::app::{
+    ACCOUNT_EVENTS_CONSUMER, EVENTS_CONSUMER, spawn_event_listeners, topology,
+};
 use futures_util::StreamExt;
 use jobs::accounts::{ACCOUNT_DELETED_EVENT, AccountDeleted};
 use jobs::runtime::publish_event;
@@ -43,7 +45,7 @@ async fn an_account_deleted_dropped_by_an_old_pod_is_still_applied_by_a_new_one(
     let events = js.get_stream(old.events_stream()).await.unwrap();
     events
         .create_consumer(consumer::pull::Config {
-            durable_name: Some(old.events_consumer().to_owned()),
+            durable_name: Some(EVENTS_CONSUMER.to_owned()),
             filter_subject: old.event_subject(">"),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
@@ -74,7 +76,7 @@ async fn an_account_deleted_dropped_by_an_old_pod_is_still_applied_by_a_new_one(
     .unwrap();
 
     // An old pod: the subject is unknown to it, so it acknowledges and drops the event.
-    let shared: consumer::PullConsumer = events.get_consumer(old.events_consumer()).await.unwrap();
+    let shared: consumer::PullConsumer = events.get_consumer(EVENTS_CONSUMER).await.unwrap();
     let mut batch = shared
         .fetch()
         .max_messages(10)

@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use catalog_order::store::jobs::{apply_event, by_id};
 use jobs::events::Event;
 use jobs::runtime::{
-    Handler, Job, JobError, JobEvent, JobMetrics, spawn_event_listener, spawn_family,
+    Handler, Job, JobError, JobEvent, JobMetrics, spawn_event_listener_on, spawn_family,
 };
 use jobs::{Topology, provision};
 use platform::nats::Namespace;
@@ -45,7 +45,8 @@ async fn a_replayed_dead_job_ends_succeeded_with_later_attempts_and_stale_events
     let db = test_db.pool().await;
     let client = async_nats::connect(nats_url()).await.unwrap();
     let js = jetstream::new(client);
-    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    let topology =
+        catalog_order::app::topology(Topology::new(Namespace::new(&nats_namespace()).unwrap()));
     provision(&js, &topology).await.unwrap();
     let shutdown = Shutdown::new();
     let handler = Arc::new(Flaky::default());
@@ -53,17 +54,18 @@ async fn a_replayed_dead_job_ends_succeeded_with_later_attempts_and_stale_events
     spawn_family(
         js.clone(),
         topology.clone(),
-        topology.family("email").unwrap(),
+        jobs::email::FAMILY,
         handler.clone(),
         1,
         JobMetrics::register(&registry).unwrap(),
         &shutdown,
     );
     let pool = db.clone();
-    spawn_event_listener(
+    spawn_event_listener_on(
         js.clone(),
         topology.clone(),
-        move |event| {
+        catalog_order::app::EVENTS_CONSUMER.to_owned(),
+        move |event: Event| {
             let pool = pool.clone();
             async move { Ok(apply_event(&pool, &event).await?) }
         },
