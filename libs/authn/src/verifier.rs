@@ -238,7 +238,7 @@ impl Verifier {
         let fetched = async {
             let mut request = client.get(url);
             if let Some(traceparent) = traceparent {
-                request = request.header("traceparent", traceparent);
+                request = request.header(platform::telemetry::TRACEPARENT, traceparent);
             }
             request
                 .send()

@@ -14,7 +14,7 @@ pub const JOB_ATTEMPTS: &str = "job-attempts";
 pub const JOB_ERROR: &str = "job-error";
 /// On a job replayed from the DLQ: the attempts of the dead run, which the new run's continue.
 pub const JOB_ATTEMPTS_BEFORE: &str = "job-attempts-before";
-/// The id of the request that caused the job (`platform::http::X_REQUEST_ID` on HTTP).
-pub const REQUEST_ID: &str = "x-request-id";
-/// W3C trace context of the span that published the message.
-pub const TRACEPARENT: &str = "traceparent";
+/// The id of the request that caused the job: the HTTP header's name.
+pub const REQUEST_ID: &str = platform::http::REQUEST_ID;
+/// W3C trace context of the span that published the message: the HTTP header's name.
+pub const TRACEPARENT: &str = platform::telemetry::TRACEPARENT;

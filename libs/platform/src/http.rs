@@ -19,7 +19,9 @@ use crate::config::PlatformSettings;
 use crate::metrics::HttpMetrics;
 use crate::problem::{ApiError, PROBLEM_JSON, Problem, problem_response};
 
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The request id header, on HTTP requests and NATS messages alike.
+pub const REQUEST_ID: &str = "x-request-id";
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID);
 
 /// The request id of the current request, for handlers that forward it (outgoing HTTP, NATS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TraceParent {
         Ok(TraceParent(current.or_else(|| {
             parts
                 .headers
-                .get("traceparent")
+                .get(crate::telemetry::TRACEPARENT)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| is_valid_traceparent(v))
                 .map(str::to_owned)
@@ -214,7 +216,7 @@ async fn envelope(State(ctx): State<Arc<HttpContext>>, mut req: Request, next: N
     crate::telemetry::set_parent(
         &span,
         req.headers()
-            .get("traceparent")
+            .get(crate::telemetry::TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_valid_traceparent(v)),
     );

@@ -194,12 +194,15 @@ pub fn report_server_error(method: &str, route: &str, status: u16, request_id: &
     );
 }
 
+/// The W3C trace-context header, on HTTP requests and NATS messages alike.
+pub const TRACEPARENT: &str = "traceparent";
+
 /// Make `span` a child of the W3C `traceparent` (when well-formed).
 pub fn set_parent(span: &tracing::Span, traceparent: Option<&str>) {
     let Some(traceparent) = traceparent else {
         return;
     };
-    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
     let cx = TraceContextPropagator::new().extract(&carrier);
     if cx.span().span_context().is_valid() {
         let _ = span.set_parent(cx);
@@ -215,7 +218,7 @@ pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     }
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-    carrier.remove("traceparent")
+    carrier.remove(TRACEPARENT)
 }
 
 /// `trace_id` and `span_id` of the span with this id, when traces are on.
