@@ -15,6 +15,7 @@
 //!   every consumer gets its own copy of each event, including those published before it existed.
 //! - KV `{ns}_jobs_done`: the idempotency record of applied jobs. Object store `{ns}_images`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,6 +23,7 @@ use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use platform::backoff::Backoff;
 use platform::config::NatsSettings;
 use platform::nats::Namespace;
+use tokio::sync::OnceCell;
 
 /// A family of jobs served by one durable consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,10 @@ pub struct Topology {
     /// Every provisioning applies it, so every topology a service builds must carry the same:
     /// services build theirs with [`Topology::from_settings`].
     pub storage: Storage,
+    /// Set once this topology (or a clone of it) was provisioned: the consumers, the relay and
+    /// the scheduler of one process share their clones, so the process provisions once and its
+    /// readiness can wait for it ([`Topology::is_provisioned`]).
+    provisioned: Arc<OnceCell<()>>,
 }
 
 impl Topology {
@@ -119,7 +125,27 @@ impl Topology {
             families: Vec::new(),
             event_consumers: Vec::new(),
             storage: Storage::default(),
+            provisioned: Arc::default(),
         }
+    }
+
+    /// Whether [`provision_with_retry`] has succeeded for this topology or a clone of it. A
+    /// service is not ready before: an upload would find no image store, a job no consumer.
+    pub fn is_provisioned(&self) -> bool {
+        self.provisioned.initialized()
+    }
+
+    /// Make the service unready until this topology is provisioned (check `jetstream`).
+    pub fn add_readiness_check(&self, builder: &mut platform::AppBuilder) {
+        let topology = self.clone();
+        builder.add_check("jetstream", move || {
+            let ready = if topology.is_provisioned() {
+                Ok(())
+            } else {
+                Err("JetStream streams, consumers and stores not provisioned yet".to_owned())
+            };
+            std::future::ready(ready)
+        });
     }
 
     /// The namespace, replicas and limits of a service's settings.
@@ -265,8 +291,16 @@ impl Topology {
 /// Create or update every stream, consumer, bucket and store. Safe to run on every start of every
 /// replica: an unchanged definition changes nothing.
 pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::Result<()> {
+    // What exists as declared is only read: every replica provisions at start, and on a
+    // clustered JetStream each create or update is a proposal to the meta leader; a rollout of
+    // many pods updating unchanged streams at once once timed requests out for seconds.
     for config in topology.streams() {
         let name = config.name.clone();
+        if let Ok(existing) = js.get_stream(&name).await
+            && stream_is_as_declared(&existing.cached_info().config, &config)
+        {
+            continue;
+        }
         js.create_or_update_stream(config)
             .await
             .with_context(|| format!("provisioning stream {name}"))?;
@@ -278,6 +312,11 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
     for family in &topology.families {
         let config = topology.consumer(family);
         let name = topology.consumer_name(family);
+        if let Ok(info) = jobs.consumer_info(&name).await
+            && consumer_is_as_declared(&info.config, &config)
+        {
+            continue;
+        }
         jobs.create_consumer(config)
             .await
             .with_context(|| format!("provisioning consumer {name}"))?;
@@ -287,23 +326,40 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology) -> anyhow::
         .await
         .context("opening the events stream")?;
     for declared in &topology.event_consumers {
+        let config = topology.event_consumer_config(&declared.name, &declared.filter);
+        if let Ok(info) = events.consumer_info(&declared.name).await
+            && consumer_is_as_declared(&info.config, &config)
+        {
+            continue;
+        }
         events
-            .create_consumer(topology.event_consumer_config(&declared.name, &declared.filter))
+            .create_consumer(config)
             .await
             .with_context(|| format!("provisioning event consumer {}", declared.name))?;
     }
     let bucket = topology.jobs_done_bucket();
-    js.create_or_update_key_value(kv::Config {
-        bucket: bucket.clone(),
-        description: "Job ids whose effect has happened (idempotency)".into(),
-        history: 1,
-        max_age: Duration::from_secs(7 * 24 * 3600),
-        storage: stream::StorageType::File,
-        num_replicas: topology.storage.replicas,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("provisioning KV bucket {bucket}"))?;
+    if js.get_key_value(&bucket).await.is_ok() {
+        platform::nats::update_stream_limits(
+            js,
+            &format!("KV_{bucket}"),
+            topology.storage.replicas,
+            -1,
+        )
+        .await
+        .with_context(|| format!("provisioning KV bucket {bucket}"))?;
+    } else {
+        js.create_or_update_key_value(kv::Config {
+            bucket: bucket.clone(),
+            description: "Job ids whose effect has happened (idempotency)".into(),
+            history: 1,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            storage: stream::StorageType::File,
+            num_replicas: topology.storage.replicas,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("provisioning KV bucket {bucket}"))?;
+    }
     let store = topology.images_store();
     let (replicas, max_bytes) = (
         topology.storage.replicas,
@@ -341,16 +397,82 @@ pub async fn provision_with_retry(
     topology: &Topology,
     stop: &tokio_util::sync::CancellationToken,
 ) -> bool {
-    let mut backoff = RECONNECT;
-    loop {
-        match provision(js, topology).await {
-            Ok(()) => return true,
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "provisioning JetStream; retrying"),
-        }
-        if !backoff.wait(stop).await {
-            return false;
+    // The first caller of a process provisions; the others wait for it, then go on at once.
+    topology
+        .provisioned
+        .get_or_try_init(|| async {
+            let mut backoff = RECONNECT;
+            loop {
+                match provision(js, topology).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "provisioning JetStream; retrying")
+                    }
+                }
+                if !backoff.wait(stop).await {
+                    return Err(());
+                }
+            }
+        })
+        .await
+        .is_ok()
+}
+
+/// The streams and consumers of `topology` that are missing or differ from their declaration
+/// (what [`provision`] would create or update); empty once provisioned.
+pub async fn undeclared(js: &jetstream::Context, topology: &Topology) -> Vec<String> {
+    let mut out = Vec::new();
+    for config in topology.streams() {
+        match js.get_stream(&config.name).await {
+            Ok(existing) if stream_is_as_declared(&existing.cached_info().config, &config) => {}
+            _ => out.push(config.name),
         }
     }
+    let consumers = topology
+        .families
+        .iter()
+        .map(|f| (topology.jobs_stream(), topology.consumer(f)))
+        .chain(topology.event_consumers.iter().map(|c| {
+            (
+                topology.events_stream(),
+                topology.event_consumer_config(&c.name, &c.filter),
+            )
+        }));
+    for (stream, config) in consumers {
+        let name = config.durable_name.clone().unwrap_or_default();
+        let as_declared = match js.get_stream(&stream).await {
+            Ok(stream) => stream
+                .consumer_info(&name)
+                .await
+                .is_ok_and(|info| consumer_is_as_declared(&info.config, &config)),
+            Err(_) => false,
+        };
+        if !as_declared {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The settings [`Topology`] declares for a stream are what it has (the server fills in the
+/// rest; a duplicate window left at zero gets the server's default).
+fn stream_is_as_declared(have: &stream::Config, want: &stream::Config) -> bool {
+    have.subjects == want.subjects
+        && have.retention == want.retention
+        && have.storage == want.storage
+        && have.max_age == want.max_age
+        && have.num_replicas == want.num_replicas
+        && (want.duplicate_window.is_zero() || have.duplicate_window == want.duplicate_window)
+}
+
+/// The same for a pull consumer.
+fn consumer_is_as_declared(have: &consumer::Config, want: &consumer::pull::Config) -> bool {
+    have.durable_name == want.durable_name
+        && have.filter_subject == want.filter_subject
+        && have.ack_policy == want.ack_policy
+        && have.ack_wait == want.ack_wait
+        && have.max_deliver == want.max_deliver
+        && (want.max_ack_pending == 0 || have.max_ack_pending == want.max_ack_pending)
 }
 
 /// Delete everything of a namespace (tests clean up after themselves with this).

@@ -76,6 +76,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     .context("opening the revocations bucket")?;
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
     let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
+    topology.add_readiness_check(&mut builder);
     // account.deleted and any later events of auth, from its outbox (docs/design.md §6).
     jobs::outbox::spawn_relay(
         EVENT_OUTBOX,

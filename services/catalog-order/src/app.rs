@@ -103,6 +103,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         authn::remote_verifier(&settings.tokens, nats, &settings.nats, builder.shutdown()).await?;
     let js = async_nats::jetstream::new(nats_client);
     let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
+    topology.add_readiness_check(&mut builder);
     jobs::outbox::spawn_relay(
         OUTBOX,
         db.clone(),

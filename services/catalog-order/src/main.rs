@@ -87,8 +87,17 @@ async fn images(settings: &Settings, command: ImagesCommand) -> anyhow::Result<(
         .map_err(|e| anyhow::anyhow!("NATS is not reachable: {e}"))?;
     let js = async_nats::jetstream::new(nats);
     let topology = app::topology(jobs::Topology::from_settings(&settings.nats)?);
-    // After a lost NATS volume the store may not exist yet: make it as the services would.
-    jobs::provision(&js, &topology).await?;
+    // After a lost NATS volume the store may not exist yet: make it as the services would,
+    // retrying for a while (a cluster whose pods all provision at once answers slowly).
+    let provisioned = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        jobs::topology::provision_with_retry(&js, &topology, &Default::default()),
+    )
+    .await;
+    anyhow::ensure!(
+        provisioned == Ok(true),
+        "JetStream could not be provisioned within 60 s (see the warnings above)"
+    );
     let store = jobs::images::ImageStore::new(js, &topology);
     match command {
         ImagesCommand::Backup { dir } => {

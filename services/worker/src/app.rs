@@ -36,6 +36,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let nats = builder.nats(&settings.nats).await?;
     let js = async_nats::jetstream::new(nats);
     let topology = topology(Topology::from_settings(&settings.nats)?);
+    topology.add_readiness_check(&mut builder);
     let metrics = JobMetrics::register(builder.metrics())?;
     spawn_max_delivery_watch(
         js.clone(),
