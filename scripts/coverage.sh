@@ -32,7 +32,7 @@ if [ -z "${COVERAGE_REPORT_ONLY:-}" ]; then
   bash scripts/test.sh "$@"
 fi
 
-ignore='(^|/)(tests|bench)/|/\.cargo/registry/|/rustc/'
+ignore='(^|/)(tests|bench)/|/libs/testkit/|/\.cargo/registry/|/rustc/'
 cargo llvm-cov report --ignore-filename-regex "$ignore" --html --output-dir "$out" >/dev/null
 cargo llvm-cov report --ignore-filename-regex "$ignore" --lcov --output-path "$out/lcov.info"
 cargo llvm-cov report --ignore-filename-regex "$ignore" --json --summary-only --output-path "$out/summary.json"

@@ -13,7 +13,7 @@ async fn a_customer_signs_up_signs_in_refreshes_and_signs_out() {
     let deps = Deps::new().await;
     let auth = Service::start("auth", &deps.env("auth"));
     auth.wait_ready(Duration::from_secs(20)).await;
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     let url = |path: &str| format!("{}{path}", auth.base);
     let credentials = json!({"email": "e2e@example.com", "password": "correct horse battery"});
 
@@ -66,7 +66,7 @@ async fn a_customer_signs_up_signs_in_refreshes_and_signs_out() {
         .unwrap();
     assert_eq!(me.status(), 401);
 
-    let jwks: Value = platform::testing::get(url("/.well-known/jwks.json"))
+    let jwks: Value = testkit::get(url("/.well-known/jwks.json"))
         .await
         .unwrap()
         .json()

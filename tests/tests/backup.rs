@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use platform::testing::{TestDb, admin_url};
 use support::bin;
+use testkit::{TestDb, admin_url};
 
 /// Runs a script the way the chart's CronJobs do, in the official postgres image: with a PATH that
 /// holds only bash, coreutils, findutils, grep and the PostgreSQL client tools — so a script that
@@ -69,7 +69,7 @@ async fn catalog_db(name: &str, commands: &[&str]) -> TestDb {
             .env("APP_ENV", "test")
             .env("DATABASE_URL", &db.url)
             .env("NATS_URL", "nats://127.0.0.1:1")
-            .envs(platform::testing::coverage_env())
+            .envs(testkit::coverage_env())
             .output()
             .unwrap();
         assert!(out.status.success(), "{command}: {out:?}");

@@ -6,9 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use platform::testing::{SmtpSink, eventually};
 use serde_json::{Value, json};
 use support::{Deps, Service, Stack, admin_and_customer, created, mug_for_sale};
+use testkit::{SmtpSink, eventually};
 
 #[tokio::test]
 async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_restart() {
@@ -25,7 +25,7 @@ async fn a_worker_killed_mid_job_loses_nothing_and_the_job_completes_after_resta
     .await;
 
     let (admin, ann) = admin_and_customer(&deps, &stack.auth).await;
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     let base = stack.catalog.base.clone();
     let api = |path: &str| format!("{base}{path}");
     let item = mug_for_sale(&client, &stack, &admin).await;

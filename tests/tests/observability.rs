@@ -16,10 +16,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use platform::testing::eventually;
 use prost::Message;
 use serde_json::{Value, json};
 use support::{Deps, Service, Stack, admin_and_customer, mug_for_sale};
+use testkit::eventually;
 
 #[derive(Clone, Debug)]
 struct Span {
@@ -111,7 +111,7 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
     let deps = Deps::new().await;
     let stack = Stack::start(&deps, |_, env| traced_env(env, &receiver)).await;
     let (admin, _) = admin_and_customer(&deps, &stack.auth).await;
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     let api = |path: &str| stack.api(path);
     let item = mug_for_sale(&client, &stack, &admin).await;
 
@@ -235,7 +235,7 @@ async fn one_upload_is_one_trace_from_http_through_the_worker_to_the_event() {
     // The dashboards ask only for metrics the services expose.
     let mut exposed = BTreeSet::new();
     for service in [&stack.auth, &stack.catalog, &stack.worker] {
-        let text = platform::testing::get(format!("{}/metrics", service.metrics))
+        let text = testkit::get(format!("{}/metrics", service.metrics))
             .await
             .unwrap()
             .text()
@@ -384,13 +384,13 @@ async fn a_5xx_reaches_sentry_tagged_and_without_personal_data() {
     );
     let catalog = Service::start("catalog-order", &env);
     let live = eventually(Duration::from_secs(20), || async {
-        platform::testing::get(format!("{}/health/live", catalog.base))
+        testkit::get(format!("{}/health/live", catalog.base))
             .await
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
     assert!(live);
-    let r = platform::testing::http_client()
+    let r = testkit::http_client()
         .post(format!("{}/v1/orders", catalog.base))
         .bearer_auth(&ann)
         .header("x-request-id", "sentry-req-1")
@@ -402,7 +402,7 @@ async fn a_5xx_reaches_sentry_tagged_and_without_personal_data() {
         .await
         .unwrap();
     assert!(r.status().is_client_error() || r.status().is_server_error());
-    let r = platform::testing::http_client()
+    let r = testkit::http_client()
         .get(format!("{}/v1/items", catalog.base))
         .bearer_auth(&ann)
         .header("x-request-id", "sentry-req-2")

@@ -26,7 +26,7 @@ fn refs(v: &Value, out: &mut Vec<String>) {
 }
 
 async fn check(service: &Service, expected: &[(&str, &str)]) {
-    let spec: Value = platform::testing::get(format!("{}/openapi.json", service.base))
+    let spec: Value = testkit::get(format!("{}/openapi.json", service.base))
         .await
         .unwrap()
         .json()
@@ -62,7 +62,7 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         );
     }
     // Every documented route answers (not 404/405) — the document matches the router.
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     for (method, path) in expected {
         let url = format!(
             "{}{}",
@@ -82,7 +82,7 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         }
     }
 
-    let html = platform::testing::get(format!("{}/docs/", service.base))
+    let html = testkit::get(format!("{}/docs/", service.base))
         .await
         .unwrap();
     assert_eq!(html.status(), 200);
@@ -92,7 +92,7 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         !html.contains("http://") && !html.contains("https://"),
         "docs load remote assets: {html}"
     );
-    let js = platform::testing::get(format!("{}/docs/swagger-ui-bundle.js", service.base))
+    let js = testkit::get(format!("{}/docs/swagger-ui-bundle.js", service.base))
         .await
         .unwrap();
     assert_eq!(js.status(), 200);

@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use platform::testing::eventually;
 use serde_json::{Value, json};
 use support::{Deps, PASSWORD, Stack, admin_and_customer, created, login, mug_for_sale};
+use testkit::eventually;
 
 /// What a customer fills in on their profile.
 fn profile() -> Value {
@@ -183,7 +183,7 @@ async fn a_customer_exports_their_data_and_deleting_the_account_forgets_them_eve
     let deps = Deps::new().await;
     let stack = Stack::start(&deps, |_, _| {}).await;
     let (admin, _) = admin_and_customer(&deps, &stack.auth).await;
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     // A login of our own, for its refresh token.
     let pair: Value = client
         .post(format!("{}/v1/auth/login", stack.auth.base))
@@ -290,7 +290,7 @@ async fn an_admin_deletes_another_user_and_a_customer_cannot() {
     let deps = Deps::new().await;
     let stack = Stack::start(&deps, |_, _| {}).await;
     let (admin, ann) = admin_and_customer(&deps, &stack.auth).await;
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     let bob_id = created(
         client
             .post(format!("{}/v1/auth/register", stack.auth.base))

@@ -23,7 +23,7 @@ async fn all_three_services_become_ready_and_expose_metrics_on_their_own_port() 
     for service in &services {
         service.wait_ready(Duration::from_secs(20)).await;
 
-        let metrics = platform::testing::get(format!("{}/metrics", service.metrics))
+        let metrics = testkit::get(format!("{}/metrics", service.metrics))
             .await
             .unwrap()
             .text()
@@ -42,7 +42,7 @@ async fn all_three_services_become_ready_and_expose_metrics_on_their_own_port() 
         }
         promtool_check(&metrics);
 
-        let api = platform::testing::get(format!("{}/metrics", service.base))
+        let api = testkit::get(format!("{}/metrics", service.base))
             .await
             .unwrap();
         assert_eq!(
@@ -91,7 +91,7 @@ async fn every_log_line_is_json_and_a_request_s_lines_carry_its_id() {
     let deps = Deps::new().await;
     let mut service = Service::start("catalog-order", &deps.env("catalog-order"));
     service.wait_ready(Duration::from_secs(20)).await;
-    let r = platform::testing::http_client()
+    let r = testkit::http_client()
         .get(format!("{}/v1/nothing-here", service.base))
         .header("x-request-id", "e2e-log-check")
         .send()
@@ -141,7 +141,7 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
         let port = support::free_port();
         let out = Command::new(bin(name))
             .env_clear()
-            .envs(platform::testing::coverage_env())
+            .envs(testkit::coverage_env())
             .env("APP_ENV", "prod")
             .env("LOG_FORMAT", "pretty")
             .env("CORS_ALLOWED_ORIGINS", "*")
@@ -187,7 +187,7 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
 async fn a_prod_config_with_a_default_database_password_is_refused() {
     let out = Command::new(bin("auth"))
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "prod")
         .env("DATABASE_URL", "postgres://postgres:postgres@db:5432/auth")
         .env("NATS_URL", "nats://nats:4222")

@@ -17,7 +17,7 @@ async fn the_smoke_script_passes_against_a_running_stack() {
         .env("APP_ENV", "test")
         .env("DATABASE_URL", &deps.catalog_db.url)
         .env("NATS_URL", "nats://127.0.0.1:1")
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .output()
         .unwrap();
     assert!(seed.status.success(), "{seed:?}");

@@ -14,7 +14,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use platform::http_client::{Trust, builder_with};
-use platform::testing::tls::HttpsServer;
+use testkit::tls::HttpsServer;
 use uuid::Uuid;
 
 const ISSUER: &str = "storefront-auth";

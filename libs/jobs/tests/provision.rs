@@ -9,7 +9,7 @@ use jobs::topology::Storage;
 use jobs::topology::teardown;
 use jobs::{EventConsumer, Topology, provision};
 use platform::nats::Namespace;
-use platform::testing::{nats_namespace, nats_url};
+use testkit::{nats_namespace, nats_url};
 
 #[tokio::test]
 async fn provisioning_twice_changes_nothing_and_dedupes_by_message_id() {

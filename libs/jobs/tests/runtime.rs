@@ -12,8 +12,8 @@ use jobs::topology::teardown;
 use jobs::{Family, Topology, provision};
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
-use platform::testing::{OwnNats, eventually, nats_namespace, nats_url};
 use serde_json::json;
+use testkit::{OwnNats, eventually, nats_namespace, nats_url};
 use uuid::Uuid;
 
 #[derive(Default)]

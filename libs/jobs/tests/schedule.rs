@@ -14,7 +14,7 @@ use jobs::topology::teardown;
 use jobs::{Topology, provision};
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
-use platform::testing::{eventually, nats_namespace, nats_url};
+use testkit::{eventually, nats_namespace, nats_url};
 
 #[derive(Default)]
 struct Counting(AtomicUsize);

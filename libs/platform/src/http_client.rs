@@ -4,7 +4,7 @@
 //! - TLS is rustls on the *ring* provider (no OpenSSL, no aws-lc). reqwest is built with
 //!   `rustls-no-provider`, so a client needs the process's crypto provider installed first: every
 //!   builder here does that ([`install_crypto_provider`]); code that builds a bare
-//!   `reqwest::Client` must call it too (tests use `platform::testing::http_client`).
+//!   `reqwest::Client` must call it too (tests use `testkit::http_client`).
 //! - Trusted roots ([`Trust`]): the system's CA bundle — in the images
 //!   `/etc/ssl/certs/ca-certificates.crt`, found wherever OpenSSL would look on the host — **plus**
 //!   the certificates of the PEM file named by `SSL_CERT_FILE`, so an operator can add a private

@@ -24,8 +24,6 @@ pub mod ratelimit;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::process::ExitCode;
 

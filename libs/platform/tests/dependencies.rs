@@ -8,10 +8,10 @@ use std::time::Duration;
 use axum::Router;
 use platform::AppBuilder;
 use platform::config::{DatabaseSettings, NatsSettings, PlatformSettings, Secret};
-use platform::testing::{FaultProxy, TestDb, eventually, host_port, nats_namespace, nats_url};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::migrate::Migrator;
+use testkit::{FaultProxy, TestDb, eventually, host_port, nats_namespace, nats_url};
 
 static FIXTURES: Migrator = sqlx::migrate!("tests/fixtures/migrations");
 
@@ -64,9 +64,7 @@ impl Drop for Running {
 }
 
 async fn ready(base: &str) -> (StatusCode, Value) {
-    let r = platform::testing::get(format!("{base}/health/ready"))
-        .await
-        .unwrap();
+    let r = testkit::get(format!("{base}/health/ready")).await.unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -148,7 +146,7 @@ async fn a_service_starts_unready_while_its_database_is_down() {
     let (status, body) = ready(&app.base).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["checks"]["postgres"]["status"], "failing", "{body}");
-    let live = platform::testing::get(format!("{}/health/live", app.base))
+    let live = testkit::get(format!("{}/health/live", app.base))
         .await
         .unwrap();
     assert_eq!(
@@ -205,7 +203,7 @@ async fn a_query_cut_off_by_a_database_restart_is_a_503_not_a_500() {
         .fetch_one(&mut victim)
         .await
         .unwrap();
-    let mut admin = sqlx::PgConnection::connect(&platform::testing::admin_url())
+    let mut admin = sqlx::PgConnection::connect(&testkit::admin_url())
         .await
         .unwrap();
     sqlx::query("SELECT pg_terminate_backend($1)")

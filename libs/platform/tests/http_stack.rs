@@ -103,7 +103,7 @@ async fn spawn() -> TestServer {
 }
 
 fn client() -> reqwest::Client {
-    platform::testing::http_client()
+    testkit::http_client()
 }
 
 /// Assert the RFC 9457 shape and return the body.

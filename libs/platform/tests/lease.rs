@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use platform::lease::LeaseLock;
-use platform::testing::FakeLeaseApi;
+use testkit::FakeLeaseApi;
 
 #[tokio::test]
 async fn one_holder_renews_the_other_waits_then_takes_over_after_expiry() {

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use platform::db::{applied_versions, check_ready, migrate_down, migrate_up, migration_status};
-use platform::testing::TestDb;
 use sqlx::migrate::Migrator;
+use testkit::TestDb;
 
 static FIXTURES: Migrator = sqlx::migrate!("tests/fixtures/migrations");
 
@@ -96,9 +96,7 @@ async fn each_test_database_is_its_own_and_is_dropped_afterwards() {
 
     let name = a.name.clone();
     drop(a);
-    let admin = sqlx::PgPool::connect(&platform::testing::admin_url())
-        .await
-        .unwrap();
+    let admin = sqlx::PgPool::connect(&testkit::admin_url()).await.unwrap();
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)

@@ -13,7 +13,7 @@ use opentelemetry::trace::{Tracer, TracerProvider as _};
 use platform::config::{PlatformSettings, Secret};
 use platform::http_client::Trust;
 use platform::telemetry::tracer_provider;
-use platform::testing::tls::HttpsServer;
+use testkit::tls::HttpsServer;
 
 #[derive(Debug, Clone)]
 struct Export {

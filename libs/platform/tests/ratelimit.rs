@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use platform::metrics::Metrics;
 use platform::ratelimit::{self, Decision, Limiter, Quota, TABLE_DDL};
-use platform::testing::TestDb;
 use sqlx::PgPool;
+use testkit::TestDb;
 
 /// One request a minute refills nothing during a test: the budget is the burst.
 const QUOTA: Quota = Quota {

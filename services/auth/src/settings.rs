@@ -280,12 +280,12 @@ mod tests {
 
     #[test]
     fn every_default_written_as_text_loads_back() {
-        platform::config::checks::assert_defaults_round_trip::<Settings>();
+        testkit::settings::assert_defaults_round_trip::<Settings>();
     }
 
     #[test]
     fn retention_is_read_as_durations_and_refused_when_zero_or_under_a_token_lifetime() {
-        let s: Settings = platform::config::checks::load_test_settings(&[
+        let s: Settings = testkit::settings::load_test_settings(&[
             ("RETENTION_SESSIONS", "30d"),
             ("RETENTION_LOGIN_COUNTERS", "6h"),
             ("RETENTION_EVENTS_OUTBOX", "30d"),
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_fractional_sampler_ratio_and_numeric_looking_secrets_are_read() {
-        let s: Settings = platform::config::checks::load_test_settings(&[
+        let s: Settings = testkit::settings::load_test_settings(&[
             ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
             ("CURSOR_SECRET", "0123"),
         ]);

@@ -4,13 +4,13 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use platform::testing::{ProdDb, TestDb, assert_ran, nats_url, prod_command};
+use testkit::{ProdDb, TestDb, assert_ran, nats_url, prod_command};
 
 fn auth(db: &TestDb, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_auth"))
         .args(args)
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "test")
         .env("DATABASE_URL", &db.url)
         .env("NATS_URL", nats_url())
@@ -80,7 +80,7 @@ async fn purge_sessions_reports_what_it_removed() {
 fn prod_refuses_to_start_without_signing_keys_or_cursor_secret() {
     let out = Command::new(env!("CARGO_BIN_EXE_auth"))
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "prod")
         .env("DATABASE_URL", "postgres://auth:Long-Random-1@db/auth")
         .env("NATS_URL", "nats://nats:4222")
@@ -101,7 +101,7 @@ fn prod_refuses_to_start_without_signing_keys_or_cursor_secret() {
 fn a_signing_key_that_is_not_ed25519_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_auth"))
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "test")
         .env(
             "AUTH_SIGNING_KEYS",

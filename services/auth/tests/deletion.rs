@@ -176,7 +176,7 @@ async fn a_wrong_password_on_deletion_is_a_failed_login_and_the_block_applies() 
 async fn published_events_are_purged_after_their_retention_unpublished_ones_never() {
     use std::time::Duration;
     // No app: its relay would publish the unpublished row.
-    let test_db = platform::testing::TestDb::new("auth", &auth::MIGRATOR).await;
+    let test_db = testkit::TestDb::new("auth", &auth::MIGRATOR).await;
     let db = test_db.pool().await;
     let all = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_outbox")

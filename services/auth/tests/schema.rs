@@ -2,7 +2,7 @@
 //! upgrade runs both, and `helm rollback` runs the old pods on the new schema).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use platform::testing::TestDb;
+use testkit::TestDb;
 
 /// The previous release's `record_failure` (56a4a3f, services/auth/src/store/throttle.rs),
 /// statement for statement.

@@ -73,7 +73,7 @@ async fn forged_and_bent_tokens_are_refused() {
         f(&mut c);
         c
     };
-    let jwk: Value = platform::testing::get(auth.url("/.well-known/jwks.json"))
+    let jwk: Value = testkit::get(auth.url("/.well-known/jwks.json"))
         .await
         .unwrap()
         .json()
@@ -205,9 +205,7 @@ async fn a_revoked_session_is_refused_by_another_verifier_within_a_second() {
 
     // A second verifier as catalog-order runs it: keys from the JWKS URL, its own watcher.
     let list = RevocationList::new(Duration::from_secs(900));
-    let nats = async_nats::connect(platform::testing::nats_url())
-        .await
-        .unwrap();
+    let nats = async_nats::connect(testkit::nats_url()).await.unwrap();
     let ns = platform::nats::Namespace::new(&auth.settings.nats.nats_namespace).unwrap();
     let bucket = revocation::bucket(
         &async_nats::jetstream::new(nats),
@@ -275,7 +273,7 @@ async fn rotating_keys_keeps_old_tokens_valid_until_the_old_key_is_removed() {
     );
     let new_token = rotated.login("keys@example.com").await;
     assert_ne!(kid_of(&new_token), old_kid);
-    let jwks: Value = platform::testing::get(rotated.url("/.well-known/jwks.json"))
+    let jwks: Value = testkit::get(rotated.url("/.well-known/jwks.json"))
         .await
         .unwrap()
         .json()
@@ -340,7 +338,7 @@ async fn auth_endpoints_are_rate_limited_per_client_ip() {
         .await;
     problem(r, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(
-        platform::testing::get(auth.url("/.well-known/jwks.json"))
+        testkit::get(auth.url("/.well-known/jwks.json"))
             .await
             .unwrap()
             .status(),

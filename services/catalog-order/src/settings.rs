@@ -154,12 +154,12 @@ mod tests {
 
     #[test]
     fn every_default_written_as_text_loads_back() {
-        platform::config::checks::assert_defaults_round_trip::<Settings>();
+        testkit::settings::assert_defaults_round_trip::<Settings>();
     }
 
     #[test]
     fn retention_is_read_as_durations_and_refused_below_its_floors() {
-        let s: Settings = platform::config::checks::load_test_settings(&[
+        let s: Settings = testkit::settings::load_test_settings(&[
             ("RETENTION_JOBS", "90d"),
             ("RETENTION_JOB_EVENTS", "14d"),
             ("RETENTION_IDEMPOTENCY_KEYS", "48h"),
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_fractional_sampler_ratio_given_as_text_is_read() {
         let s: Settings =
-            platform::config::checks::load_test_settings(&[("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
+            testkit::settings::load_test_settings(&[("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
         assert_eq!(s.platform.otel_traces_sampler_arg, 0.1);
     }
 }

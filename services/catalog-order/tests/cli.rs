@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use platform::testing::{ProdDb, TestDb, assert_ran, nats_url, prod_command};
+use testkit::{ProdDb, TestDb, assert_ran, nats_url, prod_command};
 
 #[tokio::test]
 async fn seed_demo_loads_a_catalog_once() {
@@ -12,7 +12,7 @@ async fn seed_demo_loads_a_catalog_once() {
         Command::new(env!("CARGO_BIN_EXE_catalog-order"))
             .arg("seed-demo")
             .env_clear()
-            .envs(platform::testing::coverage_env())
+            .envs(testkit::coverage_env())
             .env("APP_ENV", "test")
             .env("DATABASE_URL", &db.url)
             .env("NATS_URL", nats_url())
@@ -43,7 +43,7 @@ async fn the_catalog_schema_goes_down_and_up_again_with_data_in_it() {
         Command::new(env!("CARGO_BIN_EXE_catalog-order"))
             .args(args)
             .env_clear()
-            .envs(platform::testing::coverage_env())
+            .envs(testkit::coverage_env())
             .env("APP_ENV", "test")
             .env("DATABASE_URL", &db.url)
             .env("RUST_LOG", "warn")

@@ -6,10 +6,10 @@ mod support;
 use std::time::Duration;
 
 use platform::config::Secret;
-use platform::testing::{OwnNats, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::Shop;
+use testkit::{OwnNats, eventually};
 
 #[tokio::test]
 async fn a_nats_restart_during_a_burst_of_orders_loses_nothing() {
@@ -65,7 +65,7 @@ async fn a_nats_restart_during_a_burst_of_orders_loses_nothing() {
         "published {published}, succeeded {succeeded} of 30"
     );
     // Each e-mail sent exactly once.
-    let metrics = platform::testing::get(&worker_metrics)
+    let metrics = testkit::get(&worker_metrics)
         .await
         .unwrap()
         .text()

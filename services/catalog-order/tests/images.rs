@@ -13,11 +13,11 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use jobs::images::{ImageStore, digest};
 use jobs::{Topology, provision};
-use platform::testing::eventually;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use support::{Shop, problem};
+use testkit::eventually;
 
 fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
@@ -362,9 +362,7 @@ fn noisy_png(width: u32, height: u32) -> Vec<u8> {
 
 /// The shop's image store, as the services open it.
 async fn image_store(shop: &Shop) -> ImageStore {
-    let nats = async_nats::connect(platform::testing::nats_url())
-        .await
-        .unwrap();
+    let nats = async_nats::connect(testkit::nats_url()).await.unwrap();
     let topology = Topology::from_settings(&shop.settings.nats).unwrap();
     provision(&async_nats::jetstream::new(nats.clone()), &topology)
         .await
@@ -478,9 +476,9 @@ fn images_command(shop: &Shop, args: &[&str]) -> String {
         .arg("images")
         .args(args)
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "test")
-        .env("NATS_URL", platform::testing::nats_url())
+        .env("NATS_URL", testkit::nats_url())
         .env("NATS_NAMESPACE", &shop.namespace)
         .env("RUST_LOG", "warn")
         .output()
@@ -570,11 +568,7 @@ async fn images_survive_a_lost_store_through_backup_and_restore_byte_for_byte() 
     assert!(again.contains("written=0 unchanged=8"), "{again}");
 
     // The NATS volume is lost: the store and everything in it.
-    let js = async_nats::jetstream::new(
-        async_nats::connect(platform::testing::nats_url())
-            .await
-            .unwrap(),
-    );
+    let js = async_nats::jetstream::new(async_nats::connect(testkit::nats_url()).await.unwrap());
     js.delete_object_store(
         Topology::from_settings(&shop.settings.nats)
             .unwrap()
@@ -607,9 +601,9 @@ async fn images_survive_a_lost_store_through_backup_and_restore_byte_for_byte() 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_catalog-order"))
         .args(["images", "restore", path])
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "test")
-        .env("NATS_URL", platform::testing::nats_url())
+        .env("NATS_URL", testkit::nats_url())
         .env("NATS_NAMESPACE", &shop.namespace)
         .output()
         .unwrap();

@@ -26,10 +26,10 @@ use jobs::maintenance::{AuthJob, CatalogJob};
 use jobs::schedule::{Entry, publish_slot};
 use platform::config::Secret;
 use platform::nats::Namespace;
-use platform::testing::{OwnNats, SmtpSink, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::Shop;
+use testkit::{OwnNats, SmtpSink, eventually};
 
 async fn jetstream_at(url: &str, namespace: &str) -> (jetstream::Context, Topology) {
     let client = async_nats::connect(url).await.unwrap();
@@ -64,7 +64,7 @@ async fn order_status(shop: &Shop, token: &str, id: &str) -> String {
 #[tokio::test]
 async fn the_scheduled_expiry_cancels_unpaid_orders_past_their_window_and_restocks() {
     let shop = Shop::spawn().await;
-    let (js, topology) = jetstream_at(&platform::testing::nats_url(), &shop.namespace).await;
+    let (js, topology) = jetstream_at(&testkit::nats_url(), &shop.namespace).await;
     let admin = shop.admin("admin@example.com").await;
     let ann = shop.customer("ann@example.com").await;
     let cat = shop.category(&admin, "c").await;
@@ -125,7 +125,7 @@ async fn the_scheduled_expiry_cancels_unpaid_orders_past_their_window_and_restoc
 #[tokio::test]
 async fn the_scheduled_session_purge_runs_in_auth() {
     let shop = Shop::spawn().await;
-    let (js, topology) = jetstream_at(&platform::testing::nats_url(), &shop.namespace).await;
+    let (js, topology) = jetstream_at(&testkit::nats_url(), &shop.namespace).await;
     shop.customer("ann@example.com").await;
     shop.customer("bob@example.com").await;
     let auth_db = shop.auth_db.pool().await;
@@ -241,7 +241,7 @@ async fn the_workers_scheduler_has_each_service_purge_what_is_past_its_retention
         )
         .await,
     );
-    let (js, topology) = jetstream_at(&platform::testing::nats_url(), &shop.namespace).await;
+    let (js, topology) = jetstream_at(&testkit::nats_url(), &shop.namespace).await;
     jobs::topology::teardown(&js, &topology).await;
 }
 
@@ -256,7 +256,7 @@ async fn an_order_sends_exactly_one_email_over_smtp_even_when_its_job_comes_twic
         w.email_from = "Storefront Shop <shop@example.com>".into();
     })
     .await;
-    let (js, topology) = jetstream_at(&platform::testing::nats_url(), &shop.namespace).await;
+    let (js, topology) = jetstream_at(&testkit::nats_url(), &shop.namespace).await;
     let admin = shop.admin("admin@example.com").await;
     let ann = shop.customer("ann@example.com").await;
     let cat = shop.category(&admin, "c").await;

@@ -535,7 +535,7 @@ async fn a_page_of_orders_reads_its_lines_in_one_query_whatever_its_size() {
             .unwrap()
             .expose()
             .to_owned();
-        let proxy = platform::testing::StatementCounter::start(&platform::testing::host_port(&url));
+        let proxy = testkit::StatementCounter::start(&testkit::host_port(&url));
         s.database.database_url = Some(platform::config::Secret::new(proxy.rewrite(&url)));
         *slot.lock().unwrap() = Some(proxy);
     })

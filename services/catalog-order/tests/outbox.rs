@@ -9,10 +9,10 @@ use std::time::Duration;
 use async_nats::jetstream;
 use jobs::Topology;
 use platform::nats::Namespace;
-use platform::testing::{eventually, nats_url};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Shop, problem};
+use testkit::{eventually, nats_url};
 
 async fn jetstream_of(shop: &Shop) -> (jetstream::Context, Topology) {
     let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
@@ -183,7 +183,7 @@ async fn an_order_confirmation_is_sent_once_and_its_job_reports_succeeded() {
         .await
         .unwrap();
     assert_eq!(job["attempts"], 1);
-    let metrics = platform::testing::get(&worker_metrics)
+    let metrics = testkit::get(&worker_metrics)
         .await
         .unwrap()
         .text()

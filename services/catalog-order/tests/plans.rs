@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use catalog_order::store::items::{ItemFilter, ItemKey, ItemSort, page_query};
-use platform::testing::TestDb;
 use sqlx::PgConnection;
+use testkit::TestDb;
 use uuid::Uuid;
 
 /// Asserts PostgreSQL served this connection's prepared statements matching `pattern` (SQL

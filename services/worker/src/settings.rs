@@ -263,13 +263,13 @@ mod tests {
 
     #[test]
     fn every_default_written_as_text_loads_back() {
-        platform::config::checks::assert_defaults_round_trip::<Settings>();
+        testkit::settings::assert_defaults_round_trip::<Settings>();
     }
 
     #[test]
     fn a_fractional_sampler_ratio_given_as_text_is_read() {
         let s: Settings =
-            platform::config::checks::load_test_settings(&[("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
+            testkit::settings::load_test_settings(&[("OTEL_TRACES_SAMPLER_ARG", "0.1")]);
         assert_eq!(s.platform.otel_traces_sampler_arg, 0.1);
     }
 }

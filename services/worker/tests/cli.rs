@@ -4,13 +4,13 @@
 use std::process::{Command, Output};
 
 use platform::nats::Namespace;
-use platform::testing::{nats_namespace, nats_url, prod_command};
+use testkit::{nats_namespace, nats_url, prod_command};
 
 fn worker(namespace: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
         .args(args)
         .env_clear()
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .env("APP_ENV", "test")
         .env("NATS_URL", nats_url())
         .env("NATS_NAMESPACE", namespace)

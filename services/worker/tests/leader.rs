@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jobs::schedule::Leadership;
 use platform::lease::LeaseLock;
-use platform::testing::FakeLeaseApi;
+use testkit::FakeLeaseApi;
 use tokio_util::sync::CancellationToken;
 use worker::leader::KubeLeader;
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use platform::testing::{TestDb, nats_namespace, nats_url};
+use testkit::{TestDb, nats_namespace, nats_url};
 
 /// Where cargo put the service binaries: `STOREFRONT_BIN_DIR`, or next to this test's `deps/`.
 pub fn bin(name: &str) -> PathBuf {
@@ -60,7 +60,7 @@ impl Service {
         let log = std::env::temp_dir().join(format!("sf-e2e-{name}-{http}.log"));
         let child = Command::new(bin(name))
             .env_clear()
-            .envs(platform::testing::coverage_env())
+            .envs(testkit::coverage_env())
             .envs(env)
             .env("APP_ENV", "test")
             .env("LOG_FORMAT", "json")
@@ -83,7 +83,7 @@ impl Service {
     pub async fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(r) = platform::testing::get(format!("{}/health/ready", self.base)).await
+            if let Ok(r) = testkit::get(format!("{}/health/ready", self.base)).await
                 && r.status() == 200
             {
                 return;
@@ -187,14 +187,14 @@ pub async fn admin_and_customer(deps: &Deps, auth: &Service) -> (String, String)
         .args(["create-admin", "--email", "boss@example.com"])
         .env("APP_ENV", "test")
         .env("DATABASE_URL", &deps.auth_db.url)
-        .envs(platform::testing::coverage_env())
+        .envs(testkit::coverage_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     writeln!(cli.stdin.take().unwrap(), "{PASSWORD}").unwrap();
     assert!(cli.wait().unwrap().success());
-    let client = platform::testing::http_client();
+    let client = testkit::http_client();
     let register = client
         .post(format!("{}/v1/auth/register", auth.base))
         .json(&serde_json::json!({"email": "ann@example.com", "password": PASSWORD}))

@@ -13,8 +13,8 @@
 //! One file per idea: `values.rs` (profile, log format, [`Secret`], [`duration`], [`comma_list`],
 //! the OTLP headers), `namespace.rs` ([`Namespace`]), `settings.rs` (the shared settings and their
 //! checks), `needs.rs` ([`Needs`], [`ServiceSettings`]), `problems.rs` ([`Problems`],
-//! [`ConfigError`]), `load.rs` (the loader), `checks.rs` (test helpers). Everything is named from
-//! here, `platform::config::X`.
+//! [`ConfigError`]), `load.rs` (the loader). Everything is named from here, `platform::config::X`.
+//! The checks a service's tests run on its settings are in `testkit::settings`.
 
 mod load;
 mod namespace;
@@ -22,9 +22,6 @@ mod needs;
 mod problems;
 mod settings;
 mod values;
-
-#[cfg(any(test, feature = "testing"))]
-pub mod checks;
 
 pub use load::{as_environment, load, load_from};
 pub use namespace::{InvalidNamespace, Namespace};

@@ -7,9 +7,9 @@ use std::time::Duration;
 use auth::settings::Settings;
 use platform::config::{Profile, Secret};
 use platform::shutdown::Shutdown;
-use platform::testing::{TestDb, nats_namespace, nats_url};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use testkit::{TestDb, nats_namespace, nats_url};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -60,7 +60,7 @@ impl TestAuth {
             shutdown: app.shutdown(),
             db,
             settings,
-            client: platform::testing::http_client(),
+            client: testkit::http_client(),
         };
         tokio::spawn(app.run());
         t
@@ -167,7 +167,7 @@ impl TestAuth {
     }
 
     pub async fn metrics_text(&self) -> String {
-        platform::testing::get(format!("{}/metrics", self.metrics))
+        testkit::get(format!("{}/metrics", self.metrics))
             .await
             .unwrap()
             .text()

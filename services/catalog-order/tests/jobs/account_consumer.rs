@@ -17,7 +17,7 @@ use jobs::topology::EVENTS_MAX_DELIVER;
 use jobs::{Topology, provision};
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
-use platform::testing::{TestDb, eventually, nats_namespace, nats_url};
+use testkit::{TestDb, eventually, nats_namespace, nats_url};
 use uuid::Uuid;
 
 async fn anonymised(db: &sqlx::PgPool, id: Uuid) -> bool {

@@ -6,9 +6,9 @@ use catalog_order::store::customers;
 use catalog_order::store::jobs::apply_event;
 use jobs::accounts::AccountDeleted;
 use jobs::events::Event;
-use platform::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use testkit::TestDb;
 use uuid::Uuid;
 
 async fn customer_with_profile(db: &PgPool, name: &str) -> Uuid {

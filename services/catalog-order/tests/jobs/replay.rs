@@ -16,7 +16,7 @@ use jobs::runtime::{
 use jobs::{Topology, provision};
 use platform::nats::Namespace;
 use platform::shutdown::Shutdown;
-use platform::testing::{TestDb, eventually, nats_namespace, nats_url};
+use testkit::{TestDb, eventually, nats_namespace, nats_url};
 use uuid::Uuid;
 
 const KIND: &str = "email.order_confirmation";

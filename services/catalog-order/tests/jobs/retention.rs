@@ -6,8 +6,8 @@ use std::time::Duration;
 use catalog_order::maintenance::{PurgedJobs, purge_jobs};
 use catalog_order::settings::Retention;
 use catalog_order::store;
-use platform::testing::TestDb;
 use sqlx::PgPool;
+use testkit::TestDb;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -7,8 +7,8 @@ use catalog_order::store::jobs::{apply_event, by_id};
 use jobs::events::Event;
 use jobs::images::{ImageProcessed, THUMBNAIL_KIND};
 use jobs::runtime::JobEvent;
-use platform::testing::TestDb;
 use sqlx::PgPool;
+use testkit::TestDb;
 use uuid::Uuid;
 
 const EMAIL_KIND: &str = "email.order_confirmation";

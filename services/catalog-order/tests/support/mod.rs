@@ -4,9 +4,9 @@
 
 use catalog_order::settings::Settings;
 use platform::config::{Profile, Secret};
-use platform::testing::{TestDb, nats_namespace, nats_url};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use testkit::{TestDb, nats_namespace, nats_url};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -77,7 +77,7 @@ impl Shop {
             auth: auth_base,
             db,
             auth_db,
-            client: platform::testing::http_client(),
+            client: testkit::http_client(),
             shutdowns: vec![auth_stop, app.shutdown()],
         };
         tokio::spawn(app.run());

@@ -1,9 +1,9 @@
-//! Checks of a service's settings that its tests use (with the `testing` feature).
+//! Checks of a service's settings that its tests use.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{Needs, ServiceSettings, as_environment, load_from};
+use platform::config::{Needs, ServiceSettings, as_environment, load_from};
 
 /// Every default of `S`, written as the text the environment would hold (as the kubelet
 /// gives every value), loads back with `APP_ENV=test` unrefused and unchanged.

@@ -1,7 +1,7 @@
 //! HTTPS endpoints for tests: a CA made for the test (never trusted by the system), a server
 //! certificate it signs for `localhost` and `127.0.0.1`, and an axum router served over TLS on
 //! `127.0.0.1:0`. Clients trust it only when given [`HttpsServer::ca_file`] (through
-//! [`crate::http_client::Trust::with_extra_ca_file`]), so a test can also prove that an untrusted
+//! [`platform::http_client::Trust::with_extra_ca_file`]), so a test can also prove that an untrusted
 //! endpoint is refused.
 
 use std::path::PathBuf;

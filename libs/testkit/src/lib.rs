@@ -4,8 +4,15 @@
 //! Where they are: `TEST_DATABASE_URL` (an admin connection, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_NATS_URL` (default
 //! `nats://127.0.0.1:4334`, the port `scripts/test.sh` starts its NATS on).
+//!
+//! A dev-only crate: every crate takes it in `[dev-dependencies]`, so none of it is compiled
+//! into a service. Besides the database and NATS: `settings` (a service's settings load back),
+//! `tls` (an HTTPS server with a CA made per test), fault and counting proxies, a NATS server of
+//! a test's own, an SMTP sink, a fake Kubernetes Lease API (feature `lease`) and `prod_command`
+//! (a binary run as production runs it).
 
 mod prod;
+pub mod settings;
 pub mod tls;
 
 pub use prod::{ProdDb, assert_ran, prod_command};
@@ -778,7 +785,7 @@ impl Drop for FakeLeaseApi {
 /// A plain reqwest client for tests. reqwest is built with `rustls-no-provider`: a client needs
 /// the process's crypto provider installed first, which this does.
 pub fn http_client() -> reqwest::Client {
-    crate::http_client::install_crypto_provider();
+    platform::http_client::install_crypto_provider();
     reqwest::Client::new()
 }
 
