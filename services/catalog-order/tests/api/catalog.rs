@@ -1,14 +1,11 @@
 //! Categories and items: admin writes, the public list with its filters, sorts and cursors, and
 //! the profile of the signed-in customer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::HashSet;
 
+use crate::support::{Shop, fields, problem};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Shop, fields, problem};
 
 #[tokio::test]
 async fn only_admins_write_the_catalog() {

@@ -1,17 +1,14 @@
 //! The transactional outbox: a job is committed with the change that causes it and published to
 //! JetStream exactly once, whatever crashes in between and however many replicas relay.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::{Shop, problem};
 use async_nats::jetstream;
 use jobs::Topology;
 use platform::nats::Namespace;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Shop, problem};
 use testkit::{eventually, nats_url};
 
 async fn jetstream_of(shop: &Shop) -> (jetstream::Context, Topology) {

@@ -1,5 +1,4 @@
 //! The list queries use the indexes meant for them, on a table of 100 000 items (EXPLAIN).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use catalog_order::store::items::{ItemFilter, ItemKey, ItemSort, page_query};
 use sqlx::PgConnection;

@@ -1,12 +1,9 @@
 //! Placing orders: prices from the catalog, stock taken atomically under concurrency,
 //! Idempotency-Key, validation, the state machine and who may see what.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{Shop, fields, problem};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Shop, fields, problem};
 
 async fn order(shop: &Shop, token: &str, lines: Value, key: Option<&str>) -> reqwest::Response {
     let mut req = shop

@@ -4,22 +4,16 @@
 //! ending succeeded; (`retention`) what the purges delete and keep; (`anonymise`) a deleted
 //! account's customer forgotten once, and nothing written for it afterwards; and
 //! (`account_consumer`) `account.deleted` reaching a new release although an old one dropped it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "jobs/account_consumer.rs"]
 mod account_consumer;
-#[path = "jobs/anonymise.rs"]
 mod anonymise;
-#[path = "jobs/replay.rs"]
 mod replay;
-#[path = "jobs/retention.rs"]
 mod retention;
-#[path = "jobs/status.rs"]
 mod status;
-mod support;
 
 use std::time::{Duration, SystemTime};
 
+use crate::support::Shop;
 use async_nats::jetstream;
 use jobs::Topology;
 use jobs::maintenance::{AuthJob, CatalogJob};
@@ -28,7 +22,6 @@ use platform::config::Secret;
 use platform::nats::Namespace;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::Shop;
 use testkit::{OwnNats, SmtpSink, eventually};
 
 async fn jetstream_at(url: &str, namespace: &str) -> (jetstream::Context, Topology) {

@@ -1,6 +1,5 @@
 //! The real catalog-order `App` in-process, with a real auth `App` beside it issuing the tokens
 //! (its JWKS and revocations are what catalog-order verifies against).
-#![allow(dead_code)]
 
 use catalog_order::settings::Settings;
 use platform::config::{Profile, Secret};

@@ -1,5 +1,4 @@
 //! The `catalog-order` binary's maintenance commands.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

@@ -1,14 +1,11 @@
 //! Faults: NATS restarting while orders keep coming loses no job and applies none twice.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::Shop;
 use platform::config::Secret;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::Shop;
 use testkit::{OwnNats, eventually};
 
 #[tokio::test]

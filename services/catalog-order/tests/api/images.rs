@@ -1,12 +1,10 @@
 //! Item images end to end: upload (admin, multipart) → outbox → worker → thumbnails in the
 //! object store → `image.processed` → served with caching headers; and every way an upload can be
 //! wrong, each refused with a problem and nothing written.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::{Shop, problem};
 use catalog_order::maintenance::{ORPHAN_GRACE, sweep_images};
 use image::ImageEncoder;
 use image::codecs::jpeg::JpegEncoder;
@@ -16,7 +14,6 @@ use jobs::{Topology, provision};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use support::{Shop, problem};
 use testkit::eventually;
 
 fn jpeg(width: u32, height: u32) -> Vec<u8> {
