@@ -99,3 +99,94 @@ async fn the_image_stores_size_limit_follows_the_settings_on_every_provisioning(
     assert!(format!("{err:#}").contains("replicas"), "{err:#}");
     teardown(&js, &topology).await;
 }
+
+#[tokio::test]
+async fn a_process_provisions_once_and_an_unchanged_topology_is_only_read() {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = jetstream::new(client);
+    let topology = Topology::new(Namespace::new(&nats_namespace()).unwrap())
+        .with_families(FAMILIES)
+        .with_event_consumer(EventConsumer {
+            name: "reader-events".into(),
+            filter: ">".into(),
+        });
+    let everything: Vec<String> = jobs::topology::undeclared(&js, &topology).await;
+    assert_eq!(everything.len(), 3 + FAMILIES.len() + 1, "{everything:?}");
+
+    // The relay, the consumers and the scheduler of one process hold clones of one topology.
+    let (relay, consumer) = (topology.clone(), topology.clone());
+    assert!(!consumer.is_provisioned());
+    let stop = tokio_util::sync::CancellationToken::new();
+    assert!(jobs::topology::provision_with_retry(&js, &relay, &stop).await);
+    assert!(consumer.is_provisioned() && topology.is_provisioned());
+    // What the server made of the declaration (its defaults filled in) still reads as declared,
+    // so a second provisioning, by this process or another replica, writes nothing.
+    assert_eq!(
+        jobs::topology::undeclared(&js, &topology).await,
+        Vec::<String>::new()
+    );
+
+    // A changed declaration (a new release) is noticed and applied.
+    let mut family = FAMILIES[0];
+    family.max_deliver += 1;
+    let changed = Topology::new(topology.namespace.clone()).with_family(family);
+    assert_eq!(
+        jobs::topology::undeclared(&js, &changed).await,
+        vec![changed.consumer_name(&family)]
+    );
+    assert!(!changed.is_provisioned());
+    provision(&js, &changed).await.unwrap();
+    assert!(jobs::topology::undeclared(&js, &changed).await.is_empty());
+    teardown(&js, &topology).await;
+}
+
+/// A service's readiness with its topology's check, as the services register it.
+async fn service(topology: &Topology) -> (String, platform::shutdown::Shutdown) {
+    let mut settings = platform::config::PlatformSettings::with_ports(0, 0);
+    settings.http_addr = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    let mut builder = platform::AppBuilder::new("jobs-test", "0.0.0", &settings).unwrap();
+    topology.add_readiness_check(&mut builder);
+    let app = builder.build(axum::Router::new()).await.unwrap();
+    let base = format!("http://{}/health/ready", app.http_addr());
+    let shutdown = app.shutdown();
+    tokio::spawn(app.run());
+    (base, shutdown)
+}
+
+#[tokio::test]
+async fn a_service_is_unready_until_its_topology_is_provisioned() {
+    let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    // Three copies on a single server can never be provisioned: the service stays unready and
+    // says why, instead of answering uploads with "no such store".
+    let mut impossible = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    impossible.storage.replicas = 3;
+    let (ready, stop) = service(&impossible).await;
+    let retry = tokio_util::sync::CancellationToken::new();
+    let provisioning = tokio::spawn({
+        let (js, topology, retry) = (js.clone(), impossible.clone(), retry.clone());
+        async move { jobs::topology::provision_with_retry(&js, &topology, &retry).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = testkit::get(&ready).await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["checks"]["jetstream"]["status"] != "ok", "{body}");
+    retry.cancel();
+    assert!(!provisioning.await.unwrap());
+    stop.trigger();
+
+    let possible = Topology::new(Namespace::new(&nats_namespace()).unwrap());
+    let (ready, stop) = service(&possible).await;
+    assert_eq!(
+        testkit::get(&ready).await.unwrap().status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(jobs::topology::provision_with_retry(&js, &possible, &Default::default()).await);
+    assert_eq!(
+        testkit::get(&ready).await.unwrap().status(),
+        reqwest::StatusCode::OK
+    );
+    stop.trigger();
+    teardown(&js, &possible).await;
+}
