@@ -45,14 +45,7 @@ pub struct PurgeSessions {
 impl Handler for PurgeSessions {
     async fn handle(&self, job: &Job) -> Result<(), JobError> {
         let Some(AuthJob::PurgeSessions) = AuthJob::from_kind(&job.kind) else {
-            // A kind this version does not know comes from a newer producer (a new worker's
-            // scheduler during a rolling upgrade, while old replicas still consume the family):
-            // not dead-lettered (that would fire DeadLetterQueueNotEmpty on a normal upgrade) but
-            // retried, so a new replica picks it up within `max_deliver`.
-            return Err(JobError::Retry(format!(
-                "unknown job kind {}: left for a newer replica",
-                job.kind
-            )));
+            return Err(JobError::unknown_kind(&job.kind));
         };
         let purged = purge_expired(&self.db, &self.retention, OffsetDateTime::now_utc())
             .await

@@ -91,15 +91,8 @@ impl Handler for Maintenance {
         // A database error is worth another attempt; the statements are idempotent.
         let retry = |e: sqlx::Error| JobError::Retry(format!("database: {e}"));
         let now = OffsetDateTime::now_utc();
-        // A kind this version does not know comes from a newer producer (a new worker's
-        // scheduler during a rolling upgrade, while old replicas still consume the family).
-        // Failing it would dead-letter a normal job and fire DeadLetterQueueNotEmpty; a retry
-        // hands it back, and a new replica picks it up within `max_deliver`.
         let Some(kind) = CatalogJob::from_kind(&job.kind) else {
-            return Err(JobError::Retry(format!(
-                "unknown job kind {}: left for a newer replica",
-                job.kind
-            )));
+            return Err(JobError::unknown_kind(&job.kind));
         };
         match kind {
             CatalogJob::ExpireOrders => {

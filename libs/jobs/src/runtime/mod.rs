@@ -93,6 +93,16 @@ pub enum JobError {
     Fail(String),
 }
 
+impl JobError {
+    /// A kind of its family this version does not know: it comes from a newer producer (a new
+    /// worker's scheduler during a rolling upgrade, while old replicas still consume the family).
+    /// Failing it would dead-letter a normal job and fire DeadLetterQueueNotEmpty; a retry hands
+    /// it back, and a new replica picks it up within `max_deliver`.
+    pub fn unknown_kind(kind: &str) -> JobError {
+        JobError::Retry(format!("unknown job kind {kind}: left for a newer replica"))
+    }
+}
+
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, job: &Job) -> impl Future<Output = Result<(), JobError>> + Send;
 }
