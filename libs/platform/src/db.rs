@@ -19,6 +19,14 @@ use crate::config::DatabaseSettings;
 /// A pool that connects lazily: the service starts (unready) while the database is down and
 /// recovers by itself when it returns.
 pub fn pool(settings: &DatabaseSettings, application_name: &str) -> anyhow::Result<PgPool> {
+    pool_with_timeout(settings, application_name, settings.db_statement_timeout)
+}
+
+fn pool_with_timeout(
+    settings: &DatabaseSettings,
+    application_name: &str,
+    statement_timeout: std::time::Duration,
+) -> anyhow::Result<PgPool> {
     let url = settings
         .database_url
         .as_ref()
@@ -27,7 +35,12 @@ pub fn pool(settings: &DatabaseSettings, application_name: &str) -> anyhow::Resu
         .expose()
         .parse::<PgConnectOptions>()
         .context("DATABASE_URL is not a valid postgres:// URL")?
-        .application_name(application_name);
+        .application_name(application_name)
+        // Sent with the start-up packet: no round trip of its own. 0 is PostgreSQL's "none".
+        .options([(
+            "statement_timeout",
+            statement_timeout.as_millis().to_string(),
+        )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
         // One connection opened in the background at start-up, so the first request (or
@@ -158,7 +171,8 @@ pub async fn run_migrate_command(
     migrator: &Migrator,
     command: MigrateCommand,
 ) -> anyhow::Result<()> {
-    let pool = pool(settings, "migrate")?;
+    // A migration may rewrite a large table (the search vectors): no statement timeout.
+    let pool = pool_with_timeout(settings, "migrate", std::time::Duration::ZERO)?;
     match command {
         // Say what changed, so an operator following a rollback checklist sees it happen.
         MigrateCommand::Up => {

@@ -228,6 +228,15 @@ impl From<sqlx::Error> for ApiError {
             {
                 ApiError::Unavailable("the database is restarting or unreachable; try again".into())
             }
+            // 57014 "canceling statement due to statement timeout" (DB_STATEMENT_TIMEOUT): a
+            // query that ran longer than the service allows, cancelled before it held the
+            // database any longer.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+                ApiError::Unavailable(
+                    "the database did not answer in time (statement timeout); try again or ask for less"
+                        .into(),
+                )
+            }
             // SQLSTATE class 22, "data exception" (a NUL byte in text, a number out of range):
             // a value the client sent that validation let through. Still the client's mistake,
             // so a 400 rather than a 500; the cause is logged to close the validation gap.

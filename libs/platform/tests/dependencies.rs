@@ -223,3 +223,50 @@ async fn a_query_cut_off_by_a_database_restart_is_a_503_not_a_500() {
     let response = platform::problem::ApiError::from(error).into_response();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// DB_STATEMENT_TIMEOUT reaches PostgreSQL on every pooled connection: a statement that runs
+/// longer is cancelled there (it no longer holds the database), and the request that ran it is
+/// a 503 problem saying so; a statement within the bound is not disturbed.
+#[tokio::test]
+async fn a_statement_longer_than_the_timeout_is_cancelled_and_answered_503() {
+    let test_db = TestDb::new("deps", &FIXTURES).await;
+    let settings = DatabaseSettings {
+        db_statement_timeout: Duration::from_millis(300),
+        ..database(&test_db.url)
+    };
+    let pool = platform::db::pool(&settings, "timeout-test").unwrap();
+    let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(shown, "300ms");
+    sqlx::query("SELECT pg_sleep(0.05)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "not cancelled");
+    let problem = platform::ApiError::from(err).problem();
+    assert_eq!(problem.status, 503);
+    assert!(
+        problem.detail.contains("statement timeout"),
+        "{}",
+        problem.detail
+    );
+
+    // 0 is "none".
+    let unbounded = DatabaseSettings {
+        db_statement_timeout: Duration::ZERO,
+        ..database(&test_db.url)
+    };
+    let pool = platform::db::pool(&unbounded, "timeout-test").unwrap();
+    let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(shown, "0");
+}

@@ -97,6 +97,10 @@ pub fn spawn_event_listeners(
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
     let db = builder.postgres(&settings.database, &MIGRATOR).await?;
+    if settings.database.auto_migrate {
+        // What `migrate up` does after the schema (dev only, like AUTO_MIGRATE itself).
+        crate::store::search::configure(&db, &settings.search.config()).await?;
+    }
     let nats = builder.nats(&settings.nats).await?;
     let nats_client = nats.clone();
     let verifier =
@@ -146,6 +150,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         cursors: settings.cursors.signer(),
         write_limiter,
         images,
+        search_candidates: settings.search.candidates(),
     };
     builder.build(routes::router(state)).await
 }

@@ -64,7 +64,18 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => app::build(settings).await?.run().await,
             Command::Migrate(command) => {
-                platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await
+                let up = matches!(command, MigrateCommand::Up);
+                platform::db::run_migrate_command(&settings.database, &MIGRATOR, command).await?;
+                if up {
+                    // After the schema: the search configuration follows the settings.
+                    let db = platform::db::pool(&settings.database, "migrate")?;
+                    if catalog_order::store::search::configure(&db, &settings.search.config())
+                        .await?
+                    {
+                        println!("search configuration changed; search vectors computed again");
+                    }
+                }
+                Ok(())
             }
             Command::SeedDemo => {
                 let db = platform::db::pool(&settings.database, "seed-demo")?;

@@ -31,6 +31,63 @@ pub struct Settings {
     pub order_payment_timeout: Duration,
     #[serde(flatten)]
     pub retention: Retention,
+    #[serde(flatten)]
+    pub search: SearchSettings,
+}
+
+/// How the catalog is searched (docs/design.md, "Search").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchSettings {
+    /// The language whose stemming and stop words the text search uses: a PostgreSQL text
+    /// search dictionary `<language>_stem` (`english`, `german`, `french`, …) or `simple` (no
+    /// stemming). `migrate up` applies it, rewriting every item's search vector when it changed.
+    pub search_language: String,
+    /// Whether accents are ignored (`creme` finds "Crème"); applied with the language.
+    pub search_unaccent: bool,
+    /// Matches a search sorts or ranks in full (see `store::items::page_query`); the bound of
+    /// its cost. Relevance ranks the first this many found; facets count this many at most.
+    pub search_candidates: u32,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings {
+            search_language: "english".into(),
+            search_unaccent: true,
+            search_candidates: crate::store::items::Candidates::default().0,
+        }
+    }
+}
+
+impl SearchSettings {
+    fn validate(&self, problems: &mut Problems) {
+        // A dictionary name, checked against the database by `migrate up`; here only its form.
+        if self.search_language.is_empty()
+            || !self
+                .search_language
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            problems.add(
+                "SEARCH_LANGUAGE",
+                "must be a PostgreSQL text search language in lower case, such as english or simple",
+            );
+        }
+        if !(100..=100_000).contains(&self.search_candidates) {
+            problems.add("SEARCH_CANDIDATES", "must be between 100 and 100000");
+        }
+    }
+
+    pub fn config(&self) -> crate::store::search::SearchConfig {
+        crate::store::search::SearchConfig {
+            language: self.search_language.clone(),
+            unaccent: self.search_unaccent,
+        }
+    }
+
+    pub fn candidates(&self) -> crate::store::items::Candidates {
+        crate::store::items::Candidates(self.search_candidates)
+    }
 }
 
 /// How long finished data is kept before the scheduled purges delete it (`catalog.purge_jobs`,
@@ -92,6 +149,7 @@ impl Default for Settings {
             rate_limit_write_burst: 30,
             order_payment_timeout: Duration::from_secs(30 * 60),
             retention: Retention::default(),
+            search: SearchSettings::default(),
         }
     }
 }
@@ -126,6 +184,7 @@ impl ServiceSettings for Settings {
         self.platform.validate(needs, problems);
         if needs.has(Needs::DATABASE) {
             self.database.validate(profile, problems);
+            self.search.validate(problems);
         }
         if needs.has(Needs::NATS) {
             self.nats.validate(problems);

@@ -10,6 +10,8 @@ use platform::pagination::CursorSigner;
 use platform::ratelimit::Limiter;
 use sqlx::PgPool;
 
+use crate::store::items::Candidates;
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +21,8 @@ pub struct AppState {
     /// Writes per signed-in user, shared by every replica (keyed by the user id).
     pub write_limiter: Limiter,
     pub images: ImageStore,
+    /// Matches a search handles in full (`SEARCH_CANDIDATES`).
+    pub search_candidates: Candidates,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

@@ -169,6 +169,11 @@ pub struct DatabaseSettings {
     /// How long a request waits for a pooled connection before failing.
     #[serde(with = "duration")]
     pub db_acquire_timeout: Duration,
+    /// The longest a statement of the service may run (PostgreSQL's `statement_timeout` on every
+    /// pooled connection); 0 for none. A last guard: a query that would run longer is cancelled
+    /// and the request answered 503. `migrate` is not bound by it.
+    #[serde(with = "duration")]
+    pub db_statement_timeout: Duration,
     /// Apply pending migrations at start-up. Dev only: prod migrates with `migrate up` (a Job).
     pub auto_migrate: bool,
 }
@@ -284,6 +289,7 @@ impl Default for DatabaseSettings {
             database_url: None,
             db_max_connections: 10,
             db_acquire_timeout: Duration::from_secs(3),
+            db_statement_timeout: Duration::from_secs(5),
             auto_migrate: false,
         }
     }

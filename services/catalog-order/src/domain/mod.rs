@@ -4,12 +4,14 @@ mod job_progress;
 mod money;
 mod order;
 mod order_status;
+mod search;
 mod text;
 
 pub use job_progress::{JobProgress, JobStatus};
 pub use money::{Currency, Money, PriceCents};
 pub use order::{DraftLine, OrderDraft, PricedLine, PricedOrder, PricingError, StockedItem, price};
 pub use order_status::OrderStatus;
+pub use search::{SearchText, SearchTextError};
 pub use text::{Name, Sku, Slug};
 
 /// Quantity of one order line.

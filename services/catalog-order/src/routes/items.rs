@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Currency, Name, PriceCents, Sku};
+use crate::domain::{Currency, Name, PriceCents, SearchText, Sku};
 use crate::state::AppState;
-use crate::store::items::{ItemRow, ItemSort};
+use crate::store::items::{ItemRow, ItemSort, PRICE_BANDS};
 use crate::usecases;
-use crate::usecases::catalog::{ItemCursor, ItemInput, ItemPatch, ItemQuery};
+use crate::usecases::catalog::{ItemCursor, ItemInput, ItemPatch, ItemQuery, Match};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemDto {
@@ -32,6 +32,25 @@ pub struct ItemDto {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// How an item of a search answers it.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchDto {
+    /// It contains every word (the last one perhaps as the start of a longer word).
+    Exact,
+    /// No item contained the words; its name is among those most like what was typed.
+    Similar,
+}
+
+/// An item in a list: with `match` when the list is a search.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListedItemDto {
+    #[serde(flatten)]
+    pub item: ItemDto,
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchDto>,
 }
 
 impl From<ItemRow> for ItemDto {
@@ -58,52 +77,57 @@ impl From<ItemRow> for ItemDto {
 pub struct ListQuery {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
-    /// `-created_at` (default), `price`, `-price`, `name`.
+    /// `-created_at` (the default without `q`), `price`, `-price`, `name`, `relevance` (the
+    /// default with `q`; only with `q`).
     pub sort: Option<String>,
     /// A category id or slug.
     pub category: Option<String>,
-    /// Words to search in name and description.
+    /// Words to search in name and description (name matches rank higher); every word must
+    /// match, the last one also as the start of a longer word. At most 200 characters and 8
+    /// words. When nothing matches, items with similar names answer, marked `"match": "similar"`.
     pub q: Option<String>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub in_stock: Option<bool>,
 }
 
-fn parse_sort(raw: Option<&str>) -> Result<ItemSort, ApiError> {
-    match raw.unwrap_or("-created_at") {
+fn parse_sort(raw: Option<&str>, searching: bool) -> Result<ItemSort, ApiError> {
+    let default = if searching {
+        "relevance"
+    } else {
+        "-created_at"
+    };
+    match raw.unwrap_or(default) {
         "-created_at" => Ok(ItemSort::NewestFirst),
         "price" => Ok(ItemSort::PriceAsc),
         "-price" => Ok(ItemSort::PriceDesc),
         "name" => Ok(ItemSort::NameAsc),
+        "relevance" if searching => Ok(ItemSort::Relevance),
+        "relevance" => Err(ApiError::bad_param(
+            "sort",
+            "relevance needs words to search (q)",
+        )),
         _ => Err(ApiError::bad_param(
             "sort",
-            "must be one of -created_at, price, -price, name",
+            "must be one of -created_at, price, -price, name, relevance",
         )),
     }
 }
 
-/// `GET /v1/items` (public): active items, filtered, sorted, keyset-paginated.
-#[utoipa::path(get, path = "/v1/items", tag = "catalog", params(ListQuery),
-    responses((status = 200, body = Page<ItemDto>), (status = 400, body = Problem)))]
-pub async fn list(
-    State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Page<ItemDto>>, ApiError> {
-    let params = PageParams {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    };
-    let limit = params.limit()?;
-    let sort = parse_sort(query.sort.as_deref())?;
-    for (name, value) in [
-        ("min_price", query.min_price),
-        ("max_price", query.max_price),
-    ] {
+/// `q` parsed: `None` when it has no words.
+fn parse_q(raw: Option<&str>) -> Result<Option<SearchText>, ApiError> {
+    raw.map_or(Ok(None), SearchText::parse)
+        .map_err(|e| ApiError::bad_param("q", e.to_string()))
+}
+
+/// The price filters, checked.
+fn check_prices(min_price: Option<i64>, max_price: Option<i64>) -> Result<(), ApiError> {
+    for (name, value) in [("min_price", min_price), ("max_price", max_price)] {
         if value.is_some_and(|v| v < 0) {
             return Err(ApiError::bad_param(name, "must not be negative"));
         }
     }
-    if let (Some(min), Some(max)) = (query.min_price, query.max_price)
+    if let (Some(min), Some(max)) = (min_price, max_price)
         && min > max
     {
         return Err(ApiError::bad_param(
@@ -111,19 +135,24 @@ pub async fn list(
             "must not exceed max_price",
         ));
     }
-    let q = match query.q.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(q) if q.chars().count() > 200 => {
-            return Err(ApiError::bad_param("q", "must be at most 200 characters"));
-        }
-        Some(q) if q.chars().any(char::is_control) => {
-            return Err(ApiError::bad_param(
-                "q",
-                "must not contain control characters",
-            ));
-        }
-        Some(q) => Some(q.to_owned()),
+    Ok(())
+}
+
+/// `GET /v1/items` (public): active items, filtered, searched, sorted, keyset-paginated.
+#[utoipa::path(get, path = "/v1/items", tag = "catalog", params(ListQuery),
+    responses((status = 200, body = Page<ListedItemDto>), (status = 400, body = Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<ListedItemDto>>, ApiError> {
+    let params = PageParams {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
     };
+    let limit = params.limit()?;
+    check_prices(query.min_price, query.max_price)?;
+    let q = parse_q(query.q.as_deref())?;
+    let sort = parse_sort(query.sort.as_deref(), q.is_some())?;
     let after = params.after::<ItemCursor>(&state.cursors)?;
     let query = ItemQuery {
         category: query.category.as_deref(),
@@ -134,13 +163,107 @@ pub async fn list(
     };
     let list = usecases::catalog::items(&state, query, sort, after, limit).await?;
     let cursors = list.cursors;
+    let matched = list.matched.map(|m| match m {
+        Match::Exact => MatchDto::Exact,
+        Match::Similar => MatchDto::Similar,
+    });
     Ok(Json(Page::from_rows(
         list.rows,
         limit,
         &state.cursors,
         |r| cursors.after(r),
-        ItemDto::from,
+        |r| ListedItemDto {
+            item: r.into(),
+            matched,
+        },
     )))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FacetsQuery {
+    /// A category id or slug.
+    pub category: Option<String>,
+    /// Words to search, as for the list.
+    pub q: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub in_stock: Option<bool>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CategoryCountDto {
+    pub id: Uuid,
+    pub slug: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PriceBandDto {
+    pub min_cents: i64,
+    /// Exclusive; `null` for the open band at the top.
+    pub max_cents: Option<i64>,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FacetsDto {
+    /// Categories with matching items, most first.
+    pub categories: Vec<CategoryCountDto>,
+    /// Every price band, cheapest first, with its count (0 included).
+    pub price_bands: Vec<PriceBandDto>,
+    /// False when more items match than were counted (`SEARCH_CANDIDATES`, 2000 by default):
+    /// the counts are then of the first ones found.
+    pub complete: bool,
+}
+
+/// `GET /v1/items/facets` (public): how many active items match the list's filters, per
+/// category and per price band.
+#[utoipa::path(get, path = "/v1/items/facets", tag = "catalog", params(FacetsQuery),
+    responses((status = 200, body = FacetsDto), (status = 400, body = Problem)))]
+pub async fn facets(
+    State(state): State<AppState>,
+    Query(query): Query<FacetsQuery>,
+) -> Result<Json<FacetsDto>, ApiError> {
+    check_prices(query.min_price, query.max_price)?;
+    let q = parse_q(query.q.as_deref())?;
+    let facets = usecases::catalog::facets(
+        &state,
+        ItemQuery {
+            category: query.category.as_deref(),
+            q,
+            min_price: query.min_price,
+            max_price: query.max_price,
+            in_stock: query.in_stock,
+        },
+    )
+    .await?;
+    let mut lower = 0;
+    let bands = facets
+        .price_bands
+        .iter()
+        .enumerate()
+        .map(|(i, &count)| {
+            let upper = PRICE_BANDS.get(i).copied();
+            let band = PriceBandDto {
+                min_cents: lower,
+                max_cents: upper,
+                count,
+            };
+            lower = upper.unwrap_or(lower);
+            band
+        })
+        .collect();
+    Ok(Json(FacetsDto {
+        categories: facets
+            .categories
+            .into_iter()
+            .map(|(id, slug, count)| CategoryCountDto { id, slug, count })
+            .collect(),
+        price_bands: bands,
+        complete: facets.complete,
+    }))
 }
 
 /// `GET /v1/items/{id}` (public; inactive items are not found).

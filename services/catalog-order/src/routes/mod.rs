@@ -27,7 +27,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Storefront catalog and orders", description = "Categories, items, customers and orders. Errors are RFC 9457 problem+json."),
     paths(categories::list, categories::get, categories::create, categories::update, categories::delete,
-          items::list, items::get, items::create, items::update, items::delete,
+          items::list, items::facets, items::get, items::create, items::update, items::delete,
           images::upload, images::list, images::serve,
           customers::get, customers::put, customers::export,
           orders::create, orders::list, orders::get, orders::cancel, orders::set_status, jobs::get),
@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(categories::delete),
         )
         .route("/v1/items", get(items::list).post(items::create))
+        .route("/v1/items/facets", get(items::facets))
         .route(
             "/v1/items/{id}",
             get(items::get).patch(items::update).delete(items::delete),

@@ -3,6 +3,7 @@ use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::SearchText;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, FromRow)]
@@ -18,6 +19,9 @@ pub struct ItemRow {
     pub active: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// How well the row matches a search (relevance, or name similarity); 0 outside searches.
+    #[sqlx(default)]
+    pub rank: f32,
 }
 
 const COLUMNS: &str = "id, category_id, sku, name, description, price_cents, currency, stock, \
@@ -108,13 +112,15 @@ pub async fn update(
     .map_err(StoreError::of_write)
 }
 
-/// The sorts the public list offers; each has its keyset index (see the migration).
+/// The sorts the public list offers; each has its keyset index (see the migration), except
+/// relevance, which ranks a search's candidates (see `page_query`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemSort {
     NewestFirst,
     PriceAsc,
     PriceDesc,
     NameAsc,
+    Relevance,
 }
 
 /// Where the previous page ended, in the sort's own key.
@@ -125,6 +131,7 @@ pub enum ItemKey {
     Created(i128, Uuid),
     Price(i64, Uuid),
     Name(String, Uuid),
+    Rank(f32, Uuid),
 }
 
 impl ItemSort {
@@ -135,6 +142,7 @@ impl ItemSort {
             }
             ItemSort::PriceAsc | ItemSort::PriceDesc => ItemKey::Price(row.price_cents, row.id),
             ItemSort::NameAsc => ItemKey::Name(row.name.clone(), row.id),
+            ItemSort::Relevance => ItemKey::Rank(row.rank, row.id),
         }
     }
 }
@@ -142,11 +150,26 @@ impl ItemSort {
 #[derive(Debug, Default)]
 pub struct ItemFilter {
     pub category_id: Option<Uuid>,
-    pub q: Option<String>,
+    pub q: Option<SearchText>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub in_stock: Option<bool>,
 }
+
+/// Rows of the catalog a search reads in its sort order before it asks the text index
+/// (`SEARCH_CANDIDATES`): the bound of a search's cost when its words are common. See
+/// [`page_query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidates(pub u32);
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates(5000)
+    }
+}
+
+/// Matches among the walked rows that make relevance rank those rather than every match.
+const RELEVANCE_ENOUGH: u32 = 21;
 
 /// Active items matching `filter`, after `after` in `sort` order; `limit + 1` rows.
 #[tracing::instrument(name = "db items.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -156,29 +179,27 @@ pub async fn page(
     sort: ItemSort,
     after: Option<&ItemKey>,
     limit: u32,
+    candidates: Candidates,
 ) -> Result<Vec<ItemRow>, StoreError> {
-    let mut sql = page_query("", filter, sort, after, limit).map_err(StoreError::BadCursor)?;
+    let mut sql =
+        page_query("", filter, sort, after, limit, candidates).map_err(StoreError::BadCursor)?;
     Ok(sql.build_query_as().fetch_all(db).await?)
 }
 
-/// The list query, built from fixed fragments with every value bound (no value is ever
-/// spliced into the SQL text; the limit is written as digits, see `limit_sql`). `prefix` is ""
-/// to run it, "EXPLAIN " to see its plan (tests).
-pub fn page_query(
-    prefix: &str,
-    filter: &ItemFilter,
-    sort: ItemSort,
-    after: Option<&ItemKey>,
-    limit: u32,
-) -> Result<QueryBuilder<Postgres>, String> {
-    let mut q = QueryBuilder::new(format!("{prefix}SELECT {COLUMNS} FROM items WHERE active"));
+/// The text search query of `q` in the catalog's configuration, computed once per statement.
+/// MATERIALIZED keeps it opaque to the planner: every search gets the same plan shape whatever
+/// its words' statistics say (a word the statistics call common may match nothing in the
+/// category asked for), and the shape itself bounds the cost (see [`page_query`]).
+fn push_tsquery(q: &mut QueryBuilder<Postgres>, text: &SearchText) {
+    q.push("WITH query AS MATERIALIZED (SELECT to_tsquery('catalog_search', ")
+        .push_bind(text.tsquery())
+        .push(") AS tsq)");
+}
+
+/// The list's filters other than the words, as ` AND …` conditions.
+fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ItemFilter) {
     if let Some(category) = filter.category_id {
         q.push(" AND category_id = ").push_bind(category);
-    }
-    if let Some(text) = &filter.q {
-        q.push(" AND search @@ websearch_to_tsquery('english', ")
-            .push_bind(text.clone())
-            .push(")");
     }
     if let Some(min) = filter.min_price {
         q.push(" AND price_cents >= ").push_bind(min);
@@ -195,6 +216,14 @@ pub fn page_query(
         }
         None => {}
     }
+}
+
+/// ` AND <the row comes after the cursor>` in `sort` order.
+fn push_after(
+    q: &mut QueryBuilder<Postgres>,
+    sort: ItemSort,
+    after: Option<&ItemKey>,
+) -> Result<(), String> {
     match (sort, after) {
         (_, None) => {}
         (ItemSort::NewestFirst, Some(ItemKey::Created(nanos, id))) => {
@@ -227,14 +256,251 @@ pub fn page_query(
                 .push_bind(*id)
                 .push(")");
         }
+        (ItemSort::Relevance, Some(ItemKey::Rank(rank, id))) => {
+            q.push(" AND (rank < ")
+                .push_bind(*rank)
+                .push(" OR (rank = ")
+                .push_bind(*rank)
+                .push(" AND id > ")
+                .push_bind(*id)
+                .push("))");
+        }
         _ => return Err("cursor does not match the sort".into()),
     }
-    q.push(match sort {
+    Ok(())
+}
+
+fn order_by(sort: ItemSort) -> &'static str {
+    match sort {
         ItemSort::NewestFirst => " ORDER BY created_at DESC, id DESC",
         ItemSort::PriceAsc => " ORDER BY price_cents, id",
         ItemSort::PriceDesc => " ORDER BY price_cents DESC, id DESC",
         ItemSort::NameAsc => " ORDER BY name, id",
-    });
+        ItemSort::Relevance => " ORDER BY rank DESC, id",
+    }
+}
+
+/// The list query, built from fixed fragments with every value bound (no value is ever
+/// spliced into the SQL text; the limit and the candidates are written as digits, see
+/// `limit_sql`). `prefix` is "" to run it, "EXPLAIN …" to see its plan (tests).
+///
+/// Without words, each sort walks its keyset index. With words, a search never costs the whole
+/// catalog (a walk of a sort index that filters rows by words matching nothing does):
+/// 1. it reads at most `candidates` rows in its sort order (relevance: newest first) and keeps
+///    those that match — cheap when the words are common;
+/// 2. only when those make less than a page (for relevance: fewer than 21) do the words match
+///    few items — at most about `page × catalog / candidates` — and then it takes every match
+///    from the text index instead, and sorts or ranks them all.
+///
+/// One statement, one round trip: step 2 runs only when step 1 fell short (a one-time filter).
+/// Relevance ranks the matches among the newest `candidates` items when there are enough of
+/// them, and every match otherwise.
+pub fn page_query(
+    prefix: &str,
+    filter: &ItemFilter,
+    sort: ItemSort,
+    after: Option<&ItemKey>,
+    limit: u32,
+    candidates: Candidates,
+) -> Result<QueryBuilder<Postgres>, String> {
+    let Some(text) = &filter.q else {
+        if sort == ItemSort::Relevance {
+            return Err("relevance needs words to search".into());
+        }
+        let mut q = QueryBuilder::new(format!("{prefix}SELECT {COLUMNS} FROM items WHERE active"));
+        push_filters(&mut q, filter);
+        push_after(&mut q, sort, after)?;
+        q.push(order_by(sort));
+        q.push(limit_sql(limit));
+        return Ok(q);
+    };
+    let walk = candidates.0;
+    let page = u64::from(limit) + 1;
+    let mut q = QueryBuilder::new(prefix);
+    push_tsquery(&mut q, text);
+    if sort == ItemSort::Relevance {
+        // The cursor applies after ranking, so both steps see the same candidates on every page.
+        q.push(format!(
+            ", walked AS MATERIALIZED (SELECT {COLUMNS}, ts_rank(search, tsq) AS rank \
+             FROM (SELECT {COLUMNS}, search FROM items WHERE active"
+        ));
+        push_filters(&mut q, filter);
+        q.push(format!(
+            "{} LIMIT {walk}) AS w, query WHERE search @@ tsq), \
+             enough AS (SELECT count(*) >= {RELEVANCE_ENOUGH} AS enough FROM walked) \
+             SELECT {COLUMNS}, rank FROM (SELECT * FROM walked WHERE (SELECT enough FROM enough) \
+             UNION ALL SELECT * FROM (SELECT {COLUMNS}, ts_rank(search, tsq) AS rank \
+             FROM items, query WHERE active AND search @@ tsq",
+            order_by(ItemSort::NewestFirst)
+        ));
+        push_filters(&mut q, filter);
+        q.push(" OFFSET 0) AS few WHERE NOT (SELECT enough FROM enough)) AS ranked WHERE true");
+        push_after(&mut q, sort, after)?;
+        q.push(order_by(sort));
+        q.push(limit_sql(limit));
+        return Ok(q);
+    }
+    q.push(format!(
+        ", walked AS MATERIALIZED (SELECT {COLUMNS} FROM (SELECT {COLUMNS}, search FROM items \
+         WHERE active"
+    ));
+    push_filters(&mut q, filter);
+    push_after(&mut q, sort, after)?;
+    q.push(order_by(sort));
+    q.push(format!(" LIMIT {walk}) AS w, query WHERE search @@ tsq"));
+    q.push(order_by(sort));
+    q.push(format!(
+        " LIMIT {page}), enough AS (SELECT count(*) >= {page} AS enough FROM walked) \
+         (SELECT * FROM walked WHERE (SELECT enough FROM enough)) \
+         UNION ALL (SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM items, query \
+         WHERE active AND search @@ tsq"
+    ));
+    push_filters(&mut q, filter);
+    // OFFSET 0 fences the matches off: the planner cannot merge them with the ORDER BY into a
+    // walk of the sort index.
+    q.push(" OFFSET 0) AS few WHERE NOT (SELECT enough FROM enough)");
+    push_after(&mut q, sort, after)?;
+    q.push(order_by(sort));
+    q.push(limit_sql(limit));
+    q.push(")");
+    q.push(order_by(sort));
     q.push(limit_sql(limit));
     Ok(q)
+}
+
+/// For each word, the word of an item's name most like it (trigram similarity above
+/// `pg_trgm.similarity_threshold`, 0.3), or `None`: what a search whose words matched nothing
+/// looks for instead. It compares with the names' vocabulary (`search_words`), not with every
+/// name, so it costs the same on any catalog.
+#[tracing::instrument(name = "db items.corrections", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn corrections(
+    db: impl PgExecutor<'_>,
+    words: &[String],
+) -> Result<Vec<Option<String>>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT (SELECT word FROM search_words WHERE word % typed
+                 ORDER BY similarity(word, typed) DESC, word LIMIT 1)
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(typed, n) ORDER BY n",
+    )
+    .bind(words)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Upper bounds (exclusive) of the price bands the facets count, in minor units; the last band
+/// has none.
+pub const PRICE_BANDS: [i64; 6] = [1_000, 2_500, 5_000, 10_000, 25_000, 50_000];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facets {
+    /// `(category id, slug, count)`, most items first.
+    pub categories: Vec<(Uuid, String, i64)>,
+    /// One count per band of [`PRICE_BANDS`] and the open band above them, in order.
+    pub price_bands: Vec<i64>,
+    /// False when more items match than were counted (`candidates`).
+    pub complete: bool,
+}
+
+#[derive(FromRow)]
+struct FacetRow {
+    facet: String,
+    id: Option<Uuid>,
+    slug: Option<String>,
+    band: Option<i32>,
+    count: i64,
+}
+
+/// Counts per category and price band of the active items matching `filter`, bounded like a
+/// search: of the first `candidates` items the filters select, those the words match; when
+/// they are fewer than 21, every match, from the text index. `complete` says whether every
+/// matching item was counted.
+#[tracing::instrument(name = "db items.facets", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn facets(
+    db: impl PgExecutor<'_>,
+    filter: &ItemFilter,
+    candidates: Candidates,
+) -> Result<Facets, StoreError> {
+    let rows: Vec<FacetRow> = facets_query("", filter, candidates)
+        .build_query_as()
+        .fetch_all(db)
+        .await?;
+    let mut facets = Facets {
+        categories: Vec::new(),
+        price_bands: vec![0; PRICE_BANDS.len() + 1],
+        complete: true,
+    };
+    for row in rows {
+        match (row.facet.as_str(), row.id, row.slug, row.band) {
+            ("category", Some(id), Some(slug), _) => facets.categories.push((id, slug, row.count)),
+            ("price", _, _, Some(band)) => {
+                // width_bucket: 1 for the first band, … (prices are never negative).
+                if let Some(slot) = usize::try_from(band - 1)
+                    .ok()
+                    .and_then(|i| facets.price_bands.get_mut(i))
+                {
+                    *slot = row.count;
+                }
+            }
+            ("complete", ..) => facets.complete = row.count == 1,
+            _ => {}
+        }
+    }
+    facets
+        .categories
+        .sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+    Ok(facets)
+}
+
+pub fn facets_query(
+    prefix: &str,
+    filter: &ItemFilter,
+    candidates: Candidates,
+) -> QueryBuilder<Postgres> {
+    let walk = candidates.0;
+    let mut q = QueryBuilder::new(prefix);
+    match &filter.q {
+        Some(text) => {
+            push_tsquery(&mut q, text);
+            q.push(
+                ", walked AS MATERIALIZED (SELECT category_id, price_cents, search FROM items \
+                 WHERE active",
+            );
+            push_filters(&mut q, filter);
+            q.push(format!(
+                " LIMIT {walk}), sample AS MATERIALIZED (SELECT category_id, price_cents \
+                 FROM walked, query WHERE search @@ tsq), \
+                 enough AS (SELECT count(*) >= {RELEVANCE_ENOUGH} AS enough FROM sample), \
+                 matched AS (SELECT * FROM sample WHERE (SELECT enough FROM enough) \
+                 UNION ALL SELECT * FROM (SELECT category_id, price_cents FROM items, query \
+                 WHERE active AND search @@ tsq"
+            ));
+            push_filters(&mut q, filter);
+            q.push(format!(
+                " OFFSET 0) AS few WHERE NOT (SELECT enough FROM enough)), \
+                 complete AS (SELECT NOT (SELECT enough FROM enough) \
+                 OR (SELECT count(*) FROM walked) < {walk} AS complete)"
+            ));
+        }
+        None => {
+            q.push("WITH matched AS MATERIALIZED (SELECT category_id, price_cents FROM items WHERE active");
+            push_filters(&mut q, filter);
+            q.push(format!(
+                " LIMIT {walk}), complete AS (SELECT (SELECT count(*) FROM matched) < {walk} \
+                 AS complete)"
+            ));
+        }
+    }
+    let edges: Vec<String> = std::iter::once(0)
+        .chain(PRICE_BANDS)
+        .map(|e| e.to_string())
+        .collect();
+    q.push(format!(
+        " SELECT 'category' AS facet, c.id, c.slug, NULL::int4 AS band, count(*) AS count \
+         FROM matched JOIN categories c ON c.id = matched.category_id GROUP BY c.id, c.slug \
+         UNION ALL SELECT 'price', NULL, NULL, width_bucket(price_cents, ARRAY[{edges}]::int8[]), \
+         count(*) FROM matched GROUP BY 4 \
+         UNION ALL SELECT 'complete', NULL, NULL, NULL, complete::int4::int8 FROM complete",
+        edges = edges.join(","),
+    ));
+    q
 }

@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::{Currency, Name, PriceCents, Sku, Slug};
+use crate::domain::{Currency, Name, PriceCents, SearchText, Sku, Slug};
 use crate::state::AppState;
 use crate::store::categories::CategoryRow;
-use crate::store::items::{ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
+use crate::store::items::{Facets, ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
 use crate::store::{self, StoreError};
 use crate::usecases::Error;
 
@@ -103,7 +103,7 @@ pub struct ItemCursor {
 #[derive(Debug, Default)]
 pub struct ItemQuery<'a> {
     pub category: Option<&'a str>,
-    pub q: Option<String>,
+    pub q: Option<SearchText>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub in_stock: Option<bool>,
@@ -113,6 +113,18 @@ pub struct ItemQuery<'a> {
 pub struct ItemList {
     pub rows: Vec<ItemRow>,
     pub cursors: ItemCursors,
+    /// How a search's items match its words; `None` without words.
+    pub matched: Option<Match>,
+}
+
+/// How the items of a search answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// They contain every word (the last one perhaps as a prefix).
+    Exact,
+    /// Nothing did; these items have in their names the words most like those typed (one
+    /// page, no cursor).
+    Similar,
 }
 
 /// Makes the cursors of one list: its sort and filters, and a row's key.
@@ -133,26 +145,23 @@ impl ItemCursors {
 fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
     let text = format!(
         "{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        filter.category_id, filter.q, filter.min_price, filter.max_price, filter.in_stock
+        filter.category_id,
+        filter.q.as_ref().map(SearchText::tsquery),
+        filter.min_price,
+        filter.max_price,
+        filter.in_stock
     );
     let digest = Sha256::digest(text.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Active items matching `query` in `sort` order after `after` (a cursor of the same sort and
-/// filters); `limit + 1` rows.
-pub async fn items(
-    state: &AppState,
-    query: ItemQuery<'_>,
-    sort: ItemSort,
-    after: Option<ItemCursor>,
-    limit: u32,
-) -> Result<ItemList, Error> {
+/// The filter `query` asks for: a category slug is looked up (an unknown one matches nothing,
+/// like an unknown id).
+async fn filter_of(state: &AppState, query: ItemQuery<'_>) -> Result<ItemFilter, Error> {
     let category_id = match query.category {
         None => None,
         Some(raw) => match raw.parse::<Uuid>() {
             Ok(id) => Some(id),
-            // A slug; an unknown one matches nothing, like an unknown id.
             Err(_) => Some(
                 store::categories::id_by_slug(&state.db, raw)
                     .await?
@@ -160,13 +169,32 @@ pub async fn items(
             ),
         },
     };
-    let filter = ItemFilter {
+    Ok(ItemFilter {
         category_id,
         q: query.q,
         min_price: query.min_price,
         max_price: query.max_price,
         in_stock: query.in_stock,
-    };
+    })
+}
+
+/// Active items matching `query` in `sort` order after `after` (a cursor of the same sort and
+/// filters); `limit + 1` rows. A search whose words match nothing on its first page answers the
+/// items whose names are most like what was typed instead ([`Match::Similar`]).
+pub async fn items(
+    state: &AppState,
+    query: ItemQuery<'_>,
+    sort: ItemSort,
+    after: Option<ItemCursor>,
+    limit: u32,
+) -> Result<ItemList, Error> {
+    let filter = filter_of(state, query).await?;
+    if sort == ItemSort::Relevance && filter.q.is_none() {
+        return Err(Error::BadParam {
+            name: "sort",
+            message: "relevance needs words to search (q)".into(),
+        });
+    }
     let print = fingerprint(sort, &filter);
     let after = match after {
         Some(cursor) if cursor.f == print => Some(cursor.k),
@@ -178,14 +206,62 @@ pub async fn items(
         }
         None => None,
     };
-    let rows = store::items::page(&state.db, &filter, sort, after.as_ref(), limit).await?;
-    Ok(ItemList {
+    let first_page = after.is_none();
+    let rows = store::items::page(
+        &state.db,
+        &filter,
+        sort,
+        after.as_ref(),
+        limit,
+        state.search_candidates,
+    )
+    .await?;
+    let mut list = ItemList {
         rows,
         cursors: ItemCursors {
             sort,
             fingerprint: print,
         },
-    })
+        matched: filter.q.as_ref().map(|_| Match::Exact),
+    };
+    if let Some(text) = &filter.q
+        && list.rows.is_empty()
+        && first_page
+    {
+        list.matched = Some(Match::Similar);
+        let fixed: Vec<String> = store::items::corrections(&state.db, text.words())
+            .await?
+            .into_iter()
+            .zip(text.words())
+            .map(|(fixed, typed)| fixed.unwrap_or_else(|| typed.clone()))
+            .collect();
+        if fixed.as_slice() != text.words() {
+            let similar = ItemFilter {
+                q: Some(text.in_names(fixed)),
+                ..filter
+            };
+            let mut rows = store::items::page(
+                &state.db,
+                &similar,
+                ItemSort::Relevance,
+                None,
+                limit,
+                state.search_candidates,
+            )
+            .await?;
+            // One page: a cursor would lead back to the words that matched nothing.
+            rows.truncate(limit as usize);
+            list.rows = rows;
+        }
+    }
+    Ok(list)
+}
+
+/// Counts per category and price band of the items `query` matches (bounded like a search:
+/// see `store::items::facets`).
+pub async fn facets(state: &AppState, query: ItemQuery<'_>) -> Result<Facets, Error> {
+    let filter = filter_of(state, query).await?;
+    Ok(store::items::facets(&state.db, &filter, state.search_candidates).await?)
 }
 
 /// An item on sale; an inactive one is not found.

@@ -11,4 +11,5 @@ mod jobs;
 mod orders;
 mod outbox;
 mod plans;
+mod search;
 mod support;

@@ -1,6 +1,7 @@
 //! The list queries use the indexes meant for them, on a table of 100 000 items (EXPLAIN).
 
-use catalog_order::store::items::{ItemFilter, ItemKey, ItemSort, page_query};
+use catalog_order::domain::SearchText;
+use catalog_order::store::items::{Candidates, ItemFilter, ItemKey, ItemSort, page_query};
 use sqlx::PgConnection;
 use testkit::TestDb;
 use uuid::Uuid;
@@ -29,7 +30,7 @@ async fn plan(
     sort: ItemSort,
     after: Option<&ItemKey>,
 ) -> String {
-    let mut q = page_query("EXPLAIN ", filter, sort, after, 20).unwrap();
+    let mut q = page_query("EXPLAIN ", filter, sort, after, 20, Candidates::default()).unwrap();
     let lines: Vec<String> = q.build_query_scalar().fetch_all(db).await.unwrap();
     lines.join("\n")
 }
@@ -134,7 +135,7 @@ async fn list_queries_use_their_indexes_on_100k_items() {
         (
             "search",
             ItemFilter {
-                q: Some("waterproof".into()),
+                q: SearchText::parse("waterproof").unwrap(),
                 ..ItemFilter::default()
             },
             ItemSort::NewestFirst,
@@ -166,9 +167,16 @@ async fn list_queries_use_their_indexes_on_100k_items() {
     let mut conn = db.acquire().await.unwrap();
     let (_, filter, sort, _, _) = cases.iter().find(|c| c.0 == "category by price").unwrap();
     for _ in 0..10 {
-        let rows = catalog_order::store::items::page(&mut *conn, filter, *sort, None, 20)
-            .await
-            .unwrap();
+        let rows = catalog_order::store::items::page(
+            &mut *conn,
+            filter,
+            *sort,
+            None,
+            20,
+            Candidates::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(rows.len(), 21);
     }
     assert_planned_once(&mut conn, "%FROM items WHERE active AND category_id%").await;
