@@ -28,7 +28,8 @@ CREATE INDEX items_search ON items USING gin (search) WHERE active;
 -- comparison costs the same whatever the catalog's size. Words are only added (a word no item
 -- uses any more just finds nothing).
 CREATE TABLE search_words (word text PRIMARY KEY);
-CREATE INDEX search_words_trgm ON search_words USING gin (word gin_trgm_ops);
+-- GiST: the planner uses it for a word given per row (it scanned the table with GIN: 33 ms).
+CREATE INDEX search_words_trgm ON search_words USING gist (word gist_trgm_ops);
 
 CREATE FUNCTION search_words_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

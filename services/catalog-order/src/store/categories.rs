@@ -64,15 +64,6 @@ pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CategoryR
         .map_err(StoreError::from)
 }
 
-#[tracing::instrument(name = "db categories.id_by_slug", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn id_by_slug(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Uuid>, StoreError> {
-    sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
-        .bind(slug)
-        .fetch_optional(db)
-        .await
-        .map_err(StoreError::from)
-}
-
 #[tracing::instrument(name = "db categories.update", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn update(
     db: impl PgExecutor<'_>,

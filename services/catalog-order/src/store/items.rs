@@ -147,9 +147,17 @@ impl ItemSort {
     }
 }
 
+/// A category as a list filter names it: by id, or by slug (looked up in the list's own
+/// statement, so a slug costs no round trip of its own; an unknown one matches nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CategoryRef {
+    Id(Uuid),
+    Slug(String),
+}
+
 #[derive(Debug, Default)]
 pub struct ItemFilter {
-    pub category_id: Option<Uuid>,
+    pub category: Option<CategoryRef>,
     pub q: Option<SearchText>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
@@ -198,8 +206,16 @@ fn push_tsquery(q: &mut QueryBuilder<Postgres>, text: &SearchText) {
 
 /// The list's filters other than the words, as ` AND …` conditions.
 fn push_filters(q: &mut QueryBuilder<Postgres>, filter: &ItemFilter) {
-    if let Some(category) = filter.category_id {
-        q.push(" AND category_id = ").push_bind(category);
+    match &filter.category {
+        Some(CategoryRef::Id(id)) => {
+            q.push(" AND category_id = ").push_bind(*id);
+        }
+        Some(CategoryRef::Slug(slug)) => {
+            q.push(" AND category_id = (SELECT id FROM categories WHERE slug = ")
+                .push_bind(slug.clone())
+                .push(")");
+        }
+        None => {}
     }
     if let Some(min) = filter.min_price {
         q.push(" AND price_cents >= ").push_bind(min);
@@ -379,7 +395,7 @@ pub async fn corrections(
 ) -> Result<Vec<Option<String>>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT (SELECT word FROM search_words WHERE word % typed
-                 ORDER BY similarity(word, typed) DESC, word LIMIT 1)
+                 ORDER BY word <-> typed, word LIMIT 1)
          FROM unnest($1::text[]) WITH ORDINALITY AS t(typed, n) ORDER BY n",
     )
     .bind(words)

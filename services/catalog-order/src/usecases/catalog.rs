@@ -7,7 +7,9 @@ use uuid::Uuid;
 use crate::domain::{Currency, Name, PriceCents, SearchText, Sku, Slug};
 use crate::state::AppState;
 use crate::store::categories::CategoryRow;
-use crate::store::items::{Facets, ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem};
+use crate::store::items::{
+    CategoryRef, Facets, ItemChange, ItemFilter, ItemKey, ItemRow, ItemSort, NewItem,
+};
 use crate::store::{self, StoreError};
 use crate::usecases::Error;
 
@@ -145,7 +147,7 @@ impl ItemCursors {
 fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
     let text = format!(
         "{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        filter.category_id,
+        filter.category,
         filter.q.as_ref().map(SearchText::tsquery),
         filter.min_price,
         filter.max_price,
@@ -155,27 +157,18 @@ fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The filter `query` asks for: a category slug is looked up (an unknown one matches nothing,
-/// like an unknown id).
-async fn filter_of(state: &AppState, query: ItemQuery<'_>) -> Result<ItemFilter, Error> {
-    let category_id = match query.category {
-        None => None,
-        Some(raw) => match raw.parse::<Uuid>() {
-            Ok(id) => Some(id),
-            Err(_) => Some(
-                store::categories::id_by_slug(&state.db, raw)
-                    .await?
-                    .unwrap_or(Uuid::nil()),
-            ),
-        },
-    };
-    Ok(ItemFilter {
-        category_id,
+/// The filter `query` asks for: `category` is an id, or else a slug.
+fn filter_of(query: ItemQuery<'_>) -> ItemFilter {
+    ItemFilter {
+        category: query.category.map(|raw| match raw.parse::<Uuid>() {
+            Ok(id) => CategoryRef::Id(id),
+            Err(_) => CategoryRef::Slug(raw.to_owned()),
+        }),
         q: query.q,
         min_price: query.min_price,
         max_price: query.max_price,
         in_stock: query.in_stock,
-    })
+    }
 }
 
 /// Active items matching `query` in `sort` order after `after` (a cursor of the same sort and
@@ -188,7 +181,7 @@ pub async fn items(
     after: Option<ItemCursor>,
     limit: u32,
 ) -> Result<ItemList, Error> {
-    let filter = filter_of(state, query).await?;
+    let filter = filter_of(query);
     if sort == ItemSort::Relevance && filter.q.is_none() {
         return Err(Error::BadParam {
             name: "sort",
@@ -260,7 +253,7 @@ pub async fn items(
 /// Counts per category and price band of the items `query` matches (bounded like a search:
 /// see `store::items::facets`).
 pub async fn facets(state: &AppState, query: ItemQuery<'_>) -> Result<Facets, Error> {
-    let filter = filter_of(state, query).await?;
+    let filter = filter_of(query);
     Ok(store::items::facets(&state.db, &filter, state.search_candidates).await?)
 }
 

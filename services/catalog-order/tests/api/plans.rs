@@ -1,7 +1,9 @@
 //! The list queries use the indexes meant for them, on a table of 100 000 items (EXPLAIN).
 
 use catalog_order::domain::SearchText;
-use catalog_order::store::items::{Candidates, ItemFilter, ItemKey, ItemSort, page_query};
+use catalog_order::store::items::{
+    Candidates, CategoryRef, ItemFilter, ItemKey, ItemSort, page_query,
+};
 use sqlx::PgConnection;
 use testkit::TestDb;
 use uuid::Uuid;
@@ -105,7 +107,7 @@ async fn list_queries_use_their_indexes_on_100k_items() {
         (
             "category by price",
             ItemFilter {
-                category_id: Some(category),
+                category: Some(CategoryRef::Id(category)),
                 ..ItemFilter::default()
             },
             ItemSort::PriceAsc,
@@ -115,7 +117,7 @@ async fn list_queries_use_their_indexes_on_100k_items() {
         (
             "category newest",
             ItemFilter {
-                category_id: Some(category),
+                category: Some(CategoryRef::Id(category)),
                 ..ItemFilter::default()
             },
             ItemSort::NewestFirst,
@@ -125,7 +127,7 @@ async fn list_queries_use_their_indexes_on_100k_items() {
         (
             "category by name",
             ItemFilter {
-                category_id: Some(category),
+                category: Some(CategoryRef::Id(category)),
                 ..ItemFilter::default()
             },
             ItemSort::NameAsc,

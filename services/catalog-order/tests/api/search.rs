@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use catalog_order::domain::SearchText;
-use catalog_order::store::items::{Candidates, ItemFilter, ItemSort, facets_query, page_query};
+use catalog_order::store::items::{
+    Candidates, CategoryRef, ItemFilter, ItemSort, facets_query, page_query,
+};
 use catalog_order::store::search::{SearchConfig, configure};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -499,10 +501,10 @@ async fn search_plans_are_bounded_by_the_matches_not_the_catalog() {
     let limit = i64::from(candidates.0);
     for q in &queries {
         let text = SearchText::parse(q).unwrap().unwrap();
-        for category_id in [None, Some(category)] {
+        for category in [None, Some(CategoryRef::Slug("category-7".into()))] {
             let filter = ItemFilter {
                 q: Some(text.clone()),
-                category_id,
+                category: category.clone(),
                 ..ItemFilter::default()
             };
             for sort in [
@@ -515,7 +517,7 @@ async fn search_plans_are_bounded_by_the_matches_not_the_catalog() {
                 let (cost, plan) = cost(&db, query).await;
                 assert!(
                     cost.most_removed <= limit && cost.most_read <= 2 * limit,
-                    "q={q} {sort:?} category={category_id:?}: a node removed {} rows \
+                    "q={q} {sort:?} category={category:?}: a node removed {} rows \
                      (bound {limit}), a scan read {}:\n{plan}",
                     cost.most_removed,
                     cost.most_read
