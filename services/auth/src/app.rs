@@ -16,7 +16,7 @@ use crate::maintenance;
 use crate::metrics::AuthMetrics;
 use crate::passwords::Passwords;
 use crate::settings::{AuthSettings, Settings};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
 /// The signing keys from settings, or (dev and test only; prod refuses to start without keys)
@@ -104,7 +104,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.shutdown(),
     );
 
-    let state = AppState {
+    let state = AppState::new(Shared {
         db,
         keys: Arc::new(keys),
         passwords: Passwords::new(&auth).await?,
@@ -113,7 +113,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         cursors: settings.cursors.signer(),
         metrics: AuthMetrics::register(builder.metrics())?,
         settings: Arc::new(auth),
-    };
+    });
     let proxies =
         TrustedProxies::parse(&settings.platform.trusted_proxies).map_err(anyhow::Error::msg)?;
     let auth_limit = ClientIpLimit {

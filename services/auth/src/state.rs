@@ -14,9 +14,27 @@ use crate::metrics::AuthMetrics;
 use crate::passwords::Passwords;
 use crate::settings::AuthSettings;
 
-/// Shared by every handler.
+/// Shared by every handler: one allocation behind an `Arc`, so the copy axum hands each request
+/// is one reference count, not a clone of every field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: PgPool,
     pub keys: Arc<SigningKeys>,
     pub passwords: Passwords,

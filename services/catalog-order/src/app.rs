@@ -15,7 +15,7 @@ use sqlx::PgPool;
 
 use crate::maintenance::{Maintenance, PURGED_KINDS};
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
 /// catalog-order's durable consumer of every event (job status changes, `image.processed`).
@@ -144,13 +144,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.metrics(),
     )?;
     ratelimit::spawn_purge(db.clone(), builder.shutdown());
-    let state = AppState {
+    let state = AppState::new(Shared {
         db,
         verifier,
         cursors: settings.cursors.signer(),
         write_limiter,
         images,
         search_candidates: settings.search.candidates(),
-    };
+    });
     builder.build(routes::router(state)).await
 }

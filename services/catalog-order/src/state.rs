@@ -12,16 +12,34 @@ use sqlx::PgPool;
 
 use crate::store::items::Candidates;
 
-/// Shared by every handler.
+/// Shared by every handler: one allocation behind an `Arc`, so the copy axum hands each request
+/// is one reference count, not a clone of every field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: PgPool,
     pub verifier: Arc<Verifier>,
     pub cursors: CursorSigner,
     /// Writes per signed-in user, shared by every replica (keyed by the user id).
     pub write_limiter: Limiter,
     pub images: ImageStore,
-    /// Matches a search handles in full (`SEARCH_CANDIDATES`).
+    /// Rows a search reads in sort order before it asks the text index (`SEARCH_CANDIDATES`).
     pub search_candidates: Candidates,
 }
 
