@@ -304,9 +304,10 @@ fn order_by(sort: ItemSort) -> &'static str {
 /// catalog (a walk of a sort index that filters rows by words matching nothing does):
 /// 1. it reads at most `candidates` rows in its sort order (relevance: newest first) and keeps
 ///    those that match — cheap when the words are common;
-/// 2. only when those make less than a page (for relevance: fewer than 21) do the words match
-///    few items — at most about `page × catalog / candidates` — and then it takes every match
-///    from the text index instead, and sorts or ranks them all.
+/// 2. only when those make less than a page (for relevance: fewer than 21), and the walk did
+///    not reach the end of the list, do the words match few items — at most about
+///    `page × catalog / candidates` — and then it takes every match from the text index
+///    instead, and sorts or ranks them all.
 ///
 /// One statement, one round trip: step 2 runs only when step 1 fell short (a one-time filter).
 /// Relevance ranks the matches among the newest `candidates` items when there are enough of
@@ -365,8 +366,19 @@ pub fn page_query(
     q.push(order_by(sort));
     q.push(format!(" LIMIT {walk}) AS w, query WHERE search @@ tsq"));
     q.push(order_by(sort));
+    // Enough: a full page, or else the walk reached the end of the list (fewer than `walk`
+    // rows after the cursor), so what it kept is all there is (the last page of common words
+    // would otherwise take every match from the text index). The second count runs only when
+    // the first falls short.
     q.push(format!(
-        " LIMIT {page}), enough AS (SELECT count(*) >= {page} AS enough FROM walked) \
+        " LIMIT {page}), enough AS (SELECT count(*) >= {page} OR \
+         (SELECT count(*) FROM (SELECT FROM items WHERE active"
+    ));
+    push_filters(&mut q, filter);
+    push_after(&mut q, sort, after)?;
+    q.push(order_by(sort));
+    q.push(format!(
+        " LIMIT {walk}) AS rest) < {walk} AS enough FROM walked) \
          (SELECT * FROM walked WHERE (SELECT enough FROM enough)) \
          UNION ALL (SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM items, query \
          WHERE active AND search @@ tsq"

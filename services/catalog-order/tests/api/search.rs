@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use catalog_order::domain::SearchText;
 use catalog_order::store::items::{
-    Candidates, CategoryRef, ItemFilter, ItemSort, facets_query, page_query,
+    Candidates, CategoryRef, ItemFilter, ItemKey, ItemSort, facets_query, page_query,
 };
 use catalog_order::store::search::{SearchConfig, configure};
 use reqwest::StatusCode;
@@ -532,6 +532,40 @@ async fn search_plans_are_bounded_by_the_matches_not_the_catalog() {
             );
         }
     }
+    // The last page of a common word: the walk reaches the end of the list, and what it kept
+    // is the page (not every match from the text index, 13 000 rows here).
+    let filter = ItemFilter {
+        q: SearchText::parse(&w10).unwrap(),
+        ..ItemFilter::default()
+    };
+    let near_the_end = ItemKey::Price(99_900, Uuid::nil());
+    let query = page_query(
+        EXPLAIN,
+        &filter,
+        ItemSort::PriceAsc,
+        Some(&near_the_end),
+        20,
+        candidates,
+    )
+    .unwrap();
+    let (last_page, plan) = cost(&db, query).await;
+    assert!(
+        last_page.most_read <= 2 * limit,
+        "last page: a scan read {}:\n{plan}",
+        last_page.most_read
+    );
+    let rows = catalog_order::store::items::page(
+        &db,
+        &filter,
+        ItemSort::PriceAsc,
+        Some(&near_the_end),
+        20,
+        candidates,
+    )
+    .await
+    .unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.price_cents >= 99_900));
+
     // Nothing costs about what one costs, whatever the sort.
     for sort in [
         ItemSort::Relevance,
