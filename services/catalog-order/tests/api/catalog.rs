@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::support::{Shop, fields, problem};
+use crate::support::{Shop, fields, list, problem, skus};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -292,21 +292,6 @@ async fn item_input_is_validated_and_money_is_integer_minor_units() {
         StatusCode::NOT_FOUND,
     )
     .await;
-}
-
-async fn list(shop: &Shop, query: &str) -> Value {
-    let r = shop.get(&format!("/v1/items?{query}"), None).await;
-    assert_eq!(r.status(), 200, "{query}");
-    r.json().await.unwrap()
-}
-
-fn skus(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["sku"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]

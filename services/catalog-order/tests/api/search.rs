@@ -13,22 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{Shop, fields, problem};
-
-async fn list(shop: &Shop, query: &str) -> Value {
-    let r = shop.get(&format!("/v1/items?{query}"), None).await;
-    assert_eq!(r.status(), 200, "{query}");
-    r.json().await.unwrap()
-}
-
-fn skus(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["sku"].as_str().unwrap().to_owned())
-        .collect()
-}
+use crate::support::{Shop, fields, list, problem, skus};
 
 fn matches(page: &Value) -> HashSet<String> {
     page["items"]

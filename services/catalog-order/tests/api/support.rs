@@ -262,3 +262,20 @@ pub fn fields(p: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// `GET /v1/items?{query}`, which must answer 200.
+pub async fn list(shop: &Shop, query: &str) -> Value {
+    let r = shop.get(&format!("/v1/items?{query}"), None).await;
+    assert_eq!(r.status(), 200, "{query}");
+    r.json().await.unwrap()
+}
+
+/// The SKUs of a page of items, in order.
+pub fn skus(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["sku"].as_str().unwrap().to_owned())
+        .collect()
+}
