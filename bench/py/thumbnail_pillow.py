@@ -1,7 +1,14 @@
-"""Pillow baseline for bench/thumbnail.sh: the same work as the worker's thumbnail job.
+"""Pillow baseline for bench/thumbnail.sh: the same work as the worker's thumbnail job, on
+Pillow's best path.
 
-Decode FILE, convert to RGB, resize to each size's box with LANCZOS (Lanczos3, as the worker),
-encode JPEG quality 85; ROUNDS times; prints the median milliseconds as `median_ms=...`.
+Pillow's best path is `Image.draft("RGB", size)` before loading: libjpeg then decodes at the
+smallest DCT scale (1/8, 1/4, 1/2 or 1/1) whose result still covers `size` (here the largest
+variant's width×height, so no variant is enlarged). draft() returns the original's box in the
+scaled pixels, which resize() takes as `box=`, as `Image.thumbnail()` does. Then each size is
+resized with LANCZOS (Lanczos3, as the worker) and encoded as JPEG quality 85; ROUNDS times.
+
+Prints the median milliseconds as `median_ms=...` and the variants' sizes as
+`sizes=NAME:WxH,...` (the script compares them with the worker's).
 """
 
 import io
@@ -22,18 +29,29 @@ def fit(width, height, edge):
 
 def main():
     path, rounds, sizes = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    edges = [int(part.split("=")[1]) for part in sizes.split(",")]
+    named = [(part.split("=")[0], int(part.split("=")[1])) for part in sizes.split(",")]
+    largest = max(edge for _, edge in named)
     with open(path, "rb") as f:
         data = f.read()
     times = []
+    dimensions = ""
     for _ in range(rounds):
         started = time.perf_counter()
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-        for edge in edges:
-            resized = image.resize(fit(image.width, image.height, edge), Image.LANCZOS)
+        image = Image.open(io.BytesIO(data))
+        full = image.size
+        drafted = image.draft("RGB", fit(*full, largest))
+        box = drafted[1] if drafted else None
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        out = []
+        for name, edge in named:
+            resized = image.resize(fit(*full, edge), Image.LANCZOS, box=box)
             resized.save(io.BytesIO(), "JPEG", quality=85)
+            out.append(f"{name}:{resized.width}x{resized.height}")
         times.append((time.perf_counter() - started) * 1000)
+        dimensions = ",".join(out)
     print(f"median_ms={statistics.median(times):.1f}")
+    print(f"sizes={dimensions}")
 
 
 main()

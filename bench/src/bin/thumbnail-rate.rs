@@ -1,6 +1,7 @@
 //! `thumbnail-rate FILE ROUNDS SIZES`: the worker's own thumbnail code (`worker::thumbnails::
-//! render`: decode, three Lanczos3 resizes, encode) on FILE, ROUNDS times; prints the median
-//! milliseconds per image as `median_ms=…`. `bench/thumbnail.sh` runs Pillow on the same file.
+//! render`: decode (DCT-scaled for a JPEG), three Lanczos3 resizes, encode) on FILE, ROUNDS
+//! times; prints the median milliseconds per image as `median_ms=…` and the variants' sizes as
+//! `sizes=NAME:WxH,…`. `bench/thumbnail.sh` runs Pillow on the same file and compares both lines.
 
 use std::time::Instant;
 
@@ -12,14 +13,22 @@ fn main() -> anyhow::Result<()> {
     let original = std::fs::read(file)?;
     let sizes = worker::settings::parse_sizes(sizes).map_err(anyhow::Error::msg)?;
     let rounds: usize = rounds.parse()?;
+    anyhow::ensure!(rounds > 0, "ROUNDS must be at least 1");
     let mut times = Vec::with_capacity(rounds);
+    let mut dimensions = String::new();
     for _ in 0..rounds {
         let started = Instant::now();
         let out = worker::thumbnails::render(&original, &sizes).map_err(anyhow::Error::msg)?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
+        dimensions = out
+            .iter()
+            .map(|r| format!("{}:{}x{}", r.size, r.width, r.height))
+            .collect::<Vec<_>>()
+            .join(",");
         std::hint::black_box(out);
     }
     times.sort_by(f64::total_cmp);
     println!("median_ms={:.1}", times[times.len() / 2]);
+    println!("sizes={dimensions}");
     Ok(())
 }

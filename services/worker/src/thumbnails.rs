@@ -1,6 +1,7 @@
-//! `image.thumbnail`: decode the uploaded original, resize it to each configured size with a
-//! Lanczos3 filter (fitting inside a square box, never enlarging), encode, store under
-//! deterministic keys and publish `image.processed`.
+//! `image.thumbnail`: decode the uploaded original (a JPEG at the smallest DCT scale that still
+//! covers the largest size), resize it to each configured size with a Lanczos3 filter (fitting
+//! inside a square box, never enlarging), encode, store under deterministic keys and publish
+//! `image.processed`.
 //!
 //! Decoding is bounded: at most [`MAX_PIXELS`] and a capped allocation, so a small file declaring
 //! a huge canvas (a decompression bomb) fails instead of exhausting memory. A file that does not
@@ -14,6 +15,7 @@ use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, Limits};
 use jobs::Topology;
 use jobs::images::{
@@ -26,6 +28,9 @@ use crate::settings::ThumbnailSize;
 
 /// JPEG quality of the variants (photos without transparency).
 const JPEG_QUALITY: u8 = 85;
+
+/// The widest or tallest original accepted, whichever decoder reads it.
+const MAX_SIDE: u32 = 20_000;
 
 pub struct Thumbnails {
     pub js: async_nats::jetstream::Context,
@@ -101,21 +106,62 @@ impl Handler for Thumbnails {
 
 /// Decode `original` (JPEG, PNG or WebP, EXIF orientation applied) and make every size. An error
 /// means the file will never decode.
+///
+/// A JPEG is decoded at the smallest DCT scale (1/8, 1/4 or 1/2) whose pixels still cover the
+/// largest variant, as Pillow's `draft()` does: on a 4000×3000 photo the decode is most of the
+/// work, and decoding at 1/4 skips most of the IDCT, colour conversion and the Lanczos input.
 pub fn render(original: &[u8], sizes: &[ThumbnailSize]) -> Result<Vec<Rendered>, String> {
+    match decode_scaled_jpeg(original, sizes) {
+        Some(scaled) => variants(&scaled.pixels, &scaled.frame, sizes),
+        None => render_full(original, sizes),
+    }
+}
+
+/// The reference path: decode at full size, then resize. Anything the scaled path does not take
+/// (PNG, WebP, CMYK or 12-bit JPEG, a JPEG too small to scale down, a file it cannot read) ends
+/// here, so the full decoder's checks and error messages decide about every bad file.
+fn render_full(original: &[u8], sizes: &[ThumbnailSize]) -> Result<Vec<Rendered>, String> {
     let source = decode(original)?;
-    let has_alpha = source.color().has_alpha();
     // Variants are 8-bit RGB (JPEG) or RGBA (PNG, keeps transparency).
-    let source = if has_alpha {
+    let source = if source.color().has_alpha() {
         DynamicImage::ImageRgba8(source.into_rgba8())
     } else {
         DynamicImage::ImageRgb8(source.into_rgb8())
     };
+    let frame = Frame {
+        full: (source.width(), source.height()),
+        extent: (f64::from(source.width()), f64::from(source.height())),
+        orientation: Orientation::NoTransforms,
+    };
+    variants(&source, &frame, sizes)
+}
+
+/// What the pixels handed to [`variants`] stand for.
+struct Frame {
+    /// The original's size as stored (before orientation): the variants' sizes come from it.
+    full: (u32, u32),
+    /// The part of the pixels that shows the original: a scaled decode rounds a partial 8×8
+    /// block up to a whole pixel, which is cropped away (as a fraction of a pixel) when resizing.
+    extent: (f64, f64),
+    /// Applied to each variant after resizing (cheaper than turning the larger source).
+    orientation: Orientation,
+}
+
+/// Resize `source` (RGB8 or RGBA8) to every size and encode: JPEG q85, or PNG with alpha.
+fn variants(
+    source: &DynamicImage,
+    frame: &Frame,
+    sizes: &[ThumbnailSize],
+) -> Result<Vec<Rendered>, String> {
+    let has_alpha = source.color().has_alpha();
     let mut resizer = Resizer::new();
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .crop(0.0, 0.0, frame.extent.0, frame.extent.1);
     sizes
         .iter()
         .map(|size| {
-            let (width, height) = fit(source.width(), source.height(), size.max_edge);
+            let (width, height) = fit(frame.full.0, frame.full.1, size.max_edge);
             let pixel = if has_alpha {
                 PixelType::U8x4
             } else {
@@ -123,27 +169,25 @@ pub fn render(original: &[u8], sizes: &[ThumbnailSize]) -> Result<Vec<Rendered>,
             };
             let mut target = Image::new(width, height, pixel);
             resizer
-                .resize(&source, &mut target, &options)
+                .resize(source, &mut target, &options)
                 .map_err(|e| format!("resizing to {}: {e}", size.name))?;
+            let (width, height, pixels) = orient(
+                width,
+                height,
+                target.into_vec(),
+                has_alpha,
+                frame.orientation,
+            )
+            .ok_or_else(|| format!("orienting {}", size.name))?;
             let mut bytes = Vec::new();
             let content_type = if has_alpha {
                 PngEncoder::new(&mut bytes)
-                    .write_image(
-                        target.buffer(),
-                        width,
-                        height,
-                        image::ExtendedColorType::Rgba8,
-                    )
+                    .write_image(&pixels, width, height, image::ExtendedColorType::Rgba8)
                     .map_err(|e| format!("encoding {}: {e}", size.name))?;
                 "image/png"
             } else {
                 JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
-                    .write_image(
-                        target.buffer(),
-                        width,
-                        height,
-                        image::ExtendedColorType::Rgb8,
-                    )
+                    .write_image(&pixels, width, height, image::ExtendedColorType::Rgb8)
                     .map_err(|e| format!("encoding {}: {e}", size.name))?;
                 "image/jpeg"
             };
@@ -158,13 +202,130 @@ pub fn render(original: &[u8], sizes: &[ThumbnailSize]) -> Result<Vec<Rendered>,
         .collect()
 }
 
+/// `pixels` (RGB8, or RGBA8 with `has_alpha`) turned by `orientation`, with the new width and
+/// height. `None` only if the buffer does not match the size.
+fn orient(
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+    has_alpha: bool,
+    orientation: Orientation,
+) -> Option<(u32, u32, Vec<u8>)> {
+    if orientation == Orientation::NoTransforms {
+        return Some((width, height, pixels));
+    }
+    let mut image = if has_alpha {
+        DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels)?)
+    } else {
+        DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels)?)
+    };
+    image.apply_orientation(orientation);
+    Some((image.width(), image.height(), image.into_bytes()))
+}
+
+/// A JPEG decoded at a reduced DCT scale, with what its pixels stand for.
+struct ScaledJpeg {
+    pixels: DynamicImage,
+    frame: Frame,
+}
+
+/// Decode a baseline or progressive 8-bit YCbCr/RGB or grayscale JPEG at the smallest DCT scale
+/// that still covers the largest of `sizes`. `None` for anything else, for a JPEG that would be
+/// decoded at full size anyway, and for any error: the caller then takes the full path.
+fn decode_scaled_jpeg(original: &[u8], sizes: &[ThumbnailSize]) -> Option<ScaledJpeg> {
+    // JPEG's SOI marker and the first marker after it, as the full path's format guess.
+    if !original.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return None;
+    }
+    let mut decoder = jpeg_decoder::Decoder::new(original);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    if !matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) {
+        return None;
+    }
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    // Past the full path's limits: let it refuse the file with its own message.
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return None;
+    }
+    let largest = sizes.iter().map(|size| size.max_edge).max()?;
+    let eighths = dct_eighths(width, height, fit(width, height, largest));
+    if eighths == 8 {
+        return None;
+    }
+    let scaled = |side: u32| (side * eighths).div_ceil(8);
+    let (scaled_width, scaled_height) = (scaled(width), scaled(height));
+    let wanted = (
+        u16::try_from(scaled_width).ok()?,
+        u16::try_from(scaled_height).ok()?,
+    );
+    // The decoder picks a scale whose result is at least the request in *one* side; asking for
+    // the exact scaled size and checking the answer pins the scale chosen here.
+    if decoder.scale(wanted.0, wanted.1).ok()? != wanted {
+        return None;
+    }
+    let pixel_bytes = if info.pixel_format == jpeg_decoder::PixelFormat::L8 {
+        1
+    } else {
+        3
+    };
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(u64::from(scaled_width) * u64::from(scaled_height) * pixel_bytes).ok()?,
+    );
+    let pixels = decoder.decode().ok()?;
+    let pixels = if info.pixel_format == jpeg_decoder::PixelFormat::L8 {
+        DynamicImage::ImageRgb8(
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(
+                scaled_width,
+                scaled_height,
+                pixels,
+            )?)
+            .into_rgb8(),
+        )
+    } else {
+        DynamicImage::ImageRgb8(image::RgbImage::from_raw(
+            scaled_width,
+            scaled_height,
+            pixels,
+        )?)
+    };
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let eighth = |side: u32| f64::from(side) * f64::from(eighths) / 8.0;
+    Some(ScaledJpeg {
+        pixels,
+        frame: Frame {
+            full: (width, height),
+            extent: (eighth(width), eighth(height)),
+            orientation,
+        },
+    })
+}
+
+/// The DCT scale, in eighths (1, 2, 4, or 8 for full size), at which a `width`×`height` JPEG
+/// still covers `target` in both sides: the smallest such, so no variant is enlarged.
+fn dct_eighths(width: u32, height: u32, target: (u32, u32)) -> u32 {
+    [1, 2, 4]
+        .into_iter()
+        .find(|&eighths| {
+            u64::from(width) * u64::from(eighths) >= u64::from(target.0) * 8
+                && u64::from(height) * u64::from(eighths) >= u64::from(target.1) * 8
+        })
+        .unwrap_or(8)
+}
+
 fn decode(original: &[u8]) -> Result<DynamicImage, String> {
     let mut reader = ImageReader::new(Cursor::new(original))
         .with_guessed_format()
         .map_err(|e| format!("unreadable image: {e}"))?;
     let mut limits = Limits::default();
-    limits.max_image_width = Some(20_000);
-    limits.max_image_height = Some(20_000);
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
     // The decoded pixels (up to 4 bytes each at 50 MP) plus the decoders' working memory.
     limits.max_alloc = Some(MAX_PIXELS * 4 + 64 * 1024 * 1024);
     reader.limits(limits);
@@ -250,6 +411,208 @@ mod tests {
         }
     }
 
+    /// A photo-like JPEG: noise over gradients, softened (as `bench/thumbnail.sh` makes), so it
+    /// has the fine detail that a scaled decode could lose.
+    fn photo(width: u32, height: u32) -> Vec<u8> {
+        let mut state = 0x2545_F491_u32;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 81) as i32 - 40
+        };
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            let gx = (x * 255 / width) as i32;
+            let gy = (y * 255 / height) as i32;
+            let mut channel = |base: i32| (base + noise()).clamp(0, 255) as u8;
+            image::Rgb([channel(gx), channel(gy), channel((gx + gy) / 2)])
+        });
+        let img = image::imageops::blur(&img, 1.0);
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, 90)
+            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    fn dimensions(rendered: &[Rendered]) -> Vec<(String, u32, u32)> {
+        rendered
+            .iter()
+            .map(|r| (r.size.clone(), r.width, r.height))
+            .collect()
+    }
+
+    /// Mean absolute difference per channel (0–255) between two encoded variants of one size.
+    fn mean_difference(a: &Rendered, b: &Rendered) -> f64 {
+        let a = image::load_from_memory(&a.bytes).unwrap().into_rgb8();
+        let b = image::load_from_memory(&b.bytes).unwrap().into_rgb8();
+        assert_eq!(a.dimensions(), b.dimensions());
+        let total: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        total as f64 / a.as_raw().len() as f64
+    }
+
+    #[test]
+    fn a_jpeg_is_decoded_at_the_smallest_dct_scale_that_covers_the_largest_size() {
+        let eighths = |w, h| dct_eighths(w, h, fit(w, h, 800));
+        // 4000×3000 → 1000×750 at 1/4 covers 800×600; 1/8 (500×375) would not.
+        assert_eq!(eighths(4000, 3000), 2);
+        assert_eq!(eighths(6400, 4800), 1);
+        assert_eq!(eighths(1600, 1200), 4);
+        // 1/2 of 1599×1199 is 799.5 wide: short of 800, so full size.
+        assert_eq!(eighths(1599, 1199), 8);
+        assert_eq!(eighths(1000, 750), 8);
+        // Both sides must cover: a wide strip is limited by its width, a tall one by its height.
+        assert_eq!(eighths(6500, 300), 1);
+        assert_eq!(eighths(300, 6500), 1);
+        assert_eq!(eighths(640, 480), 8);
+    }
+
+    #[test]
+    fn scaled_decoding_keeps_every_variant_size_of_the_full_decode() {
+        let sizes = sizes();
+        // (width, height, DCT scale in eighths that the scaled path should take; 8 = full path)
+        for (width, height, eighths) in [
+            (3200, 2400, 2),
+            (1700, 1300, 4),
+            (1601, 1199, 4),
+            (900, 1700, 4),
+            (6500, 300, 1),
+            (1000, 750, 8),
+            (1200, 900, 8),
+        ] {
+            let original = jpeg(width, height);
+            let scaled = decode_scaled_jpeg(&original, &sizes);
+            if eighths == 8 {
+                assert!(
+                    scaled.is_none(),
+                    "{width}×{height} must be decoded at full size"
+                );
+            } else {
+                let scaled = scaled.expect("a scaled decode");
+                let expected = (
+                    (width * eighths).div_ceil(8),
+                    (height * eighths).div_ceil(8),
+                );
+                assert_eq!(
+                    (scaled.pixels.width(), scaled.pixels.height()),
+                    expected,
+                    "{width}×{height}"
+                );
+                assert!(scaled.pixels.width() >= 800 || scaled.pixels.height() >= 800);
+            }
+            let ours = render(&original, &sizes).unwrap();
+            let full = render_full(&original, &sizes).unwrap();
+            assert_eq!(dimensions(&ours), dimensions(&full), "{width}×{height}");
+            for (r, size) in ours.iter().zip(&sizes) {
+                assert_eq!(
+                    (r.width, r.height),
+                    fit(width, height, size.max_edge),
+                    "{width}×{height} {}",
+                    size.name
+                );
+                let decoded = image::load_from_memory(&r.bytes).unwrap();
+                assert_eq!((decoded.width(), decoded.height()), (r.width, r.height));
+            }
+        }
+    }
+
+    #[test]
+    fn a_scaled_decode_looks_like_the_full_decode() {
+        // 3200×2400 is decoded at 1/4 (800×600), the scale the benchmark's 4000×3000 takes.
+        let original = photo(3200, 2400);
+        let sizes = sizes();
+        assert!(decode_scaled_jpeg(&original, &sizes).is_some());
+        let ours = render(&original, &sizes).unwrap();
+        let full = render_full(&original, &sizes).unwrap();
+        let differences: Vec<(&str, f64)> = ours
+            .iter()
+            .zip(&full)
+            .map(|(a, b)| (a.size.as_str(), mean_difference(a, b)))
+            .collect();
+        // Mean absolute difference per channel, of 255.
+        assert!(
+            differences.iter().all(|(_, d)| *d < 3.0),
+            "{differences:.2?}"
+        );
+    }
+
+    #[test]
+    fn an_exif_rotated_jpeg_still_comes_out_rotated() {
+        // Left half red, right half blue, stored 1600×1200 with EXIF orientation 6 ("rotate 90°
+        // clockwise to display"): shown 1200×1600 with red on top.
+        let img = image::RgbImage::from_fn(1600, 1200, |x, _| {
+            if x < 800 {
+                image::Rgb([220, 20, 20])
+            } else {
+                image::Rgb([20, 20, 220])
+            }
+        });
+        // A big-endian TIFF header and one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+        let exif = [
+            b'M', b'M', 0, 42, 0, 0, 0, 8, // header, first IFD at 8
+            0, 1, // one entry
+            0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, // Orientation = 6
+            0, 0, 0, 0, // no next IFD
+        ];
+        let mut original = Vec::new();
+        let mut encoder = JpegEncoder::new_with_quality(&mut original, 90);
+        encoder.set_exif_metadata(exif.to_vec()).unwrap();
+        encoder
+            .write_image(img.as_raw(), 1600, 1200, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let sizes = sizes();
+        let scaled = decode_scaled_jpeg(&original, &sizes).expect("a scaled decode");
+        assert_eq!(scaled.frame.orientation, Orientation::Rotate90);
+
+        let out = render(&original, &sizes).unwrap();
+        assert_eq!(
+            dimensions(&out),
+            dimensions(&render_full(&original, &sizes).unwrap())
+        );
+        let medium = &out[2];
+        assert_eq!((medium.width, medium.height), (600, 800));
+        let shown = image::load_from_memory(&medium.bytes).unwrap().into_rgb8();
+        let top = shown.get_pixel(300, 100);
+        let bottom = shown.get_pixel(300, 700);
+        assert!(top[0] > 150 && top[2] < 100, "top should be red: {top:?}");
+        assert!(
+            bottom[2] > 150 && bottom[0] < 100,
+            "bottom should be blue: {bottom:?}"
+        );
+    }
+
+    #[test]
+    fn a_grayscale_jpeg_becomes_three_jpegs() {
+        let img =
+            image::GrayImage::from_fn(1600, 1200, |x, y| image::Luma([((x + y) % 256) as u8]));
+        let mut original = Vec::new();
+        JpegEncoder::new_with_quality(&mut original, 90)
+            .write_image(img.as_raw(), 1600, 1200, image::ExtendedColorType::L8)
+            .unwrap();
+        let sizes = sizes();
+        assert!(decode_scaled_jpeg(&original, &sizes).is_some());
+        let out = render(&original, &sizes).unwrap();
+        assert_eq!(
+            dimensions(&out),
+            [
+                ("thumb".to_owned(), 128, 96),
+                ("small".to_owned(), 320, 240),
+                ("medium".to_owned(), 800, 600)
+            ]
+        );
+        let full = render_full(&original, &sizes).unwrap();
+        for (a, b) in out.iter().zip(&full) {
+            assert_eq!(a.content_type, "image/jpeg");
+            let difference = mean_difference(a, b);
+            assert!(difference < 3.0, "{}: {difference:.2}", a.size);
+        }
+    }
+
     #[test]
     fn transparency_is_kept_as_png() {
         let img = image::RgbaImage::from_pixel(400, 400, image::Rgba([0, 0, 0, 0]));
@@ -293,6 +656,13 @@ mod tests {
         png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
         let err = render(&png, &sizes()).unwrap_err();
         assert!(err.contains("pixels") || err.contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn a_jpeg_past_the_side_limit_is_refused_whichever_path_reads_it() {
+        let original = jpeg(MAX_SIDE + 8, 8);
+        assert!(decode_scaled_jpeg(&original, &sizes()).is_none());
+        assert!(render(&original, &sizes()).is_err());
     }
 
     fn crc32(bytes: &[u8]) -> u32 {
