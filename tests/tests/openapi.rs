@@ -132,6 +132,7 @@ async fn auth_and_catalog_order_document_every_route() {
             ("DELETE", "/v1/categories/{id}"),
             ("GET", "/v1/items"),
             ("POST", "/v1/items"),
+            ("GET", "/v1/items/facets"),
             ("GET", "/v1/items/{id}"),
             ("POST", "/v1/items/{id}/images"),
             ("GET", "/v1/items/{id}/images"),
