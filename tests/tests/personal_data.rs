@@ -202,7 +202,7 @@ async fn a_customer_exports_their_data_and_deleting_the_account_forgets_them_eve
     // The export holds the profile, the order with its lines and the e-mail job.
     let response = export(&client, &stack, &ann).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
     let data: Value = response.json().await.unwrap();
     let ann_id = data["account"]["id"].as_str().unwrap().to_owned();
     assert_eq!(data["account"]["email"], "ann@example.com");

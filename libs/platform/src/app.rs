@@ -25,6 +25,7 @@ pub struct AppBuilder {
     metrics: Metrics,
     health: Health,
     shutdown: Shutdown,
+    nats_gaps: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl AppBuilder {
@@ -40,6 +41,7 @@ impl AppBuilder {
             metrics: Metrics::new(service, version).context("registering metrics")?,
             health: Health::new(shutdown.token()),
             shutdown,
+            nats_gaps: None,
         })
     }
 
@@ -84,13 +86,20 @@ impl AppBuilder {
 
     /// The NATS client, with its readiness check registered (see [`nats::connect`]).
     pub async fn nats(&mut self, settings: &NatsSettings) -> anyhow::Result<async_nats::Client> {
-        let client = nats::connect(settings, self.service).await?;
+        let (client, gaps) = nats::connect_watched(settings, self.service).await?;
+        self.nats_gaps = Some(gaps);
         let checked = client.clone();
         self.add_check("nats", move || {
             let result = nats::check_ready(&checked);
             async move { result }
         });
         Ok(client)
+    }
+
+    /// Moves at every moment since which the client of [`Self::nats`] may have missed messages
+    /// (see [`nats::connect_watched`]); `None` before `nats` was called.
+    pub fn nats_gaps(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.nats_gaps.clone()
     }
 
     /// Bind both listeners and wrap `api` (with the health routes) in the shared HTTP stack.

@@ -315,7 +315,7 @@ fn secure_headers(headers: &mut http::HeaderMap, request_id: &str) {
     // (image downloads set their own Cache-Control).
     headers
         .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
+        .or_insert(HeaderValue::from_static("private, no-store"));
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod extract;

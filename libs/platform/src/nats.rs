@@ -2,10 +2,14 @@
 //! namespace that prefixes every subject, stream, bucket and object store (a setting's value,
 //! defined in [`crate::config`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_nats::Event;
 use async_nats::connection::State;
+use tokio::sync::watch;
 
 use crate::config::NatsSettings;
 // `Namespace` is the value of a setting, so it is defined with the settings (which check it at
@@ -42,10 +46,42 @@ pub fn check_server_version(version: &str) -> Result<(), String> {
 /// by then, the client keeps retrying in the background and readiness reports it; if a server
 /// answers and is too old, start-up is refused.
 pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<async_nats::Client> {
+    Ok(connect_watched(settings, name).await?.0)
+}
+
+/// [`connect`], and a count of the moments since which this client may have missed core NATS
+/// messages: every reconnection and every message dropped for a slow subscriber bumps it (the
+/// first connection does not). A subscriber that keeps derived state (the response cache) starts
+/// over when it moves.
+pub async fn connect_watched(
+    settings: &NatsSettings,
+    name: &str,
+) -> anyhow::Result<(async_nats::Client, watch::Receiver<u64>)> {
     let url = settings.nats_url.as_ref().context("NATS_URL is not set")?;
     let servers = server_addrs(url.expose())?;
+    let (gaps, watched) = watch::channel(0u64);
+    let gaps = Arc::new(gaps);
+    let connected_before = Arc::new(AtomicBool::new(false));
     let client = async_nats::ConnectOptions::new()
         .name(name)
+        .event_callback(move |event| {
+            let (gaps, connected_before) = (gaps.clone(), connected_before.clone());
+            async move {
+                let gap = match event {
+                    Event::Connected => connected_before.swap(true, Ordering::AcqRel),
+                    Event::SlowConsumer(_) => true,
+                    _ => false,
+                };
+                if gap {
+                    gaps.send_modify(|n| *n += 1);
+                }
+                match event {
+                    Event::Connected => tracing::info!("NATS connected"),
+                    Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+                    other => tracing::warn!(event = %other, "NATS"),
+                }
+            }
+        })
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(3))
         // The client's default backoff: immediate, then doubling up to 4 s.
@@ -67,7 +103,7 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<asyn
             "NATS not reachable yet; starting unready and retrying in the background"
         );
     }
-    Ok(client)
+    Ok((client, watched))
 }
 
 /// `NATS_URL`: one server or several, comma-separated (`nats://a:4222,nats://b:4222`, as the

@@ -339,7 +339,7 @@ async fn every_answer_carries_the_security_headers() {
             .await
             .unwrap();
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-        assert_eq!(r.headers()["cache-control"], "no-store");
+        assert_eq!(r.headers()["cache-control"], "private, no-store");
         assert_eq!(r.headers()["x-frame-options"], "DENY");
     }
 }

@@ -20,7 +20,7 @@ async fn a_new_customer_registers_logs_in_and_sees_themselves() {
     assert_eq!(pair["expires_in"], 900);
     let me = auth.me(&token(&pair, "access_token")).await;
     assert_eq!(me.status(), StatusCode::OK);
-    assert_eq!(me.headers()["cache-control"], "no-store");
+    assert_eq!(me.headers()["cache-control"], "private, no-store");
     let me: serde_json::Value = me.json().await.unwrap();
     assert_eq!(me["id"], registered["id"]);
     assert_eq!(me["role"], "customer");

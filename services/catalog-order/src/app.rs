@@ -8,6 +8,7 @@ use jobs::images::ImageStore;
 use jobs::maintenance;
 use jobs::outbox::{Columns, Outbox, Publishes};
 use jobs::runtime::{JobMetrics, spawn_event_listener_on};
+use platform::cache::ResponseCache;
 use platform::db::PurgeMetrics;
 use platform::ratelimit::{self, Limiter, Quota};
 use platform::{App, AppBuilder};
@@ -27,6 +28,10 @@ pub const EVENTS_CONSUMER: &str = "catalog-order-events";
 /// gets every account event to a release that applies it, even during a rolling upgrade or after
 /// a rollback.
 pub const ACCOUNT_EVENTS_CONSUMER: &str = "catalog-order-account-events";
+
+/// Core NATS subject (under the namespace) on which every replica announces the catalog changes
+/// it committed, for the others' response caches (`platform::cache`).
+pub const CACHE_SUBJECT: &str = "cache.catalog";
 
 /// catalog-order's outbox: its `jobs` table (`migrations/catalog/*_jobs_outbox.up.sql`, whose
 /// trigger notifies `outbox`); each row is a job.
@@ -63,6 +68,7 @@ pub fn spawn_event_listeners(
     js: async_nats::jetstream::Context,
     topology: jobs::Topology,
     db: PgPool,
+    cache: Arc<ResponseCache>,
     shutdown: &platform::shutdown::Shutdown,
 ) {
     let inbox = db.clone();
@@ -72,11 +78,22 @@ pub fn spawn_event_listeners(
         EVENTS_CONSUMER.to_owned(),
         move |event: Event| {
             let db = inbox.clone();
+            let cache = cache.clone();
             async move {
                 if matches!(event, Event::AccountDeleted(_)) {
                     return Ok(());
                 }
-                Ok(crate::store::jobs::apply_event(&db, &event).await?)
+                crate::store::jobs::apply_event(&db, &event).await?;
+                // A thumbnail made or given up on changes its image's status in the image lists.
+                let images = match &event {
+                    Event::ImageProcessed(_) => true,
+                    Event::JobStatus(e) => e.kind == jobs::images::THUMBNAIL_KIND,
+                    Event::AccountDeleted(_) => false,
+                };
+                if images {
+                    cache.changed(&[crate::changes::IMAGES.to_owned()]);
+                }
+                Ok(())
             }
         },
         shutdown,
@@ -105,7 +122,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let nats_client = nats.clone();
     let verifier =
         authn::remote_verifier(&settings.tokens, nats, &settings.nats, builder.shutdown()).await?;
-    let js = async_nats::jetstream::new(nats_client);
+    let js = async_nats::jetstream::new(nats_client.clone());
     let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
     topology.add_readiness_check(&mut builder);
     jobs::outbox::spawn_relay(
@@ -116,7 +133,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         jobs::outbox::OutboxMetrics::register(builder.metrics())?,
         builder.shutdown(),
     );
-    spawn_event_listeners(js.clone(), topology.clone(), db.clone(), builder.shutdown());
+    let cache = ResponseCache::new(&settings.cache, builder.metrics())?;
+    cache.spawn_listener(
+        nats_client.clone(),
+        platform::nats::Namespace::new(&settings.nats.nats_namespace)?.subject(CACHE_SUBJECT),
+        builder.nats_gaps(),
+        builder.shutdown(),
+    );
+    // Not for long: with NATS away, the cache serves only young entries anyway.
+    cache
+        .wait_until_heard(settings.cache.cache_offline_ttl)
+        .await;
+    spawn_event_listeners(
+        js.clone(),
+        topology.clone(),
+        db.clone(),
+        cache.clone(),
+        builder.shutdown(),
+    );
     let images = ImageStore::new(js.clone(), &topology);
     // The scheduler's maintenance jobs for this service's data.
     jobs::runtime::spawn_family(
@@ -129,6 +163,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             retention: settings.retention,
             purged: PurgeMetrics::register(builder.metrics(), PURGED_KINDS)?,
             images: images.clone(),
+            cache: cache.clone(),
         }),
         1,
         JobMetrics::register(builder.metrics())?,
@@ -151,6 +186,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         write_limiter,
         images,
         search_candidates: settings.search.candidates(),
+        cache,
     });
     builder.build(routes::router(state)).await
 }

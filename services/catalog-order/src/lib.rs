@@ -1,6 +1,7 @@
 //! Storefront catalog and orders service: categories, items, customers, orders (docs/design.md §4).
 
 pub mod app;
+pub mod changes;
 pub mod domain;
 pub mod image_backup;
 pub mod maintenance;

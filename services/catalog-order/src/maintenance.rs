@@ -2,11 +2,13 @@
 //! payment window, delete what is kept no longer than its retention (finished jobs, applied
 //! events, `Idempotency-Key`s; see [`Retention`]), and delete image objects no row refers to.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::images::ImageStore;
 use jobs::maintenance::CatalogJob;
 use jobs::runtime::{Handler, Job, JobError};
+use platform::cache::ResponseCache;
 use platform::db::PurgeMetrics;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -27,6 +29,7 @@ pub struct Maintenance {
     pub retention: Retention,
     pub purged: PurgeMetrics,
     pub images: ImageStore,
+    pub cache: Arc<ResponseCache>,
 }
 
 /// Rows deleted by [`purge_jobs`].
@@ -96,9 +99,13 @@ impl Handler for Maintenance {
         };
         match kind {
             CatalogJob::ExpireOrders => {
-                let n = store::orders::expire_unpaid(&self.db, self.order_payment_timeout)
-                    .await
-                    .map_err(retry)?;
+                let (n, restocked) =
+                    store::orders::expire_unpaid(&self.db, self.order_payment_timeout)
+                        .await
+                        .map_err(retry)?;
+                if !restocked.is_empty() {
+                    self.cache.changed(&crate::changes::of_items(restocked));
+                }
                 tracing::info!(orders = n, "expired unpaid orders");
             }
             CatalogJob::PurgeJobs => {
@@ -150,6 +157,7 @@ mod tests {
             order_payment_timeout: Duration::from_secs(1800),
             retention: Retention::default(),
             purged: PurgeMetrics::register(&registry, PURGED_KINDS).unwrap(),
+            cache: ResponseCache::new(&Default::default(), &registry).unwrap(),
             // Never connected either.
             images: ImageStore::new(
                 async_nats::jetstream::new(

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use authn::settings::VerifierSettings;
+use platform::cache::CacheSettings;
 use platform::config::{
     DatabaseSettings, NatsSettings, Needs, PlatformSettings, Problems, Profile, ServiceSettings,
 };
@@ -33,6 +34,9 @@ pub struct Settings {
     pub retention: Retention,
     #[serde(flatten)]
     pub search: SearchSettings,
+    /// The public catalog reads kept in process and their HTTP caching headers.
+    #[serde(flatten)]
+    pub cache: CacheSettings,
 }
 
 /// How the catalog is searched (docs/design.md, "Search").
@@ -150,6 +154,7 @@ impl Default for Settings {
             order_payment_timeout: Duration::from_secs(30 * 60),
             retention: Retention::default(),
             search: SearchSettings::default(),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -204,6 +209,7 @@ impl ServiceSettings for Settings {
             problems.add("ORDER_PAYMENT_TIMEOUT", "must be at least 1m");
         }
         self.retention.validate(problems);
+        self.cache.validate(problems);
     }
 }
 

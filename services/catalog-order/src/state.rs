@@ -6,6 +6,7 @@ use std::sync::Arc;
 use authn::Verifier;
 use axum::extract::FromRef;
 use jobs::images::ImageStore;
+use platform::cache::ResponseCache;
 use platform::pagination::CursorSigner;
 use platform::ratelimit::Limiter;
 use sqlx::PgPool;
@@ -41,6 +42,9 @@ pub struct Shared {
     pub images: ImageStore,
     /// Rows a search reads in sort order before it asks the text index (`SEARCH_CANDIDATES`).
     pub search_candidates: Candidates,
+    /// Public catalog reads kept in process; writes announce what they touched
+    /// (`crate::changes`).
+    pub cache: Arc<ResponseCache>,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

@@ -264,11 +264,7 @@ pub async fn serve(
             HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?,
         ),
     ];
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if matches {
+    if platform::cache::none_match(&headers, &cache[1].1) {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
     let bytes = usecases::images::variant_bytes(&state, item_id, image_id, &size).await?;

@@ -18,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::Method;
+use platform::cache::Cached;
 use platform::openapi::BearerAuth;
 
 use crate::state::AppState;
@@ -75,6 +76,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/status", post(orders::set_status))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
+        .route_layer(middleware::from_fn_with_state(
+            Cached {
+                cache: state.cache.clone(),
+                tags_of: crate::changes::tags_of_route,
+            },
+            platform::cache::serve,
+        ))
         .with_state(state)
         .merge(platform::openapi::docs(
             <ApiDoc as utoipa::OpenApi>::openapi(),

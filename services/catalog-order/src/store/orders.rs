@@ -194,27 +194,32 @@ pub async fn set_status(
     .map_err(StoreError::from)
 }
 
-/// Put an order's quantities back in stock.
+/// Put an order's quantities back in stock; returns the items restocked.
 #[tracing::instrument(name = "db orders.restock", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query(
+pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    sqlx::query_scalar(
         "UPDATE items i SET stock = i.stock + l.quantity, updated_at = now()
-         FROM order_lines l WHERE l.order_id = $1 AND i.id = l.item_id",
+         FROM order_lines l WHERE l.order_id = $1 AND i.id = l.item_id
+         RETURNING i.id",
     )
     .bind(order_id)
-    .execute(db)
+    .fetch_all(db)
     .await
-    .map(|_| ())
     .map_err(StoreError::from)
 }
 
 /// Cancel pending orders older than `timeout` and put their stock back, in batches; returns how
-/// many were cancelled. Orders being changed right now are skipped (the next run gets them).
+/// many were cancelled and the items restocked. Orders being changed right now are skipped (the
+/// next run gets them).
 #[tracing::instrument(name = "db orders.expire_unpaid", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-pub async fn expire_unpaid(db: &PgPool, timeout: std::time::Duration) -> Result<u64, sqlx::Error> {
+pub async fn expire_unpaid(
+    db: &PgPool,
+    timeout: std::time::Duration,
+) -> Result<(u64, Vec<Uuid>), sqlx::Error> {
     let mut total = 0;
+    let mut restocked = Vec::new();
     loop {
-        let (n,): (i64,) = sqlx::query_as(
+        let (n, items): (i64, Vec<Uuid>) = sqlx::query_as(
             "WITH expired AS (
                  UPDATE orders SET status = 'cancelled', updated_at = now()
                  WHERE id IN (SELECT id FROM orders
@@ -226,15 +231,18 @@ pub async fn expire_unpaid(db: &PgPool, timeout: std::time::Duration) -> Result<
                  FROM (SELECT item_id, sum(quantity)::int AS quantity FROM order_lines
                        WHERE order_id IN (SELECT id FROM expired) GROUP BY item_id) l
                  WHERE i.id = l.item_id
+                 RETURNING i.id
              )
-             SELECT count(*) FROM expired",
+             SELECT (SELECT count(*) FROM expired),
+                    (SELECT coalesce(array_agg(id), '{}') FROM restocked)",
         )
         .bind(timeout.as_secs_f64())
         .fetch_one(db)
         .await?;
         total += n.unsigned_abs();
+        restocked.extend(items);
         if n < 500 {
-            return Ok(total);
+            return Ok((total, restocked));
         }
     }
 }

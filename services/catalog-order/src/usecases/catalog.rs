@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::changes;
 use crate::domain::{Currency, Name, PriceCents, SearchText, Sku, Slug};
 use crate::state::AppState;
 use crate::store::categories::CategoryRow;
@@ -44,9 +45,11 @@ pub async fn create_category(
     slug: &Slug,
     parent_id: Option<Uuid>,
 ) -> Result<CategoryRow, Error> {
-    store::categories::insert(&state.db, name.as_str(), slug.as_str(), parent_id)
+    let row = store::categories::insert(&state.db, name.as_str(), slug.as_str(), parent_id)
         .await
-        .map_err(category_write_error)
+        .map_err(category_write_error)?;
+    state.cache.changed(&[changes::CATEGORIES.to_owned()]);
+    Ok(row)
 }
 
 /// A partial change of a category; `parent_id: Some(None)` makes it a top-level one.
@@ -68,7 +71,7 @@ pub async fn update_category(
             "a category cannot be its own parent",
         ));
     }
-    store::categories::update(
+    let row = store::categories::update(
         &state.db,
         id,
         change.name.map(Name::as_str),
@@ -77,13 +80,18 @@ pub async fn update_category(
     )
     .await
     .map_err(category_write_error)?
-    .ok_or_else(|| Error::NotFound(format!("no category {id}")))
+    .ok_or_else(|| Error::NotFound(format!("no category {id}")))?;
+    state.cache.changed(&[changes::CATEGORIES.to_owned()]);
+    Ok(row)
 }
 
 /// Delete a category no item or subcategory uses.
 pub async fn delete_category(state: &AppState, id: Uuid) -> Result<(), Error> {
     match store::categories::delete(&state.db, id).await {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            state.cache.changed(&[changes::CATEGORIES.to_owned()]);
+            Ok(())
+        }
         Ok(false) => Err(Error::NotFound(format!("no category {id}"))),
         Err(StoreError::StillReferenced) => Err(Error::Conflict(
             "the category still has items or subcategories".into(),
@@ -315,7 +323,7 @@ pub struct ItemInput<'a> {
 pub async fn create_item(state: &AppState, input: &ItemInput<'_>) -> Result<ItemRow, Error> {
     check_description(input.description)?;
     let stock = check_stock(input.stock)?;
-    store::items::insert(
+    let row = store::items::insert(
         &state.db,
         &NewItem {
             category_id: input.category_id,
@@ -329,7 +337,9 @@ pub async fn create_item(state: &AppState, input: &ItemInput<'_>) -> Result<Item
         },
     )
     .await
-    .map_err(item_write_error)
+    .map_err(item_write_error)?;
+    state.cache.changed(&changes::of_items([row.id]));
+    Ok(row)
 }
 
 /// A partial change of an item; `None` keeps a field.
@@ -364,10 +374,12 @@ pub async fn update_item(
         stock,
         active: patch.active,
     };
-    store::items::update(&state.db, id, &change)
+    let row = store::items::update(&state.db, id, &change)
         .await
         .map_err(item_write_error)?
-        .ok_or_else(|| Error::NotFound(format!("no item {id}")))
+        .ok_or_else(|| Error::NotFound(format!("no item {id}")))?;
+    state.cache.changed(&changes::of_items([id]));
+    Ok(row)
 }
 
 /// Items are deactivated, not erased: past orders refer to them.
@@ -378,6 +390,7 @@ pub async fn deactivate_item(state: &AppState, id: Uuid) -> Result<(), Error> {
     };
     store::items::update(&state.db, id, &change)
         .await?
-        .map(|_| ())
-        .ok_or_else(|| Error::NotFound(format!("no item {id}")))
+        .ok_or_else(|| Error::NotFound(format!("no item {id}")))?;
+    state.cache.changed(&changes::of_items([id]));
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use jobs::images::{PutError, THUMBNAIL_KIND, ThumbnailJob, Variant};
 use uuid::Uuid;
 
+use crate::changes;
 use crate::state::AppState;
 use crate::store;
 use crate::store::images::{ImageRow, NewImage};
@@ -71,6 +72,8 @@ pub async fn accept_upload(
             tracing::warn!(error = format!("{e:#}"), key = %original,
                 "removing the original of a failed upload failed; the orphan sweep will");
         }
+    } else {
+        state.cache.changed(&[changes::IMAGES.to_owned()]);
     }
     recorded
 }

@@ -7,6 +7,7 @@ use jobs::email::{ORDER_CONFIRMATION_KIND, OrderConfirmation, OrderLine};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::changes;
 use crate::domain::{self, Currency, Money, OrderDraft, OrderStatus, PricingError, StockedItem};
 use crate::state::AppState;
 use crate::store;
@@ -116,7 +117,9 @@ pub async fn place(
     )
     .await?;
     let body = render(order, lines).map_err(Error::internal)?;
-    claimed.finish(PLACED, body).await
+    let answer = claimed.finish(PLACED, body).await?;
+    state.cache.changed(&changes::of_items(ids));
+    Ok(answer)
 }
 
 /// Whose orders `user` may list: a customer only their own (asking for another's is forbidden),
@@ -215,11 +218,16 @@ pub async fn change_status(
             "an order that is {current} cannot become {next}"
         )));
     }
-    if OrderStatus::restocks(next) {
-        store::orders::restock(&mut *tx, id).await?;
-    }
+    let restocked = if OrderStatus::restocks(next) {
+        store::orders::restock(&mut *tx, id).await?
+    } else {
+        Vec::new()
+    };
     let order = store::orders::set_status(&mut *tx, id, next.as_str()).await?;
     let lines = store::orders::lines_of(&mut *tx, &[id]).await?;
     store::commit(tx).await?;
+    if !restocked.is_empty() {
+        state.cache.changed(&changes::of_items(restocked));
+    }
     Ok((order, lines))
 }

@@ -3,6 +3,7 @@
 //! rebuild). `support` starts the real `App`; the modules use only what they need of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cache;
 mod catalog;
 mod cli;
 mod faults;

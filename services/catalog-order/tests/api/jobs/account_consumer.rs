@@ -101,7 +101,9 @@ async fn an_account_deleted_dropped_by_an_old_pod_is_still_applied_by_a_new_one(
     let new = topology(Topology::new(namespace));
     provision(&js, &new).await.unwrap();
     let shutdown = Shutdown::new();
-    spawn_event_listeners(js.clone(), new.clone(), db.clone(), &shutdown);
+    let metrics = platform::metrics::Metrics::new("test", "0").unwrap();
+    let cache = platform::cache::ResponseCache::new(&Default::default(), &metrics).unwrap();
+    spawn_event_listeners(js.clone(), new.clone(), db.clone(), cache, &shutdown);
     assert!(
         eventually(Duration::from_secs(15), || async {
             anonymised(&db, ann).await
