@@ -296,6 +296,8 @@ fn check_dashboards(exposed: &BTreeSet<String>) {
         "revision",
         "method",
         "namespace",
+        "result",
+        "unit",
     ];
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, (panel, expr)) in exprs.iter().enumerate() {
