@@ -111,9 +111,12 @@ const SLOTS: usize = 4096;
 /// "Never heard from NATS" in [`ResponseCache::heard`].
 const NEVER: u64 = u64::MAX;
 
-/// The change message: the tags a write touched. Heartbeats carry none.
+/// The change message: the tags a write touched, and the replica that wrote (which applied them
+/// already, and must not apply its own echo: arriving late, it would drop answers read after the
+/// write). Heartbeats carry no tags.
 #[derive(Debug, Serialize, Deserialize)]
 struct Change {
+    from: u64,
     tags: Vec<String>,
 }
 
@@ -167,6 +170,8 @@ impl quick_cache::Lifecycle<String, Arc<Entry>> for Evictions {
 
 /// The response cache of one replica: see the module's documentation.
 pub struct ResponseCache {
+    /// This replica's id in its change messages.
+    id: u64,
     /// `None` when `CACHE_MAX_ENTRIES` is 0.
     store: Option<Arc<Store>>,
     versions: Vec<AtomicU64>,
@@ -238,6 +243,7 @@ impl ResponseCache {
         }
         let (outgoing, outgoing_rx) = mpsc::channel(1024);
         Ok(Arc::new(ResponseCache {
+            id: rand::random(),
             store,
             versions: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             epoch: AtomicU64::new(0),
@@ -262,6 +268,7 @@ impl ResponseCache {
         }
         self.forget(tags);
         let change = Change {
+            from: self.id,
             tags: tags.to_vec(),
         };
         if self.outgoing.try_send(change).is_err() {
@@ -308,17 +315,14 @@ impl ResponseCache {
                     () = stop.cancelled() => return Ok(()),
                     message = futures_util::StreamExt::next(&mut subscriber) => {
                         let Some(message) = message else { return Ok(()) };
-                        cache.heard_now();
-                        match serde_json::from_slice::<Change>(&message.payload) {
-                            Ok(change) => cache.forget(&change.tags),
-                            Err(e) => tracing::warn!(error = %e, "response cache: unreadable change"),
-                        }
+                        cache.receive(&message.payload);
                     }
                     Some(change) = outgoing.recv() => {
                         publish(&client, &subject, &change).await;
                     }
                     _ = heartbeat.tick() => {
-                        publish(&client, &subject, &Change { tags: Vec::new() }).await;
+                        let beat = Change { from: cache.id, tags: Vec::new() };
+                        publish(&client, &subject, &beat).await;
                     }
                     Ok(()) = gaps.changed() => cache.reset("NATS reconnected or dropped messages"),
                 }
@@ -332,6 +336,16 @@ impl ResponseCache {
         let deadline = Instant::now() + timeout;
         while self.heard.load(Ordering::Acquire) == NEVER && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A message over NATS: proof of hearing, and another replica's change to apply.
+    fn receive(&self, payload: &[u8]) {
+        self.heard_now();
+        match serde_json::from_slice::<Change>(payload) {
+            Ok(change) if change.from != self.id => self.forget(&change.tags),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "response cache: unreadable change"),
         }
     }
 
@@ -605,6 +619,31 @@ mod tests {
         cache.changed(&["item:1".to_owned()]);
         assert!(cache.lookup("/a").is_none());
         assert!(cache.lookup("/b").is_some());
+    }
+
+    #[test]
+    fn a_replica_applies_the_changes_of_others_but_not_the_echo_of_its_own() {
+        let cache = cache(CacheSettings::default());
+        cache.heard_now();
+        let message = |from: u64| {
+            serde_json::to_vec(&Change {
+                from,
+                tags: vec!["items".to_owned()],
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        // Its own change was applied when written; an answer read after it is good, and the echo
+        // (arriving late) must not drop it.
+        cache.changed(&["items".to_owned()]);
+        cache.keep("/list".into(), entry(&cache, &["items"], "after"));
+        cache.receive(&message(cache.id));
+        assert!(cache.lookup("/list").is_some());
+        cache.receive(&message(cache.id.wrapping_add(1)));
+        assert!(cache.lookup("/list").is_none());
+        // Unreadable messages still count as hearing, and change nothing.
+        cache.keep("/list".into(), entry(&cache, &["items"], "again"));
+        cache.receive(b"not json");
+        assert!(cache.lookup("/list").is_some());
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! ETags and 304s without database work, personal answers never cached, a write seen on every
 //! replica within a second, and no stale catalog while NATS is away.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::Shop;
 use platform::config::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{OwnNats, StatementCounter, eventually};
+use testkit::{OwnNats, eventually};
 
 const PUBLIC: &str = "public, max-age=5, stale-while-revalidate=30";
 
@@ -42,6 +42,14 @@ async fn price(client: &reqwest::Client, base: &str, item: &str) -> i64 {
         .unwrap()
 }
 
+async fn set_price(shop: &Shop, admin: &str, item: &str, cents: i64) {
+    let path = format!("/v1/items/{item}");
+    let r = shop
+        .send(Method::PATCH, &path, admin, json!({"price_cents": cents}))
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
 /// The price of `item` as the category's list shows it.
 async fn listed_price(client: &reqwest::Client, base: &str, category: &str, item: &str) -> i64 {
     let url = format!("{base}/v1/items?category={category}&sort=price");
@@ -59,23 +67,14 @@ async fn listed_price(client: &reqwest::Client, base: &str, category: &str, item
 
 #[tokio::test]
 async fn public_reads_carry_a_strong_etag_and_revalidate_with_304_without_the_database() {
-    let counter: Arc<Mutex<Option<StatementCounter>>> = Arc::new(Mutex::new(None));
-    let slot = counter.clone();
-    let shop = Shop::spawn_with(move |s| {
-        let url = s
-            .database
-            .database_url
-            .as_ref()
-            .unwrap()
-            .expose()
-            .to_owned();
-        let proxy = StatementCounter::start(&testkit::host_port(&url));
-        s.database.database_url = Some(Secret::new(proxy.rewrite(&url)));
-        *slot.lock().unwrap() = Some(proxy);
+    // Counting statements needs every answer below to stay cached, even if this test is starved
+    // of CPU for a while: a silence of CACHE_OFFLINE_TTL would rightly expire them.
+    let (shop, counter) = Shop::spawn_counting_statements_with(|s| {
+        s.cache.cache_offline_ttl = Duration::from_secs(30)
     })
     .await;
     let catalog_statements = || {
-        counter.lock().unwrap().as_ref().unwrap().executed(|sql| {
+        counter.executed(|sql| {
             ["items", "categories", "item_images"]
                 .iter()
                 .any(|t| sql.contains(t))
@@ -283,15 +282,7 @@ async fn while_nats_is_away_no_replica_serves_a_cached_entry_older_than_the_offl
 
     // The other replica caches; its NATS goes away; a write on the first cannot be announced.
     nats.stop().await;
-    let r = shop
-        .send(
-            Method::PATCH,
-            &format!("/v1/items/{item}"),
-            &admin,
-            json!({"price_cents": 200}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    set_price(&shop, &admin, &item, 200).await;
     let written = Instant::now();
     let seen = eventually(Duration::from_secs(3), || async {
         price(&c, &other, &item).await == 200
@@ -320,15 +311,7 @@ async fn while_nats_is_away_no_replica_serves_a_cached_entry_older_than_the_offl
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(price(&c, &other, &item).await, 200);
-    let r = shop
-        .send(
-            Method::PATCH,
-            &format!("/v1/items/{item}"),
-            &admin,
-            json!({"price_cents": 300}),
-        )
-        .await;
-    assert_eq!(r.status(), 200);
+    set_price(&shop, &admin, &item, 300).await;
     assert!(
         eventually(Duration::from_millis(300), || async {
             price(&c, &other, &item).await == 300

@@ -521,22 +521,7 @@ async fn customers_see_only_their_own_orders() {
 
 #[tokio::test]
 async fn a_page_of_orders_reads_its_lines_in_one_query_whatever_its_size() {
-    // The app's database traffic goes through a counter of executed statements.
-    let counter = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let slot = counter.clone();
-    let shop = Shop::spawn_with(move |s| {
-        let url = s
-            .database
-            .database_url
-            .as_ref()
-            .unwrap()
-            .expose()
-            .to_owned();
-        let proxy = testkit::StatementCounter::start(&testkit::host_port(&url));
-        s.database.database_url = Some(platform::config::Secret::new(proxy.rewrite(&url)));
-        *slot.lock().unwrap() = Some(proxy);
-    })
-    .await;
+    let (shop, counter) = Shop::spawn_counting_statements().await;
     let admin = shop.admin("admin@example.com").await;
     let cat = shop.category(&admin, "c").await;
     let a = shop.item(&admin, &cat, "A-1", 100, 500).await;
@@ -552,14 +537,7 @@ async fn a_page_of_orders_reads_its_lines_in_one_query_whatever_its_size() {
         .await;
     }
     // Statements touching orders; the outbox relay's own (on `jobs`) do not count.
-    let executed = || {
-        counter
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .executed(|sql| sql.contains("orders") || sql.contains("order_lines"))
-    };
+    let executed = || counter.executed(|sql| sql.contains("orders") || sql.contains("order_lines"));
     let mut per_request = Vec::new();
     for limit in [1, 10, 30] {
         let before = executed();

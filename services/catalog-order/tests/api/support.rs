@@ -83,6 +83,35 @@ impl Shop {
         shop
     }
 
+    /// A shop whose database traffic goes through a counter of executed statements.
+    pub async fn spawn_counting_statements() -> (Shop, testkit::StatementCounter) {
+        Self::spawn_counting_statements_with(|_| {}).await
+    }
+
+    /// [`Shop::spawn_counting_statements`] with changed settings.
+    pub async fn spawn_counting_statements_with(
+        tweak: impl FnOnce(&mut Settings) + Send + 'static,
+    ) -> (Shop, testkit::StatementCounter) {
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let filled = slot.clone();
+        let shop = Self::spawn_with(move |s| {
+            tweak(s);
+            let url = s
+                .database
+                .database_url
+                .as_ref()
+                .unwrap()
+                .expose()
+                .to_owned();
+            let proxy = testkit::StatementCounter::start(&testkit::host_port(&url));
+            s.database.database_url = Some(Secret::new(proxy.rewrite(&url)));
+            *filled.lock().unwrap() = Some(proxy);
+        })
+        .await;
+        let counter = slot.lock().unwrap().take().unwrap();
+        (shop, counter)
+    }
+
     /// A worker on the same namespace and NATS; returns its metrics URL.
     pub async fn add_worker(&mut self) -> String {
         self.add_worker_with(|_| {}).await
