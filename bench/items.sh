@@ -9,20 +9,20 @@
 #         own ceiling on this machine.
 #
 #   bench/items.sh [SECONDS]    (default 10 per measurement)
-#   BENCH_TSV=file              also append `name<TAB>per second<TAB>p99 ms<TAB>ratio` rows
+#   CONNECTIONS="1 8 32"        concurrencies to measure at (default 32)
+#   BENCH_TSV=file              also append rows for bench/report.sh (bench/lib.sh, bench_tsv)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 seconds=${1:-10}
+connections=${CONNECTIONS:-32}
 nats_port=${NATS_PORT:-4333}
-# wrk, not hey: the load generator shares the 2 cores, and wrk needs a fraction of hey's CPU.
-command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || die "wrk is needed (apt install wrk)"
-command -v pgbench >/dev/null || die "pgbench is needed (Debian: part of postgresql-15)"
 
-pg_args=(-h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}")
-psql_on() { psql "${pg_args[@]}" -d "$1" -qtAc "$2"; }
+psql_on() { psql "${bench_pg_args[@]}" -d "$1" -qtAc "$2"; }
 bash scripts/postgres.sh
 psql_on postgres "DROP DATABASE IF EXISTS bench_items" >/dev/null 2>&1
 psql_on postgres "CREATE DATABASE bench_items" >/dev/null
@@ -84,69 +84,34 @@ request = function()
 end
 LUA
 
-# CPU time of the whole machine (user + nice + system + irq + softirq), in clock ticks: both sides
-# share the 2 cores, so CPU per operation explains the ratio.
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-per_op_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
-
-# pgbench FILE: prints "tps p99_ms".
-pgbench_run() {
-  log "baseline: pgbench $(basename "$1"), 32 clients, ${seconds}s"
-  rm -f "$work"/pgb.*
-  (cd "$work" && pgbench "${pg_args[@]}" -n -M prepared -c 32 -j 2 -T "$seconds" -f "$1" -D "category=$category" \
-    -l --log-prefix=pgb bench_items >"$work/pgbench.out" 2>&1)
-  # Column 3 of pgbench's log is each transaction's latency in microseconds.
-  printf '%s %s\n' "$(awk '/^tps = / { print $3 }' "$work/pgbench.out" | tail -n 1)" \
-    "$(cat "$work"/pgb.* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END { printf "%.2f", a[int(NR * 0.99)] / 1000 }')"
-}
-
-# wrk LABEL URL [wrk args…]: prints "requests/s p99_ms µs_of_service_CPU_per_request
-# answers_neither_2xx_nor_3xx".
-wrk_run() {
-  local url=$2 before ticks total
-  log "service: $1, 32 connections, ${seconds}s"
-  shift 2
-  before=$(awk '{ print $14 + $15 }' "/proc/$app_pid/stat")
-  wrk -t 2 -c 32 -d "${seconds}s" --latency "$@" "$url" >"$work/wrk.out"
-  ticks=$(($(awk '{ print $14 + $15 }' "/proc/$app_pid/stat") - before))
-  total=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
-  # wrk prints "99%  12.34ms" (or us / s).
-  printf '%s %s %s %s\n' "$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk.out")" \
-    "$(awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-      printf "%.2f", v * (u == "us" ? 0.001 : u == "s" ? 1000 : 1) }' "$work/wrk.out")" \
-    "$(per_op_us "$ticks" "$total")" "$(awk '/Non-2xx or 3xx/ { print $NF }' "$work/wrk.out" | grep . || echo 0)"
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-
 url="$base/v1/items?limit=20&category=$category&sort=price"
 curl -fs -o /dev/null "$url"
 etag=$(curl -fs -D - -o /dev/null "$url" | awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }')
 [ -n "$etag" ] || die "the list answered without an ETag"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$url")" = 304 ] || die "If-None-Match did not answer 304"
 
-read -r pg_hot_tps pg_hot_p99 < <(pgbench_run "$work/hot.sql")
-read -r pg_cold_tps pg_cold_p99 < <(pgbench_run "$work/cold.sql")
-read -r live_rps live_p99 live_cpu live_bad < <(wrk_run "GET /health/live" "$base/health/live")
-read -r hot_rps hot_p99 hot_cpu hot_bad < <(wrk_run "hot page" "$url")
-read -r cold_rps cold_p99 cold_cpu cold_bad < <(wrk_run "random min_price" "$url" -s "$work/cold.lua")
-read -r revalidated_rps revalidated_p99 revalidated_cpu revalidated_bad < <(wrk_run "If-None-Match" "$url" -H "If-None-Match: $etag")
-
-hot_ratio=$(ratio "$hot_rps" "$pg_hot_tps")
-cold_ratio=$(ratio "$cold_rps" "$pg_cold_tps")
-revalidated_ratio=$(ratio "$revalidated_rps" "$live_rps")
-printf '\n%-52s %11s %9s %9s %8s %s\n' "" "per second" "p99 (ms)" "µs CPU" "ratio" "goal"
-printf '%-52s %11.0f %9s\n' "pgbench, the hot page's SQL" "$pg_hot_tps" "$pg_hot_p99"
-printf '%-52s %11.0f %9s %9s %8s %s\n' "hot: the same page (cache hits)" "$hot_rps" "$hot_p99" "$hot_cpu" "$hot_ratio" ">= 2 × pgbench"
-printf '%-52s %11.0f %9s\n' "pgbench, random min_price" "$pg_cold_tps" "$pg_cold_p99"
-printf '%-52s %11.0f %9s %9s %8s %s\n' "cold: random min_price (every request misses)" "$cold_rps" "$cold_p99" "$cold_cpu" "$cold_ratio" ">= 0.4 × pgbench"
-printf '%-52s %11.0f %9s %9s\n' "GET /health/live (the HTTP stack's ceiling)" "$live_rps" "$live_p99" "$live_cpu"
-printf '%-52s %11.0f %9s %9s %8s %s\n' "304: the hot page revalidated (If-None-Match)" "$revalidated_rps" "$revalidated_p99" "$revalidated_cpu" "$revalidated_ratio" ">= 0.8 × /health/live"
-printf 'answers neither 2xx nor 3xx: live %s, hot %s, cold %s, 304 %s\n' "$live_bad" "$hot_bad" "$cold_bad" "$revalidated_bad"
-if [ -n "${BENCH_TSV:-}" ]; then
-  {
-    printf 'list hot\t%s\t%s\t%s\n' "$hot_rps" "$hot_p99" "$hot_ratio"
-    printf 'list cold\t%s\t%s\t%s\n' "$cold_rps" "$cold_p99" "$cold_ratio"
-    printf 'list 304\t%s\t%s\t%s\n' "$revalidated_rps" "$revalidated_p99" "$revalidated_ratio"
-  } >>"$BENCH_TSV"
-fi
+row() { printf '%-48s %5s %11.0f %9s %9s %8s %8s %s\n' "$@"; }
+printf '\n%-48s %5s %11s %9s %9s %8s %8s %s\n' "" "conns" "per second" "p50 (ms)" "p99 (ms)" "µs CPU" "ratio" "goal"
+for c in $connections; do
+  log "concurrency $c: pgbench ×2, wrk ×4, ${seconds}s each"
+  read -r pg_hot_tps pg_hot_p50 pg_hot_p99 _ < <(bench_pgbench bench_items "$work/hot.sql" "$c" "$seconds" -D "category=$category")
+  read -r pg_cold_tps pg_cold_p50 pg_cold_p99 _ < <(bench_pgbench bench_items "$work/cold.sql" "$c" "$seconds" -D "category=$category")
+  read -r live_rps live_p50 live_p99 live_cpu live_bad < <(bench_wrk "$app_pid" "$base/health/live" "$c" "$seconds")
+  read -r hot_rps hot_p50 hot_p99 hot_cpu hot_bad < <(bench_wrk "$app_pid" "$url" "$c" "$seconds")
+  read -r cold_rps cold_p50 cold_p99 cold_cpu cold_bad < <(bench_wrk "$app_pid" "$url" "$c" "$seconds" -s "$work/cold.lua")
+  read -r rev_rps rev_p50 rev_p99 rev_cpu rev_bad < <(bench_wrk "$app_pid" "$url" "$c" "$seconds" -H "If-None-Match: $etag")
+  row "pgbench, the hot page's SQL" "$c" "$pg_hot_tps" "$pg_hot_p50" "$pg_hot_p99" "" "" ""
+  row "hot: the same page (cache hits)" "$c" "$hot_rps" "$hot_p50" "$hot_p99" "$hot_cpu" "$(ratio "$hot_rps" "$pg_hot_tps")" ">= 2 × pgbench"
+  row "pgbench, random min_price" "$c" "$pg_cold_tps" "$pg_cold_p50" "$pg_cold_p99" "" "" ""
+  row "cold: random min_price (every request misses)" "$c" "$cold_rps" "$cold_p50" "$cold_p99" "$cold_cpu" "$(ratio "$cold_rps" "$pg_cold_tps")" ">= 0.4 × pgbench"
+  row "GET /health/live (the HTTP stack's ceiling)" "$c" "$live_rps" "$live_p50" "$live_p99" "$live_cpu" "" ""
+  row "304: the hot page revalidated (If-None-Match)" "$c" "$rev_rps" "$rev_p50" "$rev_p99" "$rev_cpu" "$(ratio "$rev_rps" "$live_rps")" ">= 0.8 × /health/live"
+  [ "$live_bad$hot_bad$cold_bad$rev_bad" = 0000 ] \
+    || printf 'answers neither 2xx nor 3xx: live %s, hot %s, cold %s, 304 %s\n' "$live_bad" "$hot_bad" "$cold_bad" "$rev_bad"
+  bench_tsv "list, hot" "$c" "$hot_rps" "$hot_p50" "$hot_p99" "$pg_hot_tps"
+  bench_tsv "pgbench, hot list SQL" "$c" "$pg_hot_tps" "$pg_hot_p50" "$pg_hot_p99" "$pg_hot_tps"
+  bench_tsv "list, cold" "$c" "$cold_rps" "$cold_p50" "$cold_p99" "$pg_cold_tps"
+  bench_tsv "pgbench, cold list SQL" "$c" "$pg_cold_tps" "$pg_cold_p50" "$pg_cold_p99" "$pg_cold_tps"
+  bench_tsv "list, 304" "$c" "$rev_rps" "$rev_p50" "$rev_p99" "$live_rps"
+  bench_tsv "/health/live" "$c" "$live_rps" "$live_p50" "$live_p99" "$live_rps"
+done

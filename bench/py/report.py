@@ -1,0 +1,122 @@
+"""bench/REPORT.md and its SVG plots from the rows bench/report.sh collected.
+
+    python3 bench/py/report.py RESULTS.tsv STARTUP.txt OUT_DIR
+
+RESULTS.tsv rows (bench/lib.sh, bench_tsv): scenario, connections, per second, p50 ms, p99 ms,
+baseline per second. STARTUP.txt: bench/startup.sh's table. Plain Python: the plots are SVG
+written here, so the report needs nothing installed.
+"""
+
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+# Each chart: its file, title, and the scenarios drawn (service solid, baseline dashed).
+CHARTS = [
+    ("list", "GET /v1/items: cache hits, misses, 304 — and their baselines",
+     ["list, hot", "pgbench, hot list SQL", "list, cold", "pgbench, cold list SQL", "list, 304", "/health/live"]),
+    ("orders", "POST /v1/orders and pgbench of its transaction",
+     ["orders", "pgbench, order transaction"]),
+]
+# The goals of issue 17, as (scenario, its baseline scenario, least ratio).
+GOALS = [
+    ("list, hot", "pgbench, hot list SQL", 2.0),
+    ("list, cold", "pgbench, cold list SQL", 0.4),
+    ("list, 304", "/health/live", 0.8),
+    ("orders", "pgbench, order transaction", 0.5),
+]
+COLOURS = ["#1f77b4", "#1f77b4", "#d62728", "#d62728", "#2ca02c", "#7f7f7f"]
+
+
+def read(path):
+    rows = defaultdict(dict)
+    for line in Path(path).read_text().splitlines():
+        scenario, conns, rps, p50, p99, _base = line.split("\t")
+        rows[scenario][int(conns)] = (float(rps), float(p50), float(p99))
+    return rows
+
+
+def svg_chart(series, value, title, unit, log_y=False):
+    """Lines of `value(point)` against connections (log2 axis); series: [(name, {c: point})]."""
+    w, h, left, right, top, bottom = 760, 380, 70, 250, 40, 50
+    xs = sorted({c for _, pts in series for c in pts})
+    ys = [value(p) for _, pts in series for p in pts.values()]
+    if not xs or not ys:
+        return ""
+    x_lo, x_hi = math.log2(xs[0]), math.log2(xs[-1]) or 1
+    y_hi = max(ys) * 1.1
+    y_lo = min(ys) / 1.5 if log_y else 0
+    tf = (lambda v: math.log10(max(v, 1e-3))) if log_y else (lambda v: v)
+
+    def px(c):
+        span = (x_hi - x_lo) or 1
+        return left + (math.log2(c) - x_lo) / span * (w - left - right)
+
+    def py(v):
+        return top + (1 - (tf(v) - tf(y_lo)) / ((tf(y_hi) - tf(y_lo)) or 1)) * (h - top - bottom)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{left}" y="22" font-size="14">{title}</text>',
+           f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>',
+           f'<text x="{(left + w - right) / 2}" y="{h - 12}" text-anchor="middle">connections</text>',
+           f'<text x="14" y="{top - 10}">{unit}</text>']
+    for c in xs:
+        out.append(f'<text x="{px(c):.1f}" y="{h - bottom + 16}" text-anchor="middle">{c}</text>')
+    ticks = [y_lo * (y_hi / y_lo) ** (i / 4) for i in range(5)] if log_y and y_lo > 0 else [y_hi * i / 5 for i in range(6)]
+    for t in ticks:
+        out.append(f'<line x1="{left - 4}" y1="{py(t):.1f}" x2="{w - right}" y2="{py(t):.1f}" stroke="#ddd"/>')
+        label = f"{t:,.0f}" if t >= 10 else f"{t:.2f}"
+        out.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{label}</text>')
+    for i, (name, pts) in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        dash = ' stroke-dasharray="6,4"' if name.startswith(("pgbench", "/health")) else ""
+        path = " ".join(f"{px(c):.1f},{py(value(pts[c])):.1f}" for c in sorted(pts))
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
+        ly = top + 10 + i * 18
+        out.append(f'<line x1="{w - right + 12}" y1="{ly}" x2="{w - right + 36}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{w - right + 42}" y="{ly + 4}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    results, startup, out_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    rows = read(results)
+    (out_dir / "report").mkdir(parents=True, exist_ok=True)
+    md = ["# Benchmark report", "",
+          "Written by `make bench-report` (bench/report.sh): every figure below comes from one run on",
+          "this machine, each service measured against its baseline in the same run (bench/README",
+          "lines in the main README). Plots: service solid, baseline dashed.", ""]
+    md += ["## Ratios against the goals (issue 17)", "",
+           "| measurement | connections | per second | baseline per second | ratio | goal | met |",
+           "|---|---:|---:|---:|---:|---:|---|"]
+    for scenario, baseline, goal in GOALS:
+        for c in sorted(rows.get(scenario, {})):
+            if c not in rows.get(baseline, {}):
+                continue
+            rps, base = rows[scenario][c][0], rows[baseline][c][0]
+            r = rps / base if base else 0
+            md.append(f"| {scenario} | {c} | {rps:,.0f} | {base:,.0f} ({baseline}) | {r:.2f} | ≥ {goal} | {'yes' if r >= goal else 'no'} |")
+    md.append("")
+    for name, title, scenarios in CHARTS:
+        series = [(s, rows[s]) for s in scenarios if s in rows]
+        for suffix, value, unit, log_y, what in [
+            ("throughput", lambda p: p[0], "per second", False, "throughput"),
+            ("p50", lambda p: p[1], "p50 ms", True, "median latency"),
+            ("p99", lambda p: p[2], "p99 ms", True, "99th percentile latency"),
+        ]:
+            svg = svg_chart(series, value, f"{title}: {what}", unit, log_y)
+            if svg:
+                file = f"report/{name}-{suffix}.svg"
+                (out_dir / file).write_text(svg)
+                md.append(f"![{title}: {what}]({file})")
+                md.append("")
+    md += ["## Start-up and idle memory (bench/startup.sh)", "", "```", Path(startup).read_text().rstrip(), "```", ""]
+    (out_dir / "REPORT.md").write_text("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

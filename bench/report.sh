@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench-report`: the list (hot, cold, 304) and order benchmarks at concurrency 1 to 64 and
+# start-up, each against its baseline in the same run, written to bench/REPORT.md with SVG plots
+# in bench/report/. Takes about 20 minutes; run it on an otherwise idle machine.
+#
+#   bench/report.sh [SECONDS]    (default 5 per measurement)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+
+seconds=${1:-5}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export BENCH_TSV="$work/results.tsv" CONNECTIONS="1 2 4 8 16 32 64"
+bash bench/items.sh "$seconds" | tee "$work/items.txt"
+bash bench/orders.sh "$seconds" | tee "$work/orders.txt"
+bash bench/startup.sh | tee "$work/startup.txt"
+python3 bench/py/report.py "$BENCH_TSV" "$work/startup.txt" bench
+log "wrote bench/REPORT.md and bench/report/*.svg"
