@@ -26,6 +26,8 @@ pub struct AppBuilder {
     health: Health,
     shutdown: Shutdown,
     nats_gaps: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The pool's first connection, opening while the service starts (see [`Self::postgres`]).
+    warming: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AppBuilder {
@@ -42,6 +44,7 @@ impl AppBuilder {
             health: Health::new(shutdown.token()),
             shutdown,
             nats_gaps: None,
+            warming: None,
         })
     }
 
@@ -70,6 +73,13 @@ impl AppBuilder {
         migrator: &'static Migrator,
     ) -> anyhow::Result<PgPool> {
         let pool = db::pool(settings, self.service)?;
+        // The first connection costs tens of milliseconds (its TLS handshake above all): open it
+        // while the rest of the service starts; `build` waits for it (briefly), as the first
+        // readiness probe would otherwise open a second one beside it.
+        let warm = pool.clone();
+        self.warming = Some(tokio::spawn(async move {
+            let _ = warm.acquire().await;
+        }));
         if settings.auto_migrate {
             db::migrate_up(&pool, migrator).await?;
             tracing::info!("AUTO_MIGRATE: migrations applied");
@@ -103,7 +113,11 @@ impl AppBuilder {
     }
 
     /// Bind both listeners and wrap `api` (with the health routes) in the shared HTTP stack.
-    pub async fn build(self, api: Router) -> anyhow::Result<App> {
+    pub async fn build(mut self, api: Router) -> anyhow::Result<App> {
+        if let Some(warming) = self.warming.take() {
+            // Not long: with the database away the service starts unready, as before.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), warming).await;
+        }
         let http_listener = TcpListener::bind(self.settings.http_addr)
             .await
             .with_context(|| format!("binding HTTP_ADDR {}", self.settings.http_addr))?;

@@ -43,8 +43,7 @@ fn pool_with_timeout(
         )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
-        // One connection opened in the background at start-up, so the first request (or
-        // readiness probe) does not pay for connecting.
+        // Kept open when idle (`AppBuilder::postgres` opens it at start-up).
         .min_connections(1)
         .acquire_timeout(settings.db_acquire_timeout)
         // No ping before every use: it doubled the round trips of a simple read (measured in
