@@ -10,11 +10,13 @@ source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 
 seconds=${1:-5}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export BENCH_TSV="$work/results.tsv" CONNECTIONS="1 2 4 8 16 32 64"
-bash bench/items.sh "$seconds" | tee "$work/items.txt"
-bash bench/orders.sh "$seconds" | tee "$work/orders.txt"
-bash bench/startup.sh | tee "$work/startup.txt"
-python3 bench/py/report.py "$BENCH_TSV" "$work/startup.txt" bench
-log "wrote bench/REPORT.md and bench/report/*.svg"
+out=bench/report
+mkdir -p "$out"
+# The raw figures are kept beside the plots: the report can be drawn again from them.
+export BENCH_TSV="$out/results.tsv" CONNECTIONS="1 2 4 8 16 32 64"
+: >"$BENCH_TSV"
+bash bench/items.sh "$seconds" | tee "$out/items.txt"
+bash bench/orders.sh "$seconds" | tee "$out/orders.txt"
+bash bench/startup.sh | tee "$out/startup.txt"
+python3 bench/py/report.py "$BENCH_TSV" "$out/startup.txt" bench
+log "wrote bench/REPORT.md and $out/ (figures, plots)"

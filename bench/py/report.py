@@ -37,6 +37,19 @@ def read(path):
     return rows
 
 
+def nice_ticks(lo, hi, log_y):
+    """Round values for the y axis: 1-2-5 steps, or powers of ten (and their halves) on a log axis."""
+    if log_y:
+        ticks, p = [], math.floor(math.log10(max(lo, 1e-3)))
+        while 10 ** p <= hi:
+            ticks += [t for t in (10 ** p, 2 * 10 ** p, 5 * 10 ** p) if lo <= t <= hi]
+            p += 1
+        return ticks or [lo, hi]
+    raw = hi / 5
+    step = min((m * 10 ** math.floor(math.log10(raw)) for m in (1, 2, 5, 10)), key=lambda s: abs(s - raw))
+    return [i * step for i in range(int(hi / step) + 1)]
+
+
 def svg_chart(series, value, title, unit, log_y=False):
     """Lines of `value(point)` against connections (log2 axis); series: [(name, {c: point})]."""
     w, h, left, right, top, bottom = 760, 380, 70, 250, 40, 50
@@ -65,10 +78,10 @@ def svg_chart(series, value, title, unit, log_y=False):
            f'<text x="14" y="{top - 10}">{unit}</text>']
     for c in xs:
         out.append(f'<text x="{px(c):.1f}" y="{h - bottom + 16}" text-anchor="middle">{c}</text>')
-    ticks = [y_lo * (y_hi / y_lo) ** (i / 4) for i in range(5)] if log_y and y_lo > 0 else [y_hi * i / 5 for i in range(6)]
+    ticks = nice_ticks(y_lo, y_hi, log_y)
     for t in ticks:
         out.append(f'<line x1="{left - 4}" y1="{py(t):.1f}" x2="{w - right}" y2="{py(t):.1f}" stroke="#ddd"/>')
-        label = f"{t:,.0f}" if t >= 10 else f"{t:.2f}"
+        label = f"{t:,.0f}" if t >= 10 else f"{t:g}"
         out.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{label}</text>')
     for i, (name, pts) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
@@ -88,8 +101,9 @@ def main():
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
     md = ["# Benchmark report", "",
           "Written by `make bench-report` (bench/report.sh): every figure below comes from one run on",
-          "this machine, each service measured against its baseline in the same run (bench/README",
-          "lines in the main README). Plots: service solid, baseline dashed.", ""]
+          "this machine (2 cores), each service measured against its baseline in the same run; the",
+          "README's Development table says what each benchmark does. Plots: service solid, baseline",
+          "dashed; connections on a log scale, latencies too.", ""]
     md += ["## Ratios against the goals (issue 17)", "",
            "| measurement | connections | per second | baseline per second | ratio | goal | met |",
            "|---|---:|---:|---:|---:|---:|---|"]
