@@ -54,6 +54,11 @@ pub struct Claims {
     #[serde(default)]
     pub email: String,
     pub role: Role,
+    /// Whether the account had proven its address (the verification link) when the token was
+    /// issued; a verification shows in the tokens of the next refresh. Services may refuse
+    /// unverified accounts without asking auth. False in tokens from before it was added.
+    #[serde(default)]
+    pub email_verified: bool,
     pub sid: Uuid,
     pub jti: Uuid,
     pub iat: i64,

@@ -22,6 +22,8 @@ pub struct CurrentUser {
     pub role: Role,
     pub session_id: Uuid,
     pub email: String,
+    /// The token's `email_verified` claim.
+    pub email_verified: bool,
 }
 
 /// A signed-in admin.
@@ -78,6 +80,7 @@ where
             role: claims.role,
             session_id: claims.sid,
             email: claims.email,
+            email_verified: claims.email_verified,
         };
         parts.extensions.insert(user.clone());
         Ok(user)

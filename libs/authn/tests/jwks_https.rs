@@ -46,6 +46,7 @@ fn token(keys: &Keys) -> String {
         sub: Uuid::new_v4(),
         email: "ada@example.com".into(),
         role: Role::Customer,
+        email_verified: true,
         sid: Uuid::new_v4(),
         jti: Uuid::new_v4(),
         iat: now,

@@ -19,5 +19,5 @@ pub mod runtime;
 pub mod schedule;
 pub mod topology;
 
-pub use contracts::{accounts, email, events, images, maintenance};
+pub use contracts::{accounts, email, events, images, maintenance, payments};
 pub use topology::{EventConsumer, Family, Topology, provision};

@@ -1,4 +1,8 @@
-//! Deleting an account (docs/design.md §4 "Personal data"), by its owner or by an admin.
+//! Creating an account, and deleting one (docs/design.md §4 "Personal data"), by its owner or by
+//! an admin.
+//!
+//! Registration commits the user with a verification token and the e-mail carrying its link
+//! (`verification::send`), so every account gets its e-mail once, and none without an account.
 //!
 //! The user row is deleted, not scrubbed: auth keeps nothing about a deleted person (sessions,
 //! refresh tokens and failed-login counters go with it). The owner's password is verified first,
@@ -17,9 +21,35 @@ use platform::ApiError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::{Email, Password};
 use crate::sessions::{broadcast, to_time};
 use crate::state::AppState;
 use crate::store;
+use crate::store::users::UserRow;
+
+/// Create a customer account and queue its verification e-mail. `Conflict` when the address has
+/// an account.
+pub async fn register(
+    state: &AppState,
+    email: &Email,
+    password: Password,
+    cause: store::outbox::Cause<'_>,
+) -> Result<UserRow, ApiError> {
+    let hash = state.passwords.hash(password).await?;
+    let mut tx = state.db.begin().await?;
+    let user = store::users::insert(&mut *tx, email.as_str(), &hash, Role::Customer.as_str())
+        .await
+        .map_err(|e| {
+            if store::is_unique_violation(&e) {
+                ApiError::Conflict("an account with this email already exists".into())
+            } else {
+                e.into()
+            }
+        })?;
+    crate::verification::send(&mut tx, &state.links, user.id, &user.email, &cause).await?;
+    tx.commit().await?;
+    Ok(user)
+}
 
 /// Why an account was deleted, as recorded on its revoked sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use authn::revocation::{self, RevocationList};
 use authn::{Verifier, VerifierConfig};
 use jobs::maintenance::AUTH_FAMILY;
-use jobs::outbox::{Columns, Outbox, Publishes};
+use jobs::outbox::{Columns, Outbox, OutboxMetrics, Publishes};
 use platform::nats::Namespace;
 use platform::ratelimit::{self, ClientIpLimit, Limiter, Quota, TrustedProxies};
 use platform::{App, AppBuilder};
@@ -43,11 +43,51 @@ pub const EVENT_OUTBOX: Outbox = Outbox {
     publishes: Publishes::Events,
 };
 
+/// auth's job outbox: its `job_outbox` table (`migrations/auth/*_account_recovery.up.sql`, whose
+/// trigger notifies `job_outbox`); each row is a job, so far the account e-mails the worker sends.
+pub const JOB_OUTBOX: Outbox = Outbox {
+    table: "job_outbox",
+    columns: Columns::NAMED_AS_THEY_ARE,
+    channel: "job_outbox",
+    publishes: Publishes::Jobs,
+};
+
 /// The JetStream topology as auth provisions it: the family it serves (`auth`, the scheduler's
-/// session purge). Its events need no consumer of its own: the events stream keeps them for the
-/// services that read them.
+/// session purge) and the one its job outbox publishes to (`email`), so that family's consumer
+/// exists before the first e-mail. Its events need no consumer of its own: the events stream
+/// keeps them for the services that read them.
 pub fn topology(base: jobs::Topology) -> jobs::Topology {
-    base.with_family(AUTH_FAMILY)
+    base.with_families([AUTH_FAMILY, jobs::email::FAMILY])
+}
+
+/// The metrics of one of auth's two relays. `OutboxMetrics::register` names its series without
+/// labels, so a second relay could not register them; here both carry `outbox="<table>"`, one
+/// series each, and sums over the label (dashboards, alerts) read as before.
+fn outbox_metrics(
+    metrics: &platform::metrics::Metrics,
+    outbox: &Outbox,
+) -> Result<OutboxMetrics, prometheus::Error> {
+    let opts = |name: &str, help: &str| {
+        prometheus::Opts::new(name, help).const_label("outbox", outbox.table)
+    };
+    let m = OutboxMetrics {
+        published: prometheus::IntCounter::with_opts(opts(
+            "jobs_published_total",
+            "Jobs published from the outbox to JetStream.",
+        ))?,
+        pending: prometheus::IntGauge::with_opts(opts(
+            "outbox_pending",
+            "Jobs committed but not yet published.",
+        ))?,
+        oldest_age: prometheus::Gauge::with_opts(opts(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest unpublished job, in seconds (0 when none).",
+        ))?,
+    };
+    metrics.register(Box::new(m.published.clone()))?;
+    metrics.register(Box::new(m.pending.clone()))?;
+    metrics.register(Box::new(m.oldest_age.clone()))?;
+    Ok(m)
 }
 
 /// Build the service; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
@@ -77,15 +117,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     revocation::spawn_watcher(revocations.clone(), revoked, builder.shutdown());
     let topology = topology(jobs::Topology::from_settings(&settings.nats)?);
     topology.add_readiness_check(&mut builder);
-    // account.deleted and any later events of auth, from its outbox (docs/design.md §6).
-    jobs::outbox::spawn_relay(
-        EVENT_OUTBOX,
-        db.clone(),
-        js.clone(),
-        topology.clone(),
-        jobs::outbox::OutboxMetrics::register(builder.metrics())?,
-        builder.shutdown(),
-    );
+    // account.deleted and any later events of auth, from its outbox (docs/design.md §6); the
+    // account e-mails from its job outbox.
+    for outbox in [EVENT_OUTBOX, JOB_OUTBOX] {
+        jobs::outbox::spawn_relay(
+            outbox,
+            db.clone(),
+            js.clone(),
+            topology.clone(),
+            outbox_metrics(builder.metrics(), &outbox)?,
+            builder.shutdown(),
+        );
+    }
     // The scheduler's session purge.
     jobs::runtime::spawn_family(
         js.clone(),
@@ -104,6 +147,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.shutdown(),
     );
 
+    let links = auth.link_base().map_err(anyhow::Error::msg)?;
     let state = AppState::new(Shared {
         db,
         keys: Arc::new(keys),
@@ -113,6 +157,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         cursors: settings.cursors.signer(),
         metrics: AuthMetrics::register(builder.metrics())?,
         settings: Arc::new(auth),
+        links,
     });
     let proxies =
         TrustedProxies::parse(&settings.platform.trusted_proxies).map_err(anyhow::Error::msg)?;

@@ -7,11 +7,13 @@ pub mod keys;
 pub mod maintenance;
 pub mod metrics;
 pub mod passwords;
+pub mod recovery;
 pub mod routes;
 pub mod sessions;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod verification;
 
 /// Name used in logs, metrics and the NATS connection.
 pub const SERVICE: &str = "auth";

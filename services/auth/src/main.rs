@@ -36,8 +36,9 @@ enum Command {
         #[arg(long)]
         email: String,
     },
-    /// Delete sessions and login counters past their retention (RETENTION_SESSIONS,
-    /// RETENTION_LOGIN_COUNTERS), as the scheduler does.
+    /// Delete sessions, login counters, published outbox rows and expired account tokens past
+    /// their retention (RETENTION_SESSIONS, RETENTION_LOGIN_COUNTERS, RETENTION_EVENTS_OUTBOX),
+    /// as the scheduler does.
     PurgeSessions,
 }
 
@@ -74,8 +75,13 @@ fn main() -> ExitCode {
                 )
                 .await?;
                 println!(
-                    "purged {} session(s), {} login counter(s) and {} published event(s)",
-                    purged.sessions, purged.throttles, purged.events
+                    "purged {} session(s), {} login counter(s), {} published event(s), {} \
+                     published job(s) and {} expired account token(s)",
+                    purged.sessions,
+                    purged.throttles,
+                    purged.events,
+                    purged.jobs,
+                    purged.account_tokens
                 );
                 Ok(())
             }

@@ -1,5 +1,6 @@
-//! Housekeeping the scheduler runs (and `auth purge-sessions` by hand): sessions, login counters
-//! and published events are kept no longer than their retention (see [`Retention`]).
+//! Housekeeping the scheduler runs (and `auth purge-sessions` by hand): sessions, login counters,
+//! published events and jobs, and expired account tokens are kept no longer than their retention
+//! (see [`Retention`]).
 
 use jobs::maintenance::AuthJob;
 use jobs::runtime::{Handler, Job, JobError};
@@ -10,7 +11,13 @@ use time::OffsetDateTime;
 use crate::settings::Retention;
 
 /// The `kind` label of `retention_purged_rows_total` for each purged table.
-pub const PURGED_KINDS: &[&str] = &["sessions", "login_counters", "events_outbox"];
+pub const PURGED_KINDS: &[&str] = &[
+    "sessions",
+    "login_counters",
+    "events_outbox",
+    "jobs_outbox",
+    "account_tokens",
+];
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -18,6 +25,10 @@ pub struct Purged {
     pub throttles: u64,
     /// Published rows of `event_outbox`.
     pub events: u64,
+    /// Published rows of `job_outbox`.
+    pub jobs: u64,
+    /// Account tokens expired (used or not), and idle reset-request counters.
+    pub account_tokens: u64,
 }
 
 /// Delete sessions expired or revoked, login counters idle, and outbox events published, longer
@@ -31,7 +42,23 @@ pub async fn purge_expired(
         sessions: crate::store::sessions::purge(db, now, retention.retention_sessions).await?,
         throttles: crate::store::throttle::purge(db, now, retention.retention_login_counters)
             .await?,
-        events: crate::store::outbox::purge(db, now, retention.retention_events_outbox).await?,
+        events: crate::store::outbox::purge(
+            db,
+            crate::app::EVENT_OUTBOX.table,
+            now,
+            retention.retention_events_outbox,
+        )
+        .await?,
+        jobs: crate::store::outbox::purge(
+            db,
+            crate::app::JOB_OUTBOX.table,
+            now,
+            retention.retention_events_outbox,
+        )
+        .await?,
+        // Kept as long as ended sessions: enough to see what happened to a recent link.
+        account_tokens: crate::store::account_tokens::purge(db, now, retention.retention_sessions)
+            .await?,
     })
 }
 
@@ -53,11 +80,16 @@ impl Handler for PurgeSessions {
         self.purged.record("sessions", purged.sessions);
         self.purged.record("login_counters", purged.throttles);
         self.purged.record("events_outbox", purged.events);
+        self.purged.record("jobs_outbox", purged.jobs);
+        self.purged.record("account_tokens", purged.account_tokens);
         tracing::info!(
             sessions = purged.sessions,
             login_counters = purged.throttles,
             events_outbox = purged.events,
-            "purged sessions, login counters and published events past their retention"
+            jobs_outbox = purged.jobs,
+            account_tokens = purged.account_tokens,
+            "purged sessions, login counters, published events and jobs, and expired account \
+             tokens past their retention"
         );
         Ok(())
     }

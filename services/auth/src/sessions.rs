@@ -33,6 +33,7 @@ fn access_token(
     state: &AppState,
     user_id: Uuid,
     email: &str,
+    email_verified: bool,
     role: authn::Role,
     session_id: Uuid,
 ) -> Result<String, ApiError> {
@@ -44,6 +45,7 @@ fn access_token(
         sub: user_id,
         email: email.to_owned(),
         role,
+        email_verified,
         sid: session_id,
         jti: Uuid::now_v7(),
         iat: now,
@@ -67,13 +69,14 @@ pub async fn start(
     state: &AppState,
     user_id: Uuid,
     email: &str,
+    email_verified: bool,
     role: authn::Role,
 ) -> Result<TokenPair, ApiError> {
     let refresh = RefreshToken::generate();
     let expires_at = OffsetDateTime::now_utc() + to_time(state.settings.refresh_token_ttl);
     let session_id =
         store::sessions::create(&state.db, user_id, expires_at, refresh.hash()).await?;
-    let access = access_token(state, user_id, email, role, session_id)?;
+    let access = access_token(state, user_id, email, email_verified, role, session_id)?;
     Ok(pair(state, access, &refresh))
 }
 
@@ -124,7 +127,15 @@ pub async fn rotate(state: &AppState, presented: &RefreshToken) -> Result<TokenP
     store::sessions::add_refresh_token(&mut *tx, token.session_id, next.hash()).await?;
     store::sessions::extend(&mut *tx, token.session_id, expires_at).await?;
     tx.commit().await?;
-    let access = access_token(state, token.user_id, &token.email, role, token.session_id)?;
+    // The account as it is now: a verification since the last refresh shows from here on.
+    let access = access_token(
+        state,
+        token.user_id,
+        &token.email,
+        token.email_verified,
+        role,
+        token.session_id,
+    )?;
     Ok(pair(state, access, &next))
 }
 

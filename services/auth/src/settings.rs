@@ -10,6 +10,7 @@ use platform::config::{
 use platform::pagination::CursorSettings;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::LinkBase;
 use crate::keys::SigningKeys;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,8 +40,9 @@ pub struct Retention {
     /// Failed-login counters, counted from the last failure (a running lock is always kept).
     #[serde(with = "duration")]
     pub retention_login_counters: Duration,
-    /// Published rows of the event outbox (`event_outbox`), counted from their publication; at
-    /// least [`RETENTION_EVENTS_OUTBOX_MIN`]. Unpublished ones are never deleted.
+    /// Published rows of the outboxes (`event_outbox`, and `job_outbox`, whose e-mail jobs have
+    /// lost their links by then), counted from their publication; at least
+    /// [`RETENTION_EVENTS_OUTBOX_MIN`]. Unpublished ones are never deleted.
     #[serde(with = "duration")]
     pub retention_events_outbox: Duration,
 }
@@ -115,7 +117,14 @@ pub struct AuthSettings {
     /// Longest delay the per-email slow-down adds to a login attempt (doubling from 250 ms).
     #[serde(with = "duration")]
     pub login_account_max_delay: Duration,
+    /// Where the links of account e-mails point: the site's pages `verify-email` and
+    /// `reset-password` under it take the `token` query parameter. Required in prod (https);
+    /// elsewhere it defaults to [`DEV_LINK_BASE`].
+    pub account_link_base_url: Option<String>,
 }
+
+/// The link base outside prod when none is set (the dev stack's front door).
+pub const DEV_LINK_BASE: &str = "http://localhost:8080";
 
 impl Default for AuthSettings {
     fn default() -> Self {
@@ -133,6 +142,7 @@ impl Default for AuthSettings {
             rate_limit_auth_burst: 10,
             login_max_failures: 5,
             login_account_max_delay: Duration::from_secs(2),
+            account_link_base_url: None,
         }
     }
 }
@@ -190,6 +200,37 @@ impl AuthSettings {
                 "LOGIN_ACCOUNT_MAX_DELAY",
                 "must be at most 5s: a slowed login must still answer well within the request timeout",
             );
+        }
+        self.validate_link_base(profile, problems);
+    }
+
+    /// The link base of account e-mails (validated at load; see `account_link_base_url`).
+    pub fn link_base(&self) -> Result<LinkBase, String> {
+        LinkBase::parse(
+            self.account_link_base_url
+                .as_deref()
+                .unwrap_or(DEV_LINK_BASE),
+        )
+    }
+
+    fn validate_link_base(&self, profile: Profile, problems: &mut Problems) {
+        let name = "ACCOUNT_LINK_BASE_URL";
+        match (&self.account_link_base_url, profile) {
+            // A link to a developer's machine in a customer's inbox would be a broken account.
+            (None, Profile::Prod) => problems.add(
+                name,
+                "is required in prod: the public https:// address of the site whose pages \
+                 verify-email and reset-password take the e-mails' tokens",
+            ),
+            (None, _) => {}
+            (Some(_), _) => match self.link_base() {
+                Err(e) => problems.add(name, e),
+                Ok(base) if profile == Profile::Prod && !base.is_https() => problems.add(
+                    name,
+                    "must be https:// in prod: the links carry tokens that open the account",
+                ),
+                Ok(_) => {}
+            },
         }
     }
 
@@ -319,6 +360,37 @@ mod tests {
         assert!(refused.mentions("RETENTION_SESSIONS"), "{refused}");
         assert!(refused.mentions("RETENTION_LOGIN_COUNTERS"), "{refused}");
         assert!(refused.mentions("RETENTION_EVENTS_OUTBOX"), "{refused}");
+    }
+
+    #[test]
+    fn the_link_base_defaults_outside_prod_and_must_be_https_in_prod() {
+        let dev: Settings = testkit::settings::load_test_settings(&[]);
+        assert_eq!(
+            dev.auth.link_base().unwrap(),
+            LinkBase::parse(DEV_LINK_BASE).unwrap()
+        );
+        let set: Settings = testkit::settings::load_test_settings(&[(
+            "ACCOUNT_LINK_BASE_URL",
+            "https://shop.example.com/",
+        )]);
+        assert_eq!(
+            set.auth.link_base().unwrap(),
+            LinkBase::parse("https://shop.example.com").unwrap()
+        );
+        for (value, in_prod) in [
+            (None, true),
+            (Some("http://shop.example.com"), true),
+            (Some("shop.example.com"), false),
+        ] {
+            let auth = AuthSettings {
+                account_link_base_url: value.map(str::to_owned),
+                ..AuthSettings::default()
+            };
+            let mut problems = Problems::default();
+            let profile = if in_prod { Profile::Prod } else { Profile::Dev };
+            auth.validate_link_base(profile, &mut problems);
+            assert!(!problems.is_empty(), "{value:?} was accepted");
+        }
     }
 
     #[test]

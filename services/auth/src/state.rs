@@ -9,6 +9,7 @@ use axum::extract::FromRef;
 use platform::pagination::CursorSigner;
 use sqlx::PgPool;
 
+use crate::domain::LinkBase;
 use crate::keys::SigningKeys;
 use crate::metrics::AuthMetrics;
 use crate::passwords::Passwords;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub cursors: CursorSigner,
     pub metrics: AuthMetrics,
     pub settings: Arc<AuthSettings>,
+    /// Where the links of account e-mails point (`ACCOUNT_LINK_BASE_URL`).
+    pub links: LinkBase,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

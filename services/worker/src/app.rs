@@ -12,7 +12,7 @@ use jobs::schedule::{LocalLeader, spawn_scheduler};
 use platform::lease::LeaseLock;
 use platform::{App, AppBuilder};
 
-use crate::email::{OrderConfirmationEmail, Transport, smtp_transport};
+use crate::email::{Emails, Transport, smtp_transport};
 use crate::leader::KubeLeader;
 use crate::settings::Settings;
 use crate::thumbnails::Thumbnails;
@@ -58,7 +58,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         js.clone(),
         topology.clone(),
         jobs::email::FAMILY,
-        Arc::new(OrderConfirmationEmail {
+        Arc::new(Emails {
             from: settings.email_from.parse()?,
             transport,
         }),

@@ -1,18 +1,28 @@
-//! `email.order_confirmation`: tell a customer their order was received.
+//! The `email` family: `email.order_confirmation` tells a customer their order was received;
+//! `email.verify_address` and `email.password_reset` carry auth's single-use links;
+//! `email.payment_receipt` and `email.refund` follow a payment (catalog-order's webhook).
 //!
-//! Rendered from `templates/order_confirmation.txt` and handed to the transport chosen by
+//! Rendered from `templates/*.txt` and handed to the transport chosen by
 //! `EMAIL_TRANSPORT`: `log` (development: the message goes to the log) or `smtp` (lettre, to
 //! `SMTP_URL`). Once per order: the order's job is committed once with it, the runtime's done
 //! marker stops redeliveries after success, and the `Message-ID` is derived from the job id, so
 //! the rare resend after a crash between sending and marking is recognisable as the same message.
+//! An account e-mail is sent once per job likewise; auth makes a new job (and token) per request.
 
-use jobs::email::OrderConfirmation;
+use jobs::email::{
+    AccountLink, ORDER_CONFIRMATION_KIND, OrderConfirmation, PASSWORD_RESET_KIND,
+    PAYMENT_RECEIPT_KIND, PaymentNotice, REFUND_KIND, VERIFY_ADDRESS_KIND,
+};
 use jobs::runtime::{Handler, Job, JobError};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use platform::config::Secret;
 
 const TEMPLATE: &str = include_str!("../templates/order_confirmation.txt");
+const VERIFY_ADDRESS: &str = include_str!("../templates/verify_address.txt");
+const PASSWORD_RESET: &str = include_str!("../templates/password_reset.txt");
+const PAYMENT_RECEIPT: &str = include_str!("../templates/payment_receipt.txt");
+const REFUND: &str = include_str!("../templates/refund.txt");
 
 /// Where e-mails go.
 pub enum Transport {
@@ -85,30 +95,121 @@ pub fn render(order: &OrderConfirmation, from_name: &str) -> Result<Rendered, St
     })
 }
 
-pub struct OrderConfirmationEmail {
+/// An account e-mail (`email.verify_address`, `email.password_reset`): its link and lifetime.
+pub fn render_account(kind: &str, mail: &AccountLink, from_name: &str) -> Result<Rendered, String> {
+    let (template, subject) = match kind {
+        VERIFY_ADDRESS_KIND => (VERIFY_ADDRESS, "Confirm your Storefront address"),
+        PASSWORD_RESET_KIND => (PASSWORD_RESET, "Reset your Storefront password"),
+        other => return Err(format!("{other} is not an account e-mail")),
+    };
+    let valid_for = match mail.valid_for_minutes {
+        m if m % 60 == 0 && m >= 120 => format!("{} hours", m / 60),
+        60 => "1 hour".to_owned(),
+        m => format!("{m} minutes"),
+    };
+    let body = minijinja::Environment::new()
+        .template_from_str(template)
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                link => mail.link.as_str(),
+                valid_for => valid_for,
+                from_name => from_name,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Rendered {
+        subject: subject.to_owned(),
+        body,
+    })
+}
+
+/// A payment e-mail (`email.payment_receipt`, `email.refund`): the order and the amount.
+pub fn render_payment(
+    kind: &str,
+    notice: &PaymentNotice,
+    from_name: &str,
+) -> Result<Rendered, String> {
+    let (template, subject) = match kind {
+        PAYMENT_RECEIPT_KIND => (
+            PAYMENT_RECEIPT,
+            format!(
+                "Payment received for your Storefront order {}",
+                notice.order_id
+            ),
+        ),
+        REFUND_KIND => (
+            REFUND,
+            format!("Refund of your Storefront order {}", notice.order_id),
+        ),
+        other => return Err(format!("{other} is not a payment e-mail")),
+    };
+    let body = minijinja::Environment::new()
+        .template_from_str(template)
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                order_id => notice.order_id.to_string(),
+                payment_id => notice.payment_id.to_string(),
+                amount => money(notice.amount_cents, &notice.currency),
+                from_name => from_name,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Rendered { subject, body })
+}
+
+/// The `email` family's handler: every kind of it.
+pub struct Emails {
     pub from: Mailbox,
     pub transport: Transport,
 }
 
-impl Handler for OrderConfirmationEmail {
+impl Handler for Emails {
     async fn handle(&self, job: &Job) -> Result<(), JobError> {
-        // A payload or address that does not parse never will: dead-letter it, don't retry.
-        let order: OrderConfirmation = serde_json::from_value(job.payload.clone())
-            .map_err(|e| JobError::Fail(format!("bad order_confirmation payload: {e}")))?;
-        let to: Mailbox = order
-            .email
-            .parse()
-            .map_err(|e| JobError::Fail(format!("the customer's address is unusable: {e}")))?;
         let from_name = self
             .from
             .name
             .clone()
             .unwrap_or_else(|| "Storefront".into());
-        let mail = render(&order, &from_name).map_err(JobError::Fail)?;
+        // A payload or address that does not parse never will: dead-letter it, don't retry.
+        let (to, mail) = match job.kind.as_str() {
+            ORDER_CONFIRMATION_KIND => {
+                let order: OrderConfirmation = serde_json::from_value(job.payload.clone())
+                    .map_err(|e| JobError::Fail(format!("bad order_confirmation payload: {e}")))?;
+                (order.email.clone(), render(&order, &from_name))
+            }
+            VERIFY_ADDRESS_KIND | PASSWORD_RESET_KIND => {
+                let link: AccountLink = serde_json::from_value(job.payload.clone())
+                    .map_err(|e| JobError::Fail(format!("bad {} payload: {e}", job.kind)))?;
+                (
+                    link.email.clone(),
+                    render_account(&job.kind, &link, &from_name),
+                )
+            }
+            PAYMENT_RECEIPT_KIND | REFUND_KIND => {
+                let notice: PaymentNotice = serde_json::from_value(job.payload.clone())
+                    .map_err(|e| JobError::Fail(format!("bad {} payload: {e}", job.kind)))?;
+                (
+                    notice.email.clone(),
+                    render_payment(&job.kind, &notice, &from_name),
+                )
+            }
+            other => return Err(JobError::unknown_kind(other)),
+        };
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| JobError::Fail(format!("the customer's address is unusable: {e}")))?;
+        let mail = mail.map_err(JobError::Fail)?;
+        self.send(job, to, mail).await
+    }
+}
+
+impl Emails {
+    async fn send(&self, job: &Job, to: Mailbox, mail: Rendered) -> Result<(), JobError> {
         match &self.transport {
             Transport::Log => tracing::info!(
                 transport = "log",
                 job_id = %job.id,
+                kind = %job.kind,
                 to = %to,
                 subject = %mail.subject,
                 body = %mail.body,
@@ -131,7 +232,7 @@ impl Handler for OrderConfirmationEmail {
                         JobError::Retry(format!("sending failed: {e}"))
                     }
                 })?;
-                tracing::info!(transport = "smtp", job_id = %job.id, "e-mail sent");
+                tracing::info!(transport = "smtp", job_id = %job.id, kind = %job.kind, "e-mail sent");
             }
         }
         Ok(())
@@ -144,6 +245,31 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+
+    #[test]
+    fn payment_emails_name_the_order_and_the_amount() {
+        let notice = PaymentNotice {
+            order_id: Uuid::now_v7(),
+            payment_id: Uuid::now_v7(),
+            email: "ann@example.com".into(),
+            amount_cents: 2598,
+            currency: "EUR".into(),
+        };
+        for (kind, word) in [(PAYMENT_RECEIPT_KIND, "received"), (REFUND_KIND, "refund")] {
+            let mail = render_payment(kind, &notice, "Storefront").unwrap();
+            assert!(
+                mail.subject.contains(&notice.order_id.to_string()),
+                "{kind}"
+            );
+            assert!(mail.body.contains("25.98 EUR"), "{kind}: {}", mail.body);
+            assert!(
+                mail.body.to_lowercase().contains(word),
+                "{kind}: {}",
+                mail.body
+            );
+        }
+        assert!(render_payment(ORDER_CONFIRMATION_KIND, &notice, "Storefront").is_err());
+    }
 
     #[test]
     fn the_confirmation_names_the_order_its_lines_and_total() {
@@ -169,6 +295,49 @@ mod tests {
         );
         assert!(mail.body.contains("Total: 25.98 EUR"), "{}", mail.body);
         assert!(mail.body.contains("— Storefront"));
+    }
+
+    #[test]
+    fn account_emails_carry_their_link_and_how_long_it_works() {
+        let link = AccountLink {
+            email: "ann@example.com".into(),
+            link: "https://shop.example.com/reset-password?token=abc_-123".into(),
+            valid_for_minutes: 30,
+        };
+        let reset = render_account(PASSWORD_RESET_KIND, &link, "Storefront").unwrap();
+        assert!(reset.subject.contains("password"));
+        assert!(reset.body.contains(&link.link), "{}", reset.body);
+        assert!(reset.body.contains("for 30 minutes"), "{}", reset.body);
+        assert!(reset.body.contains("— Storefront"));
+        let verify = AccountLink {
+            valid_for_minutes: 24 * 60,
+            ..link
+        };
+        let mail = render_account(VERIFY_ADDRESS_KIND, &verify, "Storefront").unwrap();
+        assert!(mail.subject.contains("address"));
+        assert!(mail.body.contains("for 24 hours"), "{}", mail.body);
+        assert!(render_account(ORDER_CONFIRMATION_KIND, &verify, "Storefront").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_kind_of_the_family_this_worker_does_not_know_is_retried_not_dead_lettered() {
+        let handler = Emails {
+            from: "Storefront <no-reply@storefront.invalid>".parse().unwrap(),
+            transport: Transport::Log,
+        };
+        let job = Job {
+            id: Uuid::now_v7(),
+            kind: "email.from_a_newer_producer".into(),
+            payload: serde_json::json!({}),
+            attempt: 1,
+            delivery: 1,
+            request_id: None,
+            traceparent: None,
+        };
+        assert!(matches!(
+            handler.handle(&job).await,
+            Err(JobError::Retry(_))
+        ));
     }
 
     #[test]

@@ -10,9 +10,10 @@
 //! | module | between | kinds, events |
 //! |---|---|---|
 //! | [`images`] | catalog-order → worker → catalog-order | `image.thumbnail`, `image.processed` |
-//! | [`email`] | catalog-order → worker | `email.order_confirmation` |
+//! | [`email`] | catalog-order, auth → worker | `email.order_confirmation`, `email.verify_address`, `email.password_reset` |
 //! | [`maintenance`] | worker's scheduler → catalog-order, auth | `catalog.*`, `auth.*` |
 //! | [`accounts`] | auth → catalog-order | `account.deleted` |
+//! | [`payments`] | catalog-order → catalog-order | `payment.refund` |
 //! | [`events`] | every runtime, worker, auth → catalog-order | every event catalog-order reads |
 
 pub mod accounts;
@@ -20,13 +21,15 @@ pub mod email;
 pub mod events;
 pub mod images;
 pub mod maintenance;
+pub mod payments;
 
 use crate::Family;
 
 /// Every family of the contracts.
-pub const FAMILIES: [Family; 4] = [
+pub const FAMILIES: [Family; 5] = [
     images::FAMILY,
     email::FAMILY,
+    payments::FAMILY,
     maintenance::CATALOG_FAMILY,
     maintenance::AUTH_FAMILY,
 ];
@@ -61,6 +64,12 @@ mod tests {
         for (kind, family) in [
             (images::THUMBNAIL_KIND, images::FAMILY),
             (email::ORDER_CONFIRMATION_KIND, email::FAMILY),
+            // Account e-mails (auth).
+            (email::VERIFY_ADDRESS_KIND, email::FAMILY),
+            (email::PASSWORD_RESET_KIND, email::FAMILY),
+            (email::PAYMENT_RECEIPT_KIND, email::FAMILY),
+            (email::REFUND_KIND, email::FAMILY),
+            (payments::REFUND_KIND, payments::FAMILY),
         ]
         .into_iter()
         .chain(scheduled)

@@ -41,6 +41,8 @@ pub struct Me {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
+    /// Whether the owner proved the address (the verification link, or a password reset).
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -51,12 +53,14 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// `POST /v1/auth/register` → 201 `{id, email, role}`.
+/// `POST /v1/auth/register` → 201 `{id, email, role}`; a verification e-mail goes out.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = RegisteredUser), (status = 409, description = "Email taken", body = Problem),
         (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
 pub async fn register(
     State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    TraceParent(traceparent): TraceParent,
     Json(body): Json<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
     let email = Email::parse(&body.email);
@@ -74,16 +78,11 @@ pub async fn register(
             return Err(ApiError::Validation(errors));
         }
     };
-    let hash = state.passwords.hash(password).await?;
-    let user = store::users::insert(&state.db, email.as_str(), &hash, Role::Customer.as_str())
-        .await
-        .map_err(|e| {
-            if store::is_unique_violation(&e) {
-                ApiError::Conflict("an account with this email already exists".into())
-            } else {
-                e.into()
-            }
-        })?;
+    let cause = store::outbox::Cause {
+        request_id: Some(&request_id),
+        traceparent: traceparent.as_deref(),
+    };
+    let user = accounts::register(&state, &email, password, cause).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisteredUser {
@@ -162,7 +161,7 @@ pub async fn login(
     let role: Role = role
         .parse()
         .map_err(|e: String| ApiError::internal(anyhow::anyhow!(e)))?;
-    let pair = sessions::start(&state, user_id, &key, role).await?;
+    let pair = sessions::start(&state, user_id, &key, candidate.email_verified, role).await?;
     state.metrics.login("success");
     Ok(Json(pair))
 }
@@ -241,6 +240,7 @@ pub async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json
         id: row.id,
         email: row.email,
         role,
+        email_verified: row.email_verified_at.is_some(),
         created_at: row.created_at,
     }))
 }

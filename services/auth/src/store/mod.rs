@@ -1,5 +1,6 @@
 //! SQL of the auth database. Handlers never see these rows; routes map them to DTOs.
 
+pub mod account_tokens;
 pub mod outbox;
 pub mod sessions;
 pub mod throttle;

@@ -1,5 +1,5 @@
-//! auth's event outbox (`event_outbox`): an event row commits with the change it announces; the
-//! relay of libs/jobs publishes it.
+//! auth's outboxes: events (`event_outbox`) and jobs (`job_outbox`, e-mails the worker sends). A
+//! row commits with the change that causes it; the relays of libs/jobs publish it.
 
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -35,28 +35,59 @@ pub async fn enqueue(
     .map(|_| ())
 }
 
-/// Delete events published longer than `keep` before `now`, in batches; unpublished ones are
-/// never deleted.
-#[tracing::instrument(name = "db outbox.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+/// Put a job in the job outbox under `id` (its `Nats-Msg-Id` and job id) when `wanted`; the same
+/// statement runs either way, so a caller whose answer must not tell whether it wrote one
+/// (`recovery::forgot`) costs the same on both paths.
+#[tracing::instrument(name = "db outbox.enqueue_job", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn enqueue_job_if(
+    db: impl PgExecutor<'_>,
+    wanted: bool,
+    id: Uuid,
+    kind: &str,
+    payload: &serde_json::Value,
+    cause: &Cause<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_outbox (id, kind, payload, request_id, traceparent)
+         SELECT $1, $2, $3, $4, $5 WHERE $6",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(payload)
+    .bind(cause.request_id)
+    .bind(cause.traceparent)
+    .bind(wanted)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// Delete rows of auth's outbox `table` (`event_outbox` or `job_outbox`, constants, never input)
+/// published longer than `keep` before `now`, in batches; unpublished ones are never deleted.
+/// (A job's link is gone already: the table's trigger drops it on publication.)
+#[tracing::instrument(name = "db outbox.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", table))]
 pub async fn purge(
     db: &sqlx::PgPool,
+    table: &'static str,
     now: time::OffsetDateTime,
     keep: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
     let cutoff = now - keep;
+    let sql = format!(
+        "DELETE FROM {table} WHERE id IN (
+             SELECT id FROM {table}
+             WHERE published_at < $1
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED)"
+    );
+    let sql = &sql;
     platform::db::delete_in_batches(|batch| async move {
-        sqlx::query(
-            "DELETE FROM event_outbox WHERE id IN (
-                 SELECT id FROM event_outbox
-                 WHERE published_at < $1
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(db)
-        .await
-        .map(|r| r.rows_affected())
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(cutoff)
+            .bind(batch)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
     })
     .await
 }

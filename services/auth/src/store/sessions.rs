@@ -53,6 +53,7 @@ pub struct PresentedToken {
     pub email: String,
     pub role: String,
     pub disabled: bool,
+    pub email_verified: bool,
 }
 
 /// Look a token up and lock its row, so two concurrent uses of one token are serialised: the
@@ -64,7 +65,8 @@ pub async fn presented_for_update(
 ) -> Result<Option<PresentedToken>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.session_id, t.used_at, s.created_at AS session_created_at, s.expires_at,
-                s.revoked_at, u.id AS user_id, u.email, u.role, u.disabled
+                s.revoked_at, u.id AS user_id, u.email, u.role, u.disabled,
+                u.email_verified_at IS NOT NULL AS email_verified
          FROM refresh_tokens t
          JOIN sessions s ON s.id = t.session_id
          JOIN users u ON u.id = s.user_id
@@ -131,6 +133,27 @@ pub async fn revoke_all(
          RETURNING id",
     )
     .bind(user_id)
+    .bind(reason)
+    .fetch_all(db)
+    .await
+}
+
+/// Revoke every live session of a user but `keep` (a password change keeps the caller's);
+/// returns their ids.
+#[tracing::instrument(name = "db sessions.revoke_all_except", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn revoke_all_except(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    keep: Uuid,
+    reason: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
+         WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(keep)
     .bind(reason)
     .fetch_all(db)
     .await

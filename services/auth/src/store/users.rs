@@ -12,9 +12,12 @@ pub struct UserRow {
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// When the owner proved the address (a verification or reset link); NULL until then.
+    pub email_verified_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str = "id, email, password_hash, role, disabled, created_at, updated_at";
+const COLUMNS: &str =
+    "id, email, password_hash, role, disabled, created_at, updated_at, email_verified_at";
 
 #[tracing::instrument(name = "db users.insert", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert(
@@ -92,6 +95,40 @@ pub async fn delete(db: &mut sqlx::PgConnection, id: Uuid, email: &str) -> Resul
         .map(|_| ())
 }
 
+/// Replace the password hash of `id` (a reset or a change); the caller revokes sessions.
+#[tracing::instrument(name = "db users.set_password", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn set_password(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Record that the owner of `id` proved `email`, if it is still the account's address (the first
+/// proof's time is kept).
+#[tracing::instrument(name = "db users.mark_verified", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn mark_verified(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    email: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now())
+         WHERE id = $1 AND email = $2",
+    )
+    .bind(id)
+    .bind(email)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 /// Users after `after` in (created_at, id) order; `limit + 1` rows so the caller knows if more exist.
 #[tracing::instrument(name = "db users.page", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn page(
@@ -141,6 +178,7 @@ pub struct LoginCandidate {
     pub password_hash: Option<String>,
     pub role: Option<String>,
     pub disabled: Option<bool>,
+    pub email_verified: bool,
     /// Set while this address must wait before trying this email again.
     pub locked_until: Option<OffsetDateTime>,
     /// Whether this address has failures on record for the email (cleared by a success).
@@ -157,6 +195,7 @@ pub async fn login_candidate(
 ) -> Result<LoginCandidate, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT u.id, u.password_hash, u.role, u.disabled,
+                u.email_verified_at IS NOT NULL AS email_verified,
                 CASE WHEN t.locked_until > now() THEN t.locked_until END AS locked_until,
                 t.email IS NOT NULL AS has_failures,
                 CASE WHEN a.updated_at >= now() - {window} THEN a.failures ELSE 0 END

@@ -175,6 +175,71 @@ impl TestAuth {
             .unwrap()
     }
 
+    /// The e-mail jobs auth has published for the worker since the last call, taken off the
+    /// `email` family's consumer as the worker would take them (and acknowledged, so each is seen
+    /// once): `(kind, payload)`, in publication order. Waits up to `within` for at least `least`.
+    pub async fn take_emails(&self, least: usize, within: Duration) -> Vec<(String, Value)> {
+        use futures_util::StreamExt;
+        let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+        let topology = jobs::Topology::from_settings(&self.settings.nats).unwrap();
+        let name = topology.consumer_name(&jobs::email::FAMILY);
+        let deadline = tokio::time::Instant::now() + within;
+        let mut taken = Vec::new();
+        loop {
+            // The consumer exists once the relay has provisioned the topology.
+            let consumer = match js.get_stream(topology.jobs_stream()).await {
+                Ok(stream) => stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+                    .await
+                    .ok(),
+                Err(_) => None,
+            };
+            if let Some(consumer) = consumer {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(100)
+                    .expires(Duration::from_millis(500))
+                    .messages()
+                    .await
+                    .unwrap();
+                while let Some(Ok(message)) = batch.next().await {
+                    let kind = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(jobs::headers::JOB_KIND))
+                        .map(|k| k.to_string())
+                        .unwrap();
+                    taken.push((kind, serde_json::from_slice(&message.payload).unwrap()));
+                    message.ack().await.unwrap();
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if taken.len() >= least || tokio::time::Instant::now() >= deadline {
+                return taken;
+            }
+        }
+    }
+
+    /// The token of the link in the e-mail of `kind` to `to`, waiting for it (10 s at most); the
+    /// other e-mails taken meanwhile are dropped.
+    pub async fn email_token(&self, kind: &str, to: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.take_emails(1, Duration::from_secs(2)).await);
+            let mine: Vec<&Value> = seen
+                .iter()
+                .filter(|(k, m)| k == kind && m["email"] == to)
+                .map(|(_, m)| m)
+                .collect();
+            if !mine.is_empty() || tokio::time::Instant::now() >= deadline {
+                assert_eq!(mine.len(), 1, "{kind} to {to}: {seen:?}");
+                return link_token(mine[0]["link"].as_str().unwrap());
+            }
+        }
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&self.db.pool().await)
@@ -193,6 +258,16 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// The `token` query parameter of an e-mail's link.
+pub fn link_token(link: &str) -> String {
+    let (_, query) = link.split_once('?').unwrap();
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("token="))
+        .unwrap()
+        .to_owned()
 }
 
 pub fn token(v: &Value, field: &str) -> String {
