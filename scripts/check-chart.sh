@@ -44,35 +44,48 @@ bash scripts/tools.sh kubectl
 for version in "${KUBERNETES_VERSIONS[@]}"; do
   "$validate" --strict --quiet --no-warn -k "$version" "$out/k8s-dev.yaml"
 done
-# Values the schema must refuse.
-if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set image.tag=latest >/dev/null 2>&1; then
+# Values the schema must refuse, each on top of the required values (so that what refuses it is
+# the value under test, not a missing one).
+required=(--set secrets.existingSecret=s --set payments.gatewayUrl=https://payments.example.com
+  --set accountLinkBaseUrl=https://shop.example.com)
+"$helm" template storefront "$chart" "${required[@]}" >/dev/null || die "the chart refused its required values alone"
+if "$helm" template storefront "$chart" "${required[@]}" --set image.tag=latest >/dev/null 2>&1; then
   die "the chart accepted image.tag=latest"
 fi
-if "$helm" template storefront "$chart" >/dev/null 2>&1; then
+if "$helm" template storefront "$chart" "${required[@]:2}" >/dev/null 2>&1; then
   die "the chart rendered without secrets.existingSecret"
 fi
+# Payments: the gateway needs its URL and key; the webhook secrets are always mounted. Account
+# e-mails need a base for their links (or an ingress host to take it from).
+for bad in payments.gatewayUrl= secrets.keys.paymentGatewayApiKey= secrets.keys.paymentWebhookSecrets= \
+  payments.provider=stripe payments.gatewayUrl=payments.example.com accountLinkBaseUrl= \
+  accountLinkBaseUrl=shop.example.com; do
+  if "$helm" template storefront "$chart" "${required[@]}" --set "$bad" >/dev/null 2>&1; then
+    die "the chart accepted $bad"
+  fi
+done
 # The Sentry DSN is a credential: only secrets.keys.sentryDsn, never a value in the ConfigMap.
-if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+if "$helm" template storefront "$chart" "${required[@]}" \
   --set observability.sentryDsn=https://k@sentry.example.com/1 >/dev/null 2>&1; then
   die "the chart accepted observability.sentryDsn (the DSN comes from secrets.keys.sentryDsn)"
 fi
 # CURSOR_SECRET is the existing Secret's, like every secret: the chart no longer generates it.
-if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+if "$helm" template storefront "$chart" "${required[@]}" \
   --set secrets.generateCursorSecret=true >/dev/null 2>&1; then
   die "the chart accepted secrets.generateCursorSecret (removed: the cursor secret is a key of secrets.existingSecret)"
 fi
-if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+if "$helm" template storefront "$chart" "${required[@]}" \
   --set secrets.keys.cursorSecret= >/dev/null 2>&1; then
   die "the chart rendered without secrets.keys.cursorSecret"
 fi
 # TRUSTED_PROXIES takes CIDRs and addresses, as the services parse them; not host names.
-if "$helm" template storefront "$chart" --set secrets.existingSecret=s \
+if "$helm" template storefront "$chart" "${required[@]}" \
   --set 'trustedProxies={ingress-nginx.local}' >/dev/null 2>&1; then
   die "the chart accepted a host name in trustedProxies"
 fi
 # Retention periods are durations the services read (one number and a unit), never zero.
 for bad in retention.jobs=0d retention.sessions=30 retention.jobEvents=7days retention.loginCounters=null; do
-  if "$helm" template storefront "$chart" --set secrets.existingSecret=s --set "$bad" >/dev/null 2>&1; then
+  if "$helm" template storefront "$chart" "${required[@]}" --set "$bad" >/dev/null 2>&1; then
     die "the chart accepted $bad"
   fi
 done

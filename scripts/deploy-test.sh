@@ -17,13 +17,16 @@ for svc in auth catalog-order worker; do
   kind load docker-image --name "$cluster" "storefront/$svc:$tag"
 done
 kubectl apply -k k8s/dev
-# CURSOR_SECRET comes from the Secret like every other secret (the chart generates none): a random
-# value, added once and kept, so the upgrade and the rollback below keep the same key.
+# CURSOR_SECRET and PAYMENT_WEBHOOK_SECRETS come from the Secret like every other secret (the
+# chart generates none): random values, added once and kept, so the upgrade and the rollback
+# below keep the same keys.
 secret=(-n storefront-dev secret storefront-dev)
-if [ -z "$(kubectl get "${secret[@]}" -o jsonpath='{.data.cursor-secret}')" ]; then
-  kubectl patch "${secret[@]}" --type merge \
-    -p "{\"stringData\":{\"cursor-secret\":\"$(openssl rand -base64 48)\"}}"
-fi
+for key in cursor-secret payment-webhook-secrets; do
+  if [ -z "$(kubectl get "${secret[@]}" -o jsonpath="{.data.$key}")" ]; then
+    kubectl patch "${secret[@]}" --type merge \
+      -p "{\"stringData\":{\"$key\":\"$(openssl rand -hex 32)\"}}"
+  fi
+done
 kubectl -n storefront-dev rollout status statefulset/postgres --timeout=180s
 kubectl -n storefront-dev rollout status statefulset/nats --timeout=180s
 helm upgrade --install storefront helm/storefront -n storefront-dev \

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Smoke test of a running stack, as a customer and an admin would use it:
-# register → login → list items → order → upload an image → its job succeeds → logout (and the
-# refresh token is dead afterwards). Needs curl and python3; prints one line per step.
+# register → login → list items → order → pay (the webhook marks it paid) → cancel (refunded)
+# → upload an image → its job succeeds → ask for a password reset → change the password → logout
+# (and the refresh token is dead afterwards). Needs curl and python3; prints one line per step.
 #
 #   SMOKE_ADMIN_EMAIL=… SMOKE_ADMIN_PASSWORD=… bash scripts/smoke.sh AUTH_URL CATALOG_URL
+#
+# Paying uses the fake provider's test_outcome; against a stack with a real gateway set
+# SMOKE_PAYMENTS=skip. The reset e-mail's link is followed end to end by
+# tests/tests/account_recovery.rs (the smoke cannot read a mailbox).
 #
 # The catalog needs an active item in stock (`catalog-order seed-demo` gives plenty).
 set -euo pipefail
@@ -48,7 +53,30 @@ step "listed items"
 
 order=$(call 201 -X POST "$catalog/v1/orders" -H "authorization: Bearer $access" \
   -H 'content-type: application/json' -d "{\"lines\":[{\"item_id\":\"$item\",\"quantity\":1}]}")
-step "ordered: $(json id <<<"$order") ($(json total_cents <<<"$order") $(json currency <<<"$order"))"
+order_id=$(json id <<<"$order")
+step "ordered: $order_id ($(json total_cents <<<"$order") $(json currency <<<"$order"))"
+
+# until_order FIELD VALUE: wait (≤ 15 s) until the order's FIELD (a.b path) is VALUE.
+until_order() {
+  local got=""
+  for _ in $(seq 1 30); do
+    got=$(call 200 "$catalog/v1/orders/$order_id" -H "authorization: Bearer $access" | json "$1" 2>/dev/null) || got=""
+    [ "$got" = "$2" ] && return 0
+    sleep 0.5
+  done
+  die "order $order_id: $1 is '$got' after 15 s, not $2"
+}
+if [ "${SMOKE_PAYMENTS:-fake}" = fake ]; then
+  payment=$(call 201 -X POST "$catalog/v1/orders/$order_id/payment" -H "authorization: Bearer $access" \
+    -H 'content-type: application/json' -H "idempotency-key: smoke-$order_id" -d '{"test_outcome":"succeed"}')
+  until_order status paid
+  step "paid: payment $(json id <<<"$payment") succeeded through the provider's webhook"
+  call 200 -X POST "$catalog/v1/orders/$order_id/cancel" -H "authorization: Bearer $access" >/dev/null
+  until_order payment.status refunded
+  step "cancelled the paid order; the payment was refunded"
+else
+  step "payment skipped (SMOKE_PAYMENTS=${SMOKE_PAYMENTS})"
+fi
 
 admin_pair=$(call 200 -X POST "$auth/v1/auth/login" -H 'content-type: application/json' \
   -d "$(printf '{"email":"%s","password":"%s"}' "$admin_email" "$admin_password")")
@@ -68,6 +96,17 @@ for _ in $(seq 1 60); do
 done
 [ "$status" = succeeded ] || die "the image job is still $status after 30 s"
 step "image job succeeded"
+
+call 202 -X POST "$auth/v1/auth/password/forgot" -H 'content-type: application/json' \
+  -d "{\"email\":\"$email\"}" >/dev/null
+step "asked for a password reset (202, the link goes by e-mail)"
+new_password="$password and more"
+call 204 -X POST "$auth/v1/auth/password" -H "authorization: Bearer $access" -H 'content-type: application/json' \
+  -d "$(printf '{"current_password":"%s","password":"%s"}' "$password" "$new_password")" >/dev/null
+call 401 -X POST "$auth/v1/auth/login" -H 'content-type: application/json' -d "$credentials" >/dev/null
+call 200 -X POST "$auth/v1/auth/login" -H 'content-type: application/json' \
+  -d "$(printf '{"email":"%s","password":"%s"}' "$email" "$new_password")" >/dev/null
+step "changed the password: the old one no longer logs in, the new one does"
 
 call 204 -X POST "$auth/v1/auth/logout" -H 'content-type: application/json' \
   -d "{\"refresh_token\":\"$refresh\"}" >/dev/null

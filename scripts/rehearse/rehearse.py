@@ -103,6 +103,8 @@ class Rehearsal:
             "auth-signing-keys": open(f"{keys}/signing.pem").read(),
             "smtp-url": f"smtp://127.0.0.1:{smtp_port}",
             "cursor-secret": secrets.token_urlsafe(48),
+            "payment-webhook-secrets": secrets.token_urlsafe(48),
+            "payment-gateway-api-key": secrets.token_urlsafe(32),
             "backup-admin-url": url("postgres"),
             "sentry-dsn": f"http://rehearsal@127.0.0.1:{sink_port}/1",
             "otlp-headers": "authorization=Bearer%20rehearsal",
@@ -125,6 +127,8 @@ class Rehearsal:
             yaml.safe_dump({
                 "observability": {"otlpEndpoint": f"http://127.0.0.1:{sink_port}"},
                 "trustedProxies": [f"{INGRESS[0]}/32"],
+                # No gateway runs here; the sink stands in for its address (nothing pays).
+                "payments": {"gatewayUrl": f"http://127.0.0.1:{sink_port}/payments-gateway"},
                 "ingress": {"host": HOST},
                 "secrets": {"keys": {"sentryDsn": "sentry-dsn", "otlpHeaders": "otlp-headers"}},
                 "serviceMonitor": {"interval": "30s"},

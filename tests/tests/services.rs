@@ -161,8 +161,18 @@ async fn a_broken_prod_config_stops_start_up_listing_every_problem() {
             expected.push("DATABASE_URL");
         }
         match name {
-            "auth" => expected.extend(["AUTH_SIGNING_KEYS", "CURSOR_SECRET"]),
-            "catalog-order" => expected.extend(["AUTH_JWKS_URL", "CURSOR_SECRET"]),
+            "auth" => expected.extend([
+                "AUTH_SIGNING_KEYS",
+                "CURSOR_SECRET",
+                "ACCOUNT_LINK_BASE_URL",
+            ]),
+            "catalog-order" => expected.extend([
+                "AUTH_JWKS_URL",
+                "CURSOR_SECRET",
+                // The default `fake` provider, and no webhook secrets.
+                "PAYMENT_PROVIDER",
+                "PAYMENT_WEBHOOK_SECRETS",
+            ]),
             // The default `log` e-mail transport sends nothing.
             _ => expected.push("EMAIL_TRANSPORT"),
         }

@@ -38,7 +38,11 @@ async fn the_smoke_script_passes_against_a_running_stack() {
         "logged in",
         "listed items",
         "ordered",
+        "paid: payment",
+        "the payment was refunded",
         "image job succeeded",
+        "asked for a password reset",
+        "changed the password",
         "logged out",
         "smoke: ok",
     ] {

@@ -15,8 +15,10 @@ use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
 use crate::maintenance::{Maintenance, PURGED_KINDS};
+use crate::payments::Payments;
 use crate::settings::Settings;
 use crate::state::{AppState, Shared};
+use crate::usecases::payments::PaymentJobs;
 use crate::{MIGRATOR, SERVICE, VERSION, routes};
 
 /// catalog-order's durable consumer of every event (job status changes, `image.processed`).
@@ -42,13 +44,15 @@ pub const OUTBOX: Outbox = Outbox {
     publishes: Publishes::Jobs,
 };
 
-/// The JetStream topology as catalog-order provisions it: the family it serves (`catalog`), the
-/// families its outbox publishes to (`image`, `email`), and its two events consumers.
+/// The JetStream topology as catalog-order provisions it: the families it serves (`catalog`,
+/// `payment`), the families its outbox publishes to (`image`, `email`, `payment`), and its two
+/// events consumers.
 pub fn topology(base: jobs::Topology) -> jobs::Topology {
     base.with_families([
         maintenance::CATALOG_FAMILY,
         jobs::images::FAMILY,
         jobs::email::FAMILY,
+        jobs::payments::FAMILY,
     ])
     .with_event_consumer(EventConsumer {
         name: EVENTS_CONSUMER.to_owned(),
@@ -152,6 +156,22 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.shutdown(),
     );
     let images = ImageStore::new(js.clone(), &topology);
+    let job_metrics = JobMetrics::register(builder.metrics())?;
+    let own_webhook = Arc::new(std::sync::OnceLock::new());
+    let payments =
+        Payments::from_settings(&settings.payments, builder.metrics(), own_webhook.clone())?;
+    jobs::runtime::spawn_family(
+        js.clone(),
+        topology.clone(),
+        jobs::payments::FAMILY,
+        Arc::new(PaymentJobs {
+            db: db.clone(),
+            provider: payments.provider.clone(),
+        }),
+        4,
+        job_metrics.clone(),
+        builder.shutdown(),
+    );
     // The scheduler's maintenance jobs for this service's data.
     jobs::runtime::spawn_family(
         js.clone(),
@@ -166,7 +186,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             cache: cache.clone(),
         }),
         1,
-        JobMetrics::register(builder.metrics())?,
+        job_metrics,
         builder.shutdown(),
     );
     let write_limiter = Limiter::new(
@@ -187,6 +207,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         images,
         search_candidates: settings.search.candidates(),
         cache,
+        payments,
+        orders_require_verified_email: settings.orders_require_verified_email,
     });
-    builder.build(routes::router(state)).await
+    let app = builder.build(routes::router(state)).await?;
+    // The fake provider's webhooks come back to this replica unless told otherwise.
+    let mut own = app.http_addr();
+    if own.ip().is_unspecified() {
+        own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let _ = own_webhook.set(format!("http://{own}/v1/payments/webhook"));
+    Ok(app)
 }

@@ -5,6 +5,7 @@ pub mod changes;
 pub mod domain;
 pub mod image_backup;
 pub mod maintenance;
+pub mod payments;
 pub mod routes;
 pub mod seed;
 pub mod settings;

@@ -17,7 +17,13 @@ use crate::settings::Retention;
 use crate::store;
 
 /// The `kind` label of `retention_purged_rows_total` for each purged table.
-pub const PURGED_KINDS: &[&str] = &["jobs", "job_events", "idempotency_keys", "image_objects"];
+pub const PURGED_KINDS: &[&str] = &[
+    "jobs",
+    "job_events",
+    "payment_events",
+    "idempotency_keys",
+    "image_objects",
+];
 
 /// How old an object must be before the sweep may call it an orphan: an upload stores its
 /// original a moment before its transaction commits the row that refers to it.
@@ -37,6 +43,8 @@ pub struct Maintenance {
 pub struct PurgedJobs {
     pub jobs: u64,
     pub job_events: u64,
+    /// Payment provider events remembered for their dedupe, past the same retention.
+    pub payment_events: u64,
 }
 
 /// Delete finished jobs and applied events past their retention at `now`.
@@ -48,6 +56,8 @@ pub async fn purge_jobs(
     Ok(PurgedJobs {
         jobs: store::jobs::purge_finished(db, now, retention.retention_jobs).await?,
         job_events: store::jobs::purge_inbox(db, now, retention.retention_job_events).await?,
+        payment_events: store::payments::purge_events(db, now, retention.retention_job_events)
+            .await?,
     })
 }
 
@@ -114,6 +124,7 @@ impl Handler for Maintenance {
                     .map_err(retry)?;
                 self.purged.record("jobs", purged.jobs);
                 self.purged.record("job_events", purged.job_events);
+                self.purged.record("payment_events", purged.payment_events);
                 tracing::info!(
                     jobs = purged.jobs,
                     job_events = purged.job_events,

@@ -30,6 +30,9 @@ pub struct Settings {
     /// `catalog.expire_orders` job.
     #[serde(with = "platform::config::duration")]
     pub order_payment_timeout: Duration,
+    /// Refuse orders (403) from accounts whose address is not verified (the token's
+    /// `email_verified` claim; docs/auth.md).
+    pub orders_require_verified_email: bool,
     #[serde(flatten)]
     pub retention: Retention,
     #[serde(flatten)]
@@ -37,6 +40,9 @@ pub struct Settings {
     /// The public catalog reads kept in process and their HTTP caching headers.
     #[serde(flatten)]
     pub cache: CacheSettings,
+    /// The payment provider and its webhooks.
+    #[serde(flatten)]
+    pub payments: crate::payments::PaymentSettings,
 }
 
 /// How the catalog is searched (docs/design.md, "Search").
@@ -152,15 +158,23 @@ impl Default for Settings {
             rate_limit_write_per_minute: 120,
             rate_limit_write_burst: 30,
             order_payment_timeout: Duration::from_secs(30 * 60),
+            orders_require_verified_email: false,
             retention: Retention::default(),
             search: SearchSettings::default(),
             cache: CacheSettings::default(),
+            payments: crate::payments::PaymentSettings::default(),
         }
     }
 }
 
 impl ServiceSettings for Settings {
-    const SECRETS: &'static [&'static str] = &["DATABASE_URL", "NATS_URL", "CURSOR_SECRET"];
+    const SECRETS: &'static [&'static str] = &[
+        "DATABASE_URL",
+        "NATS_URL",
+        "CURSOR_SECRET",
+        "PAYMENT_WEBHOOK_SECRETS",
+        "PAYMENT_GATEWAY_API_KEY",
+    ];
 
     fn platform(&self) -> &PlatformSettings {
         &self.platform
@@ -179,6 +193,10 @@ impl ServiceSettings for Settings {
                 (
                     "auth_jwks_url",
                     "http://127.0.0.1:8081/.well-known/jwks.json".into(),
+                ),
+                (
+                    "payment_webhook_secrets",
+                    crate::payments::DEV_WEBHOOK_SECRET.into(),
                 ),
             ],
         }
@@ -210,6 +228,7 @@ impl ServiceSettings for Settings {
         }
         self.retention.validate(problems);
         self.cache.validate(problems);
+        self.payments.validate(profile, problems);
     }
 }
 

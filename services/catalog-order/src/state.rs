@@ -45,6 +45,9 @@ pub struct Shared {
     /// Public catalog reads kept in process; writes announce what they touched
     /// (`crate::changes`).
     pub cache: Arc<ResponseCache>,
+    pub payments: crate::payments::Payments,
+    /// `ORDERS_REQUIRE_VERIFIED_EMAIL`.
+    pub orders_require_verified_email: bool,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

@@ -4,6 +4,7 @@ mod job_progress;
 mod money;
 mod order;
 mod order_status;
+mod payment;
 mod search;
 mod text;
 
@@ -11,6 +12,7 @@ pub use job_progress::{JobProgress, JobStatus};
 pub use money::{Currency, Money, PriceCents};
 pub use order::{DraftLine, OrderDraft, PricedLine, PricedOrder, PricingError, StockedItem, price};
 pub use order_status::OrderStatus;
+pub use payment::{PaymentEvent, PaymentStatus};
 pub use search::{SearchText, SearchTextError};
 pub use text::{Name, Sku, Slug};
 

@@ -32,10 +32,10 @@ impl OrderStatus {
         )
     }
 
-    /// A customer cancels their own order only while it is pending; admins may cancel whatever
-    /// [`can_become`](Self::can_become) `Cancelled`.
+    /// A customer cancels their own order until it ships (a paid one is refunded); admins may
+    /// cancel whatever [`can_become`](Self::can_become) `Cancelled`.
     pub fn customer_may_cancel(self) -> bool {
-        self == OrderStatus::Pending
+        matches!(self, OrderStatus::Pending | OrderStatus::Paid)
     }
 
     /// Cancelling returns the order's items to stock.
@@ -89,9 +89,10 @@ mod tests {
     }
 
     #[test]
-    fn customers_cancel_only_pending_orders_and_cancelling_restocks() {
+    fn customers_cancel_until_shipping_and_cancelling_restocks() {
         assert!(Pending.customer_may_cancel());
-        for other in [Paid, Shipped, Cancelled] {
+        assert!(Paid.customer_may_cancel());
+        for other in [Shipped, Cancelled] {
             assert!(!other.customer_may_cancel(), "{other}");
         }
         assert!(super::OrderStatus::restocks(Cancelled));

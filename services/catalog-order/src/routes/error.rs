@@ -25,6 +25,11 @@ impl From<Error> for ApiError {
             Error::StorageUnavailable => {
                 ApiError::Unavailable("image storage is unavailable; try again".into())
             }
+            // The client may try again; the provider's answer is logged, not shown.
+            Error::PaymentProvider(e) => {
+                tracing::warn!(error = %e, "payment provider call failed");
+                ApiError::Unavailable("the payment provider did not answer; try again".into())
+            }
             Error::Store(e) => e.into(),
             Error::Internal(cause) => ApiError::Internal(cause),
         }

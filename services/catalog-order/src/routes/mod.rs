@@ -10,6 +10,7 @@ pub mod images;
 pub mod items;
 pub mod jobs;
 pub mod orders;
+pub mod payments;
 
 use authn::CurrentUser;
 use axum::Router;
@@ -31,11 +32,13 @@ use crate::state::AppState;
           items::list, items::facets, items::get, items::create, items::update, items::delete,
           images::upload, images::list, images::serve,
           customers::get, customers::put, customers::export,
-          orders::create, orders::list, orders::get, orders::cancel, orders::set_status, jobs::get),
+          orders::create, orders::list, orders::get, orders::cancel, orders::set_status,
+          payments::open, payments::webhook, jobs::get),
     components(schemas(platform::problem::Problem, platform::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "catalog", description = "Categories and items"), (name = "customers", description = "The signed-in customer"),
-         (name = "orders", description = "Placing and following orders"),
+         (name = "orders", description = "Placing, paying and following orders"),
+         (name = "payments", description = "The payment provider's webhooks"),
          (name = "jobs", description = "Background jobs"))
 )]
 pub struct ApiDoc;
@@ -74,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}", get(orders::get))
         .route("/v1/orders/{id}/cancel", post(orders::cancel))
         .route("/v1/orders/{id}/status", post(orders::set_status))
+        .route("/v1/orders/{id}/payment", post(payments::open))
+        .route("/v1/payments/webhook", post(payments::webhook))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .route_layer(middleware::from_fn_with_state(

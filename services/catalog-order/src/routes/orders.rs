@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{DraftLine, OrderDraft, OrderStatus};
+use crate::domain::{DraftLine, OrderDraft, OrderStatus, PaymentStatus};
 use crate::routes::idempotent::{self, idempotency_key};
 use crate::state::AppState;
 use crate::store::orders::{LineRow, OrderFilter, OrderRow};
@@ -38,14 +38,28 @@ pub struct OrderDto {
     pub total_cents: i64,
     pub currency: String,
     pub lines: Vec<LineDto>,
+    /// The latest payment, if one was opened.
+    pub payment: Option<PaymentBriefDto>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
+/// An order's latest payment.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PaymentBriefDto {
+    pub id: Uuid,
+    pub status: PaymentStatus,
+}
+
 pub(crate) fn to_dto(order: OrderRow, lines: Vec<LineRow>) -> OrderDto {
     OrderDto {
+        payment: order.payment.map(|p| PaymentBriefDto {
+            id: p.id,
+            // The column's CHECK allows only these.
+            status: p.status.parse().unwrap_or(PaymentStatus::Processing),
+        }),
         id: order.id,
         customer_id: order.customer_id,
         status: order.status,
@@ -96,7 +110,7 @@ impl NewOrder {
 /// `POST /v1/orders` → 201 with the order. Prices come from the catalog, never the client.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
-    responses((status = 201, body = OrderDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 409, description = "Not enough stock", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 201, body = OrderDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 403, description = "ORDERS_REQUIRE_VERIFIED_EMAIL and the address is not verified", body = Problem), (status = 409, description = "Not enough stock", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -196,8 +210,8 @@ pub async fn get(
     Ok(Json(to_dto(order, lines)))
 }
 
-/// `POST /v1/orders/{id}/cancel`: customers cancel their own pending orders; admins also paid
-/// ones. The items go back to stock.
+/// `POST /v1/orders/{id}/cancel`: customers cancel their own orders until they ship; admins
+/// whatever can be cancelled. The items go back to stock; a paid order is refunded.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = OrderDto), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(

@@ -132,7 +132,7 @@ pub async fn scrub_personal(
 }
 
 /// Apply an event once: the inbox row and its effect commit together, and an event seen before
-/// changes nothing.
+/// changes nothing. Status events of jobs this database does not hold are skipped unrecorded.
 ///
 /// A job status event moves the job only forward ([`JobProgress::can_become`]; a replayed dead
 /// job's later attempts move it on from `dead`): the rule is
@@ -142,13 +142,23 @@ pub async fn scrub_personal(
 #[tracing::instrument(name = "db jobs.apply_event", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    let fresh =
-        sqlx::query("INSERT INTO job_event_inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(event.id())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+    // The status of another service's job (auth's e-mails share the stream) is not ours to
+    // record: in the same statement, so skipping it costs no round trip.
+    let foreign_job = match event {
+        Event::JobStatus(e) => Some(e.job_id),
+        _ => None,
+    };
+    let fresh = sqlx::query(
+        "INSERT INTO job_event_inbox (event_id)
+         SELECT $1 WHERE $2::uuid IS NULL OR EXISTS (SELECT 1 FROM jobs WHERE id = $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(event.id())
+    .bind(foreign_job)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
     if fresh {
         match event {
             Event::JobStatus(e) => {
@@ -179,6 +189,7 @@ pub async fn apply_event(db: &sqlx::PgPool, event: &Event) -> Result<(), sqlx::E
             Event::AccountDeleted(e) => {
                 store::customers::anonymise(&mut *tx, e.user_id).await?;
                 let scrubbed = scrub_personal(&mut *tx, e.user_id).await?;
+                store::payments::scrub_customer(&mut *tx, e.user_id).await?;
                 store::idempotency::forget_user(&mut *tx, e.user_id).await?;
                 tracing::info!(customer_id = %e.user_id, jobs_scrubbed = scrubbed, "customer anonymised");
             }

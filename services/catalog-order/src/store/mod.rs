@@ -12,6 +12,7 @@ pub mod images;
 pub mod items;
 pub mod jobs;
 pub mod orders;
+pub mod payments;
 pub mod search;
 
 pub use error::StoreError;

@@ -15,6 +15,9 @@ pub struct OrderRow {
     pub currency: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The latest payment, filled by the use cases that show it (`store::payments::latest_of`).
+    #[sqlx(skip)]
+    pub payment: Option<crate::store::payments::PaymentBrief>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -210,7 +213,8 @@ pub async fn restock(db: impl PgExecutor<'_>, order_id: Uuid) -> Result<Vec<Uuid
 
 /// Cancel pending orders older than `timeout` and put their stock back, in batches; returns how
 /// many were cancelled and the items restocked. Orders being changed right now are skipped (the
-/// next run gets them).
+/// next run gets them), and so are orders with a payment opened less than `timeout` ago and still
+/// processing: opening a payment gives the customer another window to finish it.
 #[tracing::instrument(name = "db orders.expire_unpaid", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn expire_unpaid(
     db: &PgPool,
@@ -224,6 +228,9 @@ pub async fn expire_unpaid(
                  UPDATE orders SET status = 'cancelled', updated_at = now()
                  WHERE id IN (SELECT id FROM orders
                               WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+                                AND NOT EXISTS (SELECT 1 FROM payments p
+                                                WHERE p.order_id = orders.id AND p.status = 'processing'
+                                                  AND p.created_at >= now() - make_interval(secs => $1))
                               ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)
                  RETURNING id
              ), restocked AS (

@@ -22,6 +22,8 @@ pub enum Error {
     StorageFull,
     /// The image store did not answer.
     StorageUnavailable,
+    /// The payment provider did not open the payment.
+    PaymentProvider(crate::payments::ProviderError),
     Store(StoreError),
     Internal(anyhow::Error),
 }

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod images;
 pub mod jobs;
 pub mod orders;
+pub mod payments;
 
 pub use error::Error;
 

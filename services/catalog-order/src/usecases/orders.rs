@@ -12,8 +12,9 @@ use crate::domain::{self, Currency, Money, OrderDraft, OrderStatus, PricingError
 use crate::state::AppState;
 use crate::store;
 use crate::store::orders::{LineRow, OrderFilter, OrderRow};
+use crate::store::payments::PaymentBrief;
 use crate::usecases::idempotency::{Answer, Claimed, Keyed};
-use crate::usecases::{Error, Origin};
+use crate::usecases::{self, Error, Origin};
 
 /// The status an order is answered with after placing it.
 pub const PLACED: u16 = 201;
@@ -31,6 +32,11 @@ pub async fn place(
     origin: Origin<'_>,
     render: impl FnOnce(OrderRow, Vec<LineRow>) -> serde_json::Result<Vec<u8>>,
 ) -> Result<Answer, Error> {
+    if state.orders_require_verified_email && !customer.email_verified {
+        return Err(Error::Forbidden(
+            "verify your e-mail address before placing orders (POST /v1/auth/email/verify)".into(),
+        ));
+    }
     let mut tx = store::begin(&state.db).await?;
     if store::customers::get_or_create(&mut *tx, customer.id)
         .await?
@@ -135,7 +141,7 @@ pub fn list_scope(user: &CurrentUser, customer_id: Option<Uuid>) -> Result<Optio
 }
 
 /// Orders matching `filter`, newest first, after `after`: `limit + 1` of them, each with its
-/// lines (in one extra query, whatever the page's size) except the one past the page, which only
+/// lines and its latest payment (in one extra query each, whatever the page's size) except the one past the page, which only
 /// says another page exists.
 pub async fn list(
     state: &AppState,
@@ -149,10 +155,16 @@ pub async fn list(
     for line in store::orders::lines_of(&state.db, &ids).await? {
         lines.entry(line.order_id).or_default().push(line);
     }
+    let mut payments: HashMap<Uuid, PaymentBrief> = store::payments::latest_of(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.order_id, p))
+        .collect();
     Ok(orders
         .into_iter()
-        .map(|o| {
+        .map(|mut o| {
             let l = lines.remove(&o.id).unwrap_or_default();
+            o.payment = payments.remove(&o.id);
             (o, l)
         })
         .collect())
@@ -165,19 +177,27 @@ fn visible(order: Option<OrderRow>, user: &CurrentUser, id: Uuid) -> Result<Orde
         .ok_or_else(|| Error::NotFound(format!("no order {id}")))
 }
 
-/// One order with its lines (two queries).
+/// One order with its lines and its latest payment (three queries).
 pub async fn get(
     state: &AppState,
     user: &CurrentUser,
     id: Uuid,
 ) -> Result<(OrderRow, Vec<LineRow>), Error> {
-    let order = visible(store::orders::by_id(&state.db, id).await?, user, id)?;
+    let mut order = visible(store::orders::by_id(&state.db, id).await?, user, id)?;
     let lines = store::orders::lines_of(&state.db, &[id]).await?;
+    order.payment = latest_payment(&state.db, id).await?;
     Ok((order, lines))
 }
 
-/// Cancel an order: customers their own pending ones, admins also paid ones. The items go back
-/// to stock.
+async fn latest_payment(
+    db: impl sqlx::PgExecutor<'_>,
+    order_id: Uuid,
+) -> Result<Option<PaymentBrief>, Error> {
+    Ok(store::payments::latest_of(db, &[order_id]).await?.pop())
+}
+
+/// Cancel an order: customers their own until it ships, admins whatever can be cancelled. The
+/// items go back to stock; a paid order's payment is refunded.
 pub async fn cancel(
     state: &AppState,
     user: &CurrentUser,
@@ -191,7 +211,7 @@ pub async fn cancel(
             .is_ok_and(OrderStatus::customer_may_cancel);
         if !pending {
             return Err(Error::Conflict(format!(
-                "only pending orders can be cancelled by the customer; this one is {}",
+                "only pending or paid orders can be cancelled by the customer; this one is {}",
                 order.status
             )));
         }
@@ -200,7 +220,8 @@ pub async fn cancel(
 }
 
 /// Move an order to `next` if its current status allows it (`OrderStatus::can_become`), with
-/// the order row locked; cancelling restocks its items.
+/// the order row locked; cancelling restocks its items and refunds what was paid (a
+/// `payment.refund` job per succeeded payment, committed with the cancellation).
 pub async fn change_status(
     state: &AppState,
     user: &CurrentUser,
@@ -223,8 +244,19 @@ pub async fn change_status(
     } else {
         Vec::new()
     };
-    let order = store::orders::set_status(&mut *tx, id, next.as_str()).await?;
+    if next == OrderStatus::Cancelled {
+        let cause = store::jobs::Cause {
+            owner_id: Some(order.customer_id),
+            request_id: None,
+            traceparent: None,
+        };
+        for payment in store::payments::succeeded_of(&mut *tx, id).await? {
+            usecases::payments::enqueue_refund(&mut tx, payment, &cause).await?;
+        }
+    }
+    let mut order = store::orders::set_status(&mut *tx, id, next.as_str()).await?;
     let lines = store::orders::lines_of(&mut *tx, &[id]).await?;
+    order.payment = latest_payment(&mut *tx, id).await?;
     store::commit(tx).await?;
     if !restocked.is_empty() {
         state.cache.changed(&changes::of_items(restocked));

@@ -110,7 +110,13 @@ fn prod_serve_with_only_the_database_is_refused_and_lists_what_is_missing() {
     let out = catalog_prod(&[("DATABASE_URL", url)], &[]);
     assert_eq!(out.status.code(), Some(78), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for setting in ["NATS_URL", "CURSOR_SECRET", "AUTH_JWKS_URL"] {
+    for setting in [
+        "NATS_URL",
+        "CURSOR_SECRET",
+        "AUTH_JWKS_URL",
+        "PAYMENT_PROVIDER",
+        "PAYMENT_WEBHOOK_SECRETS",
+    ] {
         assert!(
             stderr.contains(&format!("- {setting}:")),
             "{setting}: {stderr}"

@@ -11,6 +11,7 @@ mod images;
 mod jobs;
 mod orders;
 mod outbox;
+mod payments;
 mod plans;
 mod search;
 mod support;

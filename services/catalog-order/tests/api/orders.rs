@@ -382,16 +382,17 @@ async fn orders_move_through_their_states_and_cancelling_restocks() {
     )
     .await;
     assert_eq!(shop.post(&path, &admin, status("paid")).await.status(), 200);
+    assert_eq!(
+        shop.post(&path, &admin, status("shipped")).await.status(),
+        200
+    );
+    // Once shipped, the customer can no longer cancel.
     problem(
         shop.post(&format!("/v1/orders/{}/cancel", id(&o)), &ann, json!(null))
             .await,
         StatusCode::CONFLICT,
     )
     .await;
-    assert_eq!(
-        shop.post(&path, &admin, status("shipped")).await.status(),
-        200
-    );
     for next in ["pending", "paid", "cancelled", "shipped"] {
         problem(
             shop.post(&path, &admin, status(next)).await,
@@ -537,7 +538,11 @@ async fn a_page_of_orders_reads_its_lines_in_one_query_whatever_its_size() {
         .await;
     }
     // Statements touching orders; the outbox relay's own (on `jobs`) do not count.
-    let executed = || counter.executed(|sql| sql.contains("orders") || sql.contains("order_lines"));
+    let executed = || {
+        counter.executed(|sql| {
+            sql.contains("orders") || sql.contains("order_lines") || sql.contains("payments")
+        })
+    };
     let mut per_request = Vec::new();
     for limit in [1, 10, 30] {
         let before = executed();
@@ -551,9 +556,10 @@ async fn a_page_of_orders_reads_its_lines_in_one_query_whatever_its_size() {
         assert_eq!(page["items"][0]["lines"].as_array().unwrap().len(), 2);
         per_request.push(executed() - before);
     }
-    // The page of orders, then all their lines; a pooled-connection check may add one.
+    // The page of orders, then all their lines, then their latest payments; a pooled-connection
+    // check may add one.
     assert!(
-        per_request.iter().all(|n| (2..=3).contains(n)),
+        per_request.iter().all(|n| (3..=4).contains(n)),
         "{per_request:?}"
     );
     assert_eq!(
@@ -574,5 +580,30 @@ async fn a_page_of_orders_reads_its_lines_in_one_query_whatever_its_size() {
             .status(),
         200
     );
-    assert_eq!(executed() - before, 2);
+    assert_eq!(executed() - before, 3);
+}
+
+#[tokio::test]
+async fn with_verified_addresses_required_an_unverified_account_cannot_order() {
+    let shop = Shop::spawn_with(|s| s.orders_require_verified_email = true).await;
+    let admin = shop.admin("admin@example.com").await;
+    let cat = shop.category(&admin, "c").await;
+    let a = shop.item(&admin, &cat, "A-1", 100, 10).await;
+    let ann = shop.customer("ann@example.com").await;
+    let lines = json!([{"item_id": a, "quantity": 1}]);
+    let p = problem(
+        order(&shop, &ann, lines.clone(), None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("verify"), "{p}");
+    assert_eq!(shop.count("orders").await, 0);
+    assert_eq!(shop.stock(&a).await, 10);
+    // Verified (as following the e-mail's link does), the next token says so and the order goes.
+    sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = 'ann@example.com'")
+        .execute(&shop.auth_db.pool().await)
+        .await
+        .unwrap();
+    let verified = shop.login("ann@example.com").await;
+    assert_eq!(order(&shop, &verified, lines, None).await.status(), 201);
 }

@@ -9,8 +9,13 @@ use testkit::{TestDb, nats_namespace, nats_url};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The payment webhook secret of every test shop.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789abcdef";
+
 pub struct Shop {
     pub base: String,
+    /// The first replica's `/metrics`.
+    pub metrics: String,
     pub namespace: String,
     pub settings: Settings,
     pub auth: String,
@@ -46,6 +51,8 @@ impl Shop {
         s.nats.nats_namespace = namespace.clone();
         s.rate_limit_write_per_minute = 100_000;
         s.rate_limit_write_burst = 100_000;
+        s.payments.payment_webhook_secrets = Some(Secret::new(WEBHOOK_SECRET));
+        s.payments.payment_fake_delay = std::time::Duration::from_secs(2);
         tweak(&mut s);
         let auth_db = TestDb::new("auth", &auth::MIGRATOR).await;
         let mut a = auth::settings::Settings::default();
@@ -71,6 +78,7 @@ impl Shop {
         let app = catalog_order::app::build(s.clone()).await.unwrap();
         let shop = Shop {
             base: format!("http://{}", app.http_addr()),
+            metrics: format!("http://{}/metrics", app.metrics_addr()),
             namespace,
             settings: s,
             auth: auth_base,
@@ -142,9 +150,14 @@ impl Shop {
 
     /// Another replica of catalog-order on the same database and namespace.
     pub async fn add_replica(&mut self) -> String {
-        let app = catalog_order::app::build(self.settings.clone())
-            .await
-            .unwrap();
+        self.add_replica_with(|_| {}).await
+    }
+
+    /// Another replica with changed settings.
+    pub async fn add_replica_with(&mut self, tweak: impl FnOnce(&mut Settings)) -> String {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
+        let app = catalog_order::app::build(settings).await.unwrap();
         let base = format!("http://{}", app.http_addr());
         self.shutdowns.push(app.shutdown());
         tokio::spawn(app.run());
@@ -165,6 +178,21 @@ impl Shop {
         self.sign_up(email, "admin").await
     }
 
+    /// A fresh access token of an account registered before.
+    pub async fn login(&self, email: &str) -> String {
+        let pair: Value = self
+            .client
+            .post(format!("{}/v1/auth/login", self.auth))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pair["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Register through auth, set the role (as `auth create-admin` would), log in.
     async fn sign_up(&self, email: &str, role: &str) -> String {
         let creds = json!({"email": email, "password": PASSWORD});
@@ -183,17 +211,7 @@ impl Shop {
             .execute(&self.auth_db.pool().await)
             .await
             .unwrap();
-        let pair: Value = self
-            .client
-            .post(auth("/v1/auth/login"))
-            .json(&creds)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        pair["access_token"].as_str().unwrap().to_owned()
+        self.login(email).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {

@@ -192,6 +192,32 @@ async fn a_backlog_larger_than_a_batch_is_purged_in_batches_to_the_last_row() {
 }
 
 #[tokio::test]
+async fn payment_events_are_forgotten_with_the_job_events_retention() {
+    let (_test_db, db) = catalog().await;
+    let now = OffsetDateTime::now_utc();
+    for (id, age) in [("evt_old", 10 * DAY), ("evt_recent", 3 * DAY)] {
+        sqlx::query(
+            "INSERT INTO payment_events (id, type, payment_id, received_at)
+             VALUES ($1, 'payment.succeeded', gen_random_uuid(), $2)",
+        )
+        .bind(id)
+        .bind(now - age)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    let purged = purge_jobs(&db, &retention(30 * DAY, 7 * DAY, DAY), now)
+        .await
+        .unwrap();
+    assert_eq!(purged.payment_events, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM payment_events")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, ["evt_recent"]);
+}
+
+#[tokio::test]
 async fn applied_events_are_forgotten_after_their_retention_but_never_while_they_may_come_again() {
     let (_test_db, db) = catalog().await;
     let now = OffsetDateTime::now_utc();
