@@ -100,6 +100,17 @@ async fn assert_forgotten(deps: &Deps, customer: &str, order: &Value) {
         "",
         "the profile still holds personal data"
     );
+    let payment_emails: Vec<String> = sqlx::query_scalar(
+        "SELECT email FROM payments WHERE order_id IN (SELECT id FROM orders WHERE customer_id = $1::uuid)",
+    )
+    .bind(customer)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(
+        payment_emails.iter().all(String::is_empty),
+        "payments still hold the address: {payment_emails:?}"
+    );
     let payloads: Vec<Value> = sqlx::query_scalar(
         "SELECT payload FROM jobs WHERE owner_id = $1::uuid OR payload->>'customer_id' = $1",
     )
@@ -198,8 +209,37 @@ async fn a_customer_exports_their_data_and_deleting_the_account_forgets_them_eve
     let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
     let item = mug_for_sale(&client, &stack, &admin).await;
     let order = profile_and_order(&client, &stack, &ann, &item, 2).await;
+    // Paid with the fake provider (its webhook marks the order paid).
+    let order_url = stack.api(&format!("/v1/orders/{}", order["id"].as_str().unwrap()));
+    let paying = client
+        .post(format!("{order_url}/payment"))
+        .bearer_auth(&ann)
+        .json(&json!({"test_outcome": "succeed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paying.status(), 201);
+    let status = || async {
+        client
+            .get(&order_url)
+            .bearer_auth(&ann)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["status"]
+            .clone()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            status().await == "paid"
+        })
+        .await,
+        "the order was never paid"
+    );
 
-    // The export holds the profile, the order with its lines and the e-mail job.
+    // The export holds the profile, the order with its lines, its payment and the e-mail jobs.
     let response = export(&client, &stack, &ann).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "private, no-store");
@@ -211,6 +251,9 @@ async fn a_customer_exports_their_data_and_deleting_the_account_forgets_them_eve
     assert_eq!(data["orders"][0]["id"], order["id"]);
     assert_eq!(data["orders"][0]["total_cents"], 1800);
     assert_eq!(data["orders"][0]["lines"][0]["quantity"], 2);
+    assert_eq!(data["payments"][0]["order_id"], order["id"]);
+    assert_eq!(data["payments"][0]["status"], "succeeded");
+    assert_eq!(data["payments"][0]["email"], "ann@example.com");
     let jobs = data["jobs"].as_array().unwrap();
     assert!(
         jobs.iter().any(|j| j["kind"] == "email.order_confirmation"

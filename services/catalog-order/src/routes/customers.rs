@@ -127,6 +127,17 @@ pub struct CustomerExport {
     pub orders: Vec<crate::routes::orders::OrderDto>,
     /// Jobs they caused or whose payload names them (order e-mails carry their address).
     pub jobs: Vec<ExportJob>,
+    /// Payments of their orders, oldest first.
+    pub payments: Vec<ExportPayment>,
+}
+
+/// A payment as the export shows it: the payment and the address its e-mails go to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportPayment {
+    #[serde(flatten)]
+    pub payment: crate::routes::payments::PaymentDto,
+    /// Empty once the account is deleted.
+    pub email: String,
 }
 
 /// `GET /v1/customers/me/export`: the profile, every order with its lines and every job that
@@ -163,6 +174,14 @@ pub async fn export(
                 payload: j.payload,
                 created_at: j.created_at,
                 updated_at: j.updated_at,
+            })
+            .collect(),
+        payments: export
+            .payments
+            .into_iter()
+            .map(|p| ExportPayment {
+                email: p.email.clone(),
+                payment: crate::routes::payments::to_dto(p),
             })
             .collect(),
     }))

@@ -39,7 +39,7 @@ pub struct PaymentDto {
     pub created_at: OffsetDateTime,
 }
 
-fn to_dto(p: PaymentRow) -> PaymentDto {
+pub(crate) fn to_dto(p: PaymentRow) -> PaymentDto {
     PaymentDto {
         id: p.id,
         order_id: p.order_id,

@@ -207,3 +207,20 @@ pub async fn purge_events(
     })
     .await
 }
+
+/// Every payment of a customer's orders, oldest first (the export).
+#[tracing::instrument(name = "db payments.of_customer", skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn of_customer(
+    db: impl PgExecutor<'_>,
+    customer_id: Uuid,
+) -> Result<Vec<PaymentRow>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments
+         WHERE order_id IN (SELECT id FROM orders WHERE customer_id = $1)
+         ORDER BY created_at, id"
+    )))
+    .bind(customer_id)
+    .fetch_all(db)
+    .await
+    .map_err(StoreError::from)
+}

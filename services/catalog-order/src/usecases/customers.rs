@@ -8,6 +8,7 @@ use crate::store;
 use crate::store::customers::{CustomerRow, Profile};
 use crate::store::jobs::OwnJobRow;
 use crate::store::orders::{LineRow, OrderRow};
+use crate::store::payments::PaymentRow;
 use crate::usecases::Error;
 
 /// The customer's profile, created empty on first use; refused for a deleted account.
@@ -87,6 +88,8 @@ pub struct Export {
     pub orders: Vec<(OrderRow, Vec<LineRow>)>,
     /// Jobs they caused or whose payload names them.
     pub jobs: Vec<OwnJobRow>,
+    /// Payments of their orders, oldest first (with the address receipts go to).
+    pub payments: Vec<PaymentRow>,
 }
 
 /// Read in one snapshot, so the orders, their lines and their jobs agree. Creates nothing.
@@ -97,6 +100,7 @@ pub async fn export(state: &AppState, customer_id: Uuid) -> Result<Export, Error
     let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
     let mut lines = store::orders::lines_of(&mut *tx, &ids).await?;
     let jobs = store::jobs::concerning(&mut *tx, customer_id).await?;
+    let payments = store::payments::of_customer(&mut *tx, customer_id).await?;
     store::commit(tx).await?;
     let orders = orders
         .into_iter()
@@ -112,5 +116,6 @@ pub async fn export(state: &AppState, customer_id: Uuid) -> Result<Export, Error
         customer,
         orders,
         jobs,
+        payments,
     })
 }

@@ -98,6 +98,15 @@ impl Fixture {
         last
     }
 
+    /// Jobs of `kind` written so far, with their payloads.
+    async fn jobs_of(&self, kind: &str) -> Vec<Value> {
+        sqlx::query_scalar("SELECT payload FROM jobs WHERE kind = $1 ORDER BY created_at")
+            .bind(kind)
+            .fetch_all(&self.shop.db.pool().await)
+            .await
+            .unwrap()
+    }
+
     async fn payment_status(&self, payment: &str) -> String {
         sqlx::query_scalar("SELECT status FROM payments WHERE id = $1::uuid")
             .bind(payment)
@@ -163,6 +172,12 @@ async fn a_payment_with_the_fake_provider_pays_the_order_through_its_signed_webh
     assert_eq!(f.shop.stock(&f.item).await, 8);
     problem(f.pay(&order, "succeed").await, StatusCode::CONFLICT).await;
     assert_eq!(f.shop.count("payment_events").await, 1);
+    // The receipt e-mail was written with the payment's effect, to the payer's address.
+    let receipts = f.jobs_of("email.payment_receipt").await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0]["email"], "ann@example.com");
+    assert_eq!(receipts[0]["payment_id"], payment["id"]);
+    assert_eq!(receipts[0]["amount_cents"], 500);
     assert_eq!(
         metric(
             &f.shop,
@@ -404,6 +419,7 @@ async fn forged_stale_and_malformed_webhooks_are_400_and_change_nothing() {
     );
     assert_eq!(f.order_json(&order).await["status"], "pending");
     assert_eq!(f.shop.count("payment_events").await, 0);
+    assert!(f.jobs_of("email.payment_receipt").await.is_empty());
     assert_eq!(
         metric(
             &f.shop,
@@ -534,6 +550,9 @@ async fn cancelling_a_paid_order_restocks_it_and_refunds_the_payment() {
         .await
         .unwrap();
     assert_eq!(jobs, 1);
+    let refunds = f.jobs_of("email.refund").await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["email"], "ann@example.com");
     assert_eq!(
         metric(
             &f.shop,
@@ -557,6 +576,9 @@ async fn money_arriving_for_an_order_cancelled_meanwhile_is_refunded() {
     assert_eq!(r.status(), 200);
     f.until(&order, "cancelled", "refunded").await;
     assert_eq!(f.shop.stock(&f.item).await, 10);
+    // No receipt for an order it did not pay; the refund is told.
+    assert!(f.jobs_of("email.payment_receipt").await.is_empty());
+    assert_eq!(f.jobs_of("email.refund").await.len(), 1);
 }
 
 #[tokio::test]
