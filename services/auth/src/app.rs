@@ -37,7 +37,7 @@ pub fn signing_keys(settings: &AuthSettings) -> anyhow::Result<SigningKeys> {
 /// auth's outbox: its `event_outbox` table (`migrations/auth/*_event_outbox.up.sql`, whose trigger
 /// notifies `outbox`); each row is an event (`account.deleted`).
 pub const EVENT_OUTBOX: Outbox = Outbox {
-    table: "event_outbox",
+    table: crate::store::outbox::EVENT_TABLE,
     columns: Columns::NAMED_AS_THEY_ARE,
     channel: "outbox",
     publishes: Publishes::Events,
@@ -46,7 +46,7 @@ pub const EVENT_OUTBOX: Outbox = Outbox {
 /// auth's job outbox: its `job_outbox` table (`migrations/auth/*_account_recovery.up.sql`, whose
 /// trigger notifies `job_outbox`); each row is a job, so far the account e-mails the worker sends.
 pub const JOB_OUTBOX: Outbox = Outbox {
-    table: "job_outbox",
+    table: crate::store::outbox::JOB_TABLE,
     columns: Columns::NAMED_AS_THEY_ARE,
     channel: "job_outbox",
     publishes: Publishes::Jobs,

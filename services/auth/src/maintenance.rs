@@ -44,14 +44,14 @@ pub async fn purge_expired(
             .await?,
         events: crate::store::outbox::purge(
             db,
-            crate::app::EVENT_OUTBOX.table,
+            crate::store::outbox::EVENT_TABLE,
             now,
             retention.retention_events_outbox,
         )
         .await?,
         jobs: crate::store::outbox::purge(
             db,
-            crate::app::JOB_OUTBOX.table,
+            crate::store::outbox::JOB_TABLE,
             now,
             retention.retention_events_outbox,
         )

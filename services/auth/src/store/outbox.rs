@@ -4,6 +4,11 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+/// The events outbox table (`app::EVENT_OUTBOX`).
+pub const EVENT_TABLE: &str = "event_outbox";
+/// The jobs outbox table (`app::JOB_OUTBOX`).
+pub const JOB_TABLE: &str = "job_outbox";
+
 /// Who caused an event: the request's id and trace context travel with it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cause<'a> {
@@ -62,7 +67,7 @@ pub async fn enqueue_job_if(
     .map(|_| ())
 }
 
-/// Delete rows of auth's outbox `table` (`event_outbox` or `job_outbox`, constants, never input)
+/// Delete rows of auth's outbox `table` ([`EVENT_TABLE`] or [`JOB_TABLE`], never input)
 /// published longer than `keep` before `now`, in batches; unpublished ones are never deleted.
 /// (A job's link is gone already: the table's trigger drops it on publication.)
 #[tracing::instrument(name = "db outbox.purge", skip_all, fields(otel.kind = "client", db.system.name = "postgresql", table))]
