@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Smoke test of a running stack, as a customer and an admin would use it:
 # register → login → list items → order → pay (the webhook marks it paid) → cancel (refunded)
-# → upload an image → its job succeeds → ask for a password reset → change the password → logout
-# (and the refresh token is dead afterwards). Needs curl and python3; prints one line per step.
+# → upload an image → its job succeeds → change the password → logout (and the refresh token is
+# dead afterwards) → reset the password with the e-mailed link. Needs curl and python3; prints one line per step.
 #
 #   SMOKE_ADMIN_EMAIL=… SMOKE_ADMIN_PASSWORD=… bash scripts/smoke.sh AUTH_URL CATALOG_URL
 #
 # Paying uses the fake provider's test_outcome; against a stack with a real gateway set
-# SMOKE_PAYMENTS=skip. The reset e-mail's link is followed end to end by
-# tests/tests/account_recovery.rs (the smoke cannot read a mailbox).
+# SMOKE_PAYMENTS=skip. Following the reset e-mail's link needs a way to read the mail:
+# SMOKE_RESET_LINK_CMD (below); without it the smoke only asks for the reset.
 #
 # The catalog needs an active item in stock (`catalog-order seed-demo` gives plenty).
 set -euo pipefail
@@ -28,10 +28,16 @@ v=json.load(sys.stdin)
 for k in sys.argv[1].split("."): v=v[int(k)] if isinstance(v,list) else v[k]
 print(v)' "$1"; }
 # call EXPECTED_STATUS curl-args…: the body on stdout; any other status fails the smoke test.
+# A 429 is waited out as a client would (auth's per-address budget is small: the smoke's many
+# sign-ins and password calls from one address may use it up).
 call() {
   local expected=$1 status
   shift
-  status=$(curl -sS -o "$scratch/body" -w '%{http_code}' --max-time 10 "$@")
+  for _ in $(seq 1 20); do
+    status=$(curl -sS -o "$scratch/body" -w '%{http_code}' --max-time 10 "$@")
+    if [ "$status" != 429 ] || [ "$expected" = 429 ]; then break; fi
+    sleep 1
+  done
   [ "$status" = "$expected" ] || die "$* → $status (expected $expected): $(head -c 300 "$scratch/body")"
   cat "$scratch/body"
 }
@@ -97,9 +103,6 @@ done
 [ "$status" = succeeded ] || die "the image job is still $status after 30 s"
 step "image job succeeded"
 
-call 202 -X POST "$auth/v1/auth/password/forgot" -H 'content-type: application/json' \
-  -d "{\"email\":\"$email\"}" >/dev/null
-step "asked for a password reset (202, the link goes by e-mail)"
 new_password="$password and more"
 call 204 -X POST "$auth/v1/auth/password" -H "authorization: Bearer $access" -H 'content-type: application/json' \
   -d "$(printf '{"current_password":"%s","password":"%s"}' "$password" "$new_password")" >/dev/null
@@ -113,4 +116,27 @@ call 204 -X POST "$auth/v1/auth/logout" -H 'content-type: application/json' \
 call 401 -X POST "$auth/v1/auth/refresh" -H 'content-type: application/json' \
   -d "{\"refresh_token\":\"$refresh\"}" >/dev/null
 step "logged out; the refresh token is dead"
+
+call 202 -X POST "$auth/v1/auth/password/forgot" -H 'content-type: application/json' \
+  -d "{\"email\":\"$email\"}" >/dev/null
+step "asked for a password reset (202, the link goes by e-mail)"
+# SMOKE_RESET_LINK_CMD: a shell command printing the reset link last sent to the address given
+# as $1 (read from the mail sink or the worker's log of the stack under test).
+if [ -n "${SMOKE_RESET_LINK_CMD:-}" ]; then
+  link=""
+  for _ in $(seq 1 30); do
+    link=$(bash -c "$SMOKE_RESET_LINK_CMD" _ "$email" || true)
+    [ -n "$link" ] && break
+    sleep 0.5
+  done
+  [ -n "$link" ] || die "no reset link for $email after 15 s"
+  token=${link##*token=}
+  reset_password="$password reset by link"
+  reset=$(printf '{"token":"%s","password":"%s"}' "$token" "$reset_password")
+  call 204 -X POST "$auth/v1/auth/password/reset" -H 'content-type: application/json' -d "$reset" >/dev/null
+  call 400 -X POST "$auth/v1/auth/password/reset" -H 'content-type: application/json' -d "$reset" >/dev/null
+  call 200 -X POST "$auth/v1/auth/login" -H 'content-type: application/json' \
+    -d "$(printf '{"email":"%s","password":"%s"}' "$email" "$reset_password")" >/dev/null
+  step "reset the password with the e-mailed link (once: the link is spent)"
+fi
 step "ok"

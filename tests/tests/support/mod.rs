@@ -98,6 +98,11 @@ impl Service {
         }
     }
 
+    /// Where its stdout (JSON logs) goes.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
