@@ -432,12 +432,13 @@ impl ResponseCache {
         }
     }
 
-    fn respond(&self, body: Bytes, etag: HeaderValue, request: &HeaderMap) -> Response {
+    /// `if_none_match`: the request's `If-None-Match` values (usually none).
+    fn respond(&self, body: Bytes, etag: HeaderValue, if_none_match: &[HeaderValue]) -> Response {
         let headers = [
             (header::ETAG, etag.clone()),
             (header::CACHE_CONTROL, self.cache_control.clone()),
         ];
-        if none_match(request, &etag) {
+        if matches_any(if_none_match.iter(), &etag) {
             return (StatusCode::NOT_MODIFIED, headers).into_response();
         }
         (
@@ -482,12 +483,15 @@ pub fn etag_of(body: &[u8]) -> HeaderValue {
 
 /// Whether `If-None-Match` names `etag` (or is `*`), with the weak comparison RFC 9110 asks for.
 pub fn none_match(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    matches_any(request.get_all(header::IF_NONE_MATCH).iter(), etag)
+}
+
+/// Whether any of the `If-None-Match` header values names `etag` (or is `*`).
+fn matches_any<'a>(values: impl Iterator<Item = &'a HeaderValue>, etag: &HeaderValue) -> bool {
     let Ok(etag) = etag.to_str() else {
         return false;
     };
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
+    values
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim())
@@ -522,7 +526,13 @@ pub async fn serve(State(cached): State<Cached>, request: Request, next: Next) -
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
-    let asked = request.headers().clone();
+    // Only what the answer depends on, not a copy of every header (an empty Vec allocates nothing).
+    let asked: Vec<HeaderValue> = request
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .cloned()
+        .collect();
     if let Some(entry) = cache.lookup(&key) {
         return cache.respond(entry.body.clone(), entry.etag.clone(), &asked);
     }
