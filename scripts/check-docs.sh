@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The docs a newcomer follows must not lead nowhere: every relative link in README.md and docs/
+# The docs a newcomer follows must not lead nowhere: every relative link in the top-level *.md and docs/
 # names a file of the repository, and every #anchor a heading of that file (GitHub's slugs);
 # every alert's runbook_url names a section of docs/RUNBOOK.md.
 set -euo pipefail
@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-python3 - README.md docs/*.md k8s/dev/README.md <<'PY'
+python3 - ./*.md docs/*.md k8s/dev/README.md <<'PY'
 import os
 import re
 import sys
