@@ -5,7 +5,8 @@
 #   bash scripts/ci.sh [all|lint|deny|test|coverage|images]   (default all)
 #
 #   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), doc links,
-#             layers (scripts/check-layers.py), the Helm chart (scripts/check-chart.sh), secret scan,
+#             layers (scripts/check-layers.py), the TypeScript client compiled against openapi/*.json
+#             (scripts/check-ts-client.sh), the Helm chart (scripts/check-chart.sh), secret scan,
 #             cargo fmt --check, cargo clippy
 #   deny      cargo deny: advisories (offline against ../shared/advisory-db when present),
 #             licences, bans, sources
@@ -52,6 +53,8 @@ lint() {
   gate "layers (no import circles between a crate's modules; routes name no sqlx)"
   python3 scripts/check-layers.py --self-test
   python3 scripts/check-layers.py --routes
+  gate "typescript client (openapi-typescript + tsc over openapi/*.json)"
+  bash scripts/check-ts-client.sh
   gate "helm chart (lint, render, kubernetes-validate, policies)"
   bash scripts/check-chart.sh
   gate "secret scan"

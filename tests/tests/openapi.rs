@@ -25,6 +25,28 @@ fn refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// `openapi/<service>.json` is the spec the service serves: clients generate from the committed
+/// file, so a change to a wire shape shows in review and fails here until the file follows.
+/// `UPDATE_OPENAPI=1 cargo test -p e2e --test openapi` writes the files.
+fn committed_spec_is(service: &str, served: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../openapi")
+        .join(format!("{service}.json"));
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(served).unwrap() + "\n").unwrap();
+        return;
+    }
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+            .unwrap_or(Value::Null);
+    assert!(
+        committed == *served,
+        "{} differs from what {service} serves: run UPDATE_OPENAPI=1 cargo test -p e2e --test openapi and commit it",
+        path.display()
+    );
+}
+
 async fn check(service: &Service, expected: &[(&str, &str)]) {
     let spec: Value = testkit::get(format!("{}/openapi.json", service.base))
         .await
@@ -33,6 +55,7 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         .await
         .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
+    committed_spec_is(service.name, &spec);
     let documented: BTreeSet<(String, String)> = spec["paths"]
         .as_object()
         .unwrap()
@@ -49,6 +72,23 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, wanted, "{}", service.name);
+    // Client generators name a function per operationId: each must be there, and unique.
+    let mut ids = BTreeSet::new();
+    for ops in spec["paths"].as_object().unwrap().values() {
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                !id.is_empty(),
+                "{}: {method} without operationId",
+                service.name
+            );
+            assert!(
+                ids.insert(id.clone()),
+                "{}: operationId {id} twice",
+                service.name
+            );
+        }
+    }
 
     // Every reference points at a schema that exists.
     let mut all = Vec::new();

@@ -54,7 +54,7 @@ pub struct RefreshRequest {
 }
 
 /// `POST /v1/auth/register` → 201 `{id, email, role}`; a verification e-mail goes out.
-#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/v1/auth/register", operation_id = "register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = RegisteredUser), (status = 409, description = "Email taken", body = Problem),
         (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
 pub async fn register(
@@ -96,7 +96,7 @@ pub async fn register(
 /// `POST /v1/auth/login` → `{access_token, refresh_token, token_type, expires_in}`.
 ///
 /// Unknown email and wrong password take the same time and give the same answer.
-#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Credentials,
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "auth", request_body = Credentials,
     responses((status = 200, body = TokenPair), (status = 401, description = "Wrong email or password", body = Problem),
         (status = 403, description = "Account disabled", body = Problem), (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem),
         (status = 429, description = "Rate limited or throttled", body = Problem)))]
@@ -185,7 +185,7 @@ fn presented(raw: &str) -> Result<RefreshToken, ApiError> {
 }
 
 /// `POST /v1/auth/refresh` `{refresh_token}` → a new pair; the old token is spent.
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/auth/refresh", operation_id = "refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "Invalid, spent or revoked", body = Problem),
         (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
 pub async fn refresh(
@@ -197,7 +197,7 @@ pub async fn refresh(
 }
 
 /// `POST /v1/auth/logout` `{refresh_token}` → 204; the session and its access tokens are revoked.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Session revoked"), (status = 401, body = Problem), (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem)))]
 pub async fn logout(
     State(state): State<AppState>,
@@ -214,7 +214,7 @@ pub async fn logout(
 }
 
 /// `POST /v1/auth/logout-all` (bearer) → 204; every session of the user is revoked.
-#[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/logout-all", operation_id = "logoutAll", tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "Every session revoked"), (status = 401, body = Problem)))]
 pub async fn logout_all(
     State(state): State<AppState>,
@@ -225,7 +225,7 @@ pub async fn logout_all(
 }
 
 /// `GET /v1/auth/me` (bearer).
-#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/auth/me", operation_id = "getMe", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
 pub async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Me>, ApiError> {
     let row = store::users::by_id(&state.db, user.id)
@@ -257,7 +257,7 @@ pub struct DeleteAccount {
 /// the customer. A wrong password is 403 and changes nothing but counts as a failed login for the
 /// account's email from this address; while that address is blocked (as login would be) it is
 /// 429 whatever the password. The last enabled admin is 409.
-#[utoipa::path(delete, path = "/v1/auth/me", tag = "auth", request_body = DeleteAccount, security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/auth/me", operation_id = "deleteMe", tag = "auth", request_body = DeleteAccount, security(("bearer" = [])),
     responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
         (status = 403, description = "Wrong password", body = Problem), (status = 409, description = "The last admin", body = Problem),
         (status = 400, description = "Malformed JSON", body = Problem),

@@ -6,7 +6,7 @@ use platform::extract::Json;
 use crate::state::AppState;
 
 /// `GET /.well-known/jwks.json`: every key that may have signed a live token.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+#[utoipa::path(get, path = "/.well-known/jwks.json", operation_id = "jwks", tag = "auth",
     responses((status = 200, content_type = "application/json",
         description = "A JSON Web Key Set (RFC 7517): `{keys: [{kty: OKP, crv: Ed25519, x, kid, alg: EdDSA, use: sig}]}`")))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {

@@ -57,7 +57,7 @@ fn new_password(raw: &str) -> Result<Password, ApiError> {
 
 /// `POST /v1/auth/email/verify` `{token}` → 204: the address is verified; access tokens say so
 /// from the next login or refresh on.
-#[utoipa::path(post, path = "/v1/auth/email/verify", tag = "auth", request_body = TokenBody,
+#[utoipa::path(post, path = "/v1/auth/email/verify", operation_id = "verifyEmail", tag = "auth", request_body = TokenBody,
     responses((status = 204, description = "Address verified"),
         (status = 400, description = "Malformed JSON, or a token that is invalid, expired or already used", body = Problem),
         (status = 422, description = "Invalid field", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
@@ -70,7 +70,7 @@ pub async fn verify_email(
 }
 
 /// `POST /v1/auth/email/verify/resend` (bearer) → 202: a new verification e-mail is on its way.
-#[utoipa::path(post, path = "/v1/auth/email/verify/resend", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/email/verify/resend", operation_id = "resendVerification", tag = "auth", security(("bearer" = [])),
     responses((status = 202, description = "Verification e-mail queued"), (status = 401, body = Problem),
         (status = 409, description = "Already verified", body = Problem), (status = 429, description = "Rate limited", body = Problem)))]
 pub async fn resend_verification(
@@ -90,7 +90,7 @@ pub async fn resend_verification(
 /// `POST /v1/auth/password/forgot` `{email}` → 202 for any well-formed address, in the same time:
 /// the answer never tells whether an account exists. A known address gets an e-mail with a
 /// reset link (valid 30 minutes, single use); at most 5 per address and hour.
-#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = ForgotPassword,
+#[utoipa::path(post, path = "/v1/auth/password/forgot", operation_id = "forgotPassword", tag = "auth", request_body = ForgotPassword,
     responses((status = 202, description = "If the address has an account, a reset e-mail is on its way"),
         (status = 400, description = "Malformed JSON", body = Problem), (status = 422, description = "Invalid field", body = Problem),
         (status = 429, description = "Rate limited", body = Problem)))]
@@ -111,7 +111,7 @@ pub async fn forgot_password(
 
 /// `POST /v1/auth/password/reset` `{token, password}` → 204: the password is replaced and every
 /// session of the account ends. An invalid, expired or used token is 400 and changes nothing.
-#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "auth", request_body = ResetPassword,
+#[utoipa::path(post, path = "/v1/auth/password/reset", operation_id = "resetPassword", tag = "auth", request_body = ResetPassword,
     responses((status = 204, description = "Password replaced, every session revoked"),
         (status = 400, description = "Malformed JSON, or a token that is invalid, expired or already used", body = Problem),
         (status = 422, description = "Invalid field (password too short or long)", body = Problem),
@@ -131,7 +131,7 @@ pub async fn reset_password(
 /// `POST /v1/auth/password` `{current_password, password}` (bearer) → 204: the password is
 /// replaced and every other session of the account ends; this one stays. A wrong current
 /// password is 403 and counts as a failed login from this address (429 while it is blocked).
-#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = ChangePassword, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/password", operation_id = "changePassword", tag = "auth", request_body = ChangePassword, security(("bearer" = [])),
     responses((status = 204, description = "Password changed, the other sessions revoked"), (status = 401, body = Problem),
         (status = 403, description = "Wrong current password", body = Problem),
         (status = 409, description = "The password changed meanwhile", body = Problem),

@@ -58,7 +58,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/auth/users?limit=&cursor=` (admin), oldest first.
-#[utoipa::path(get, path = "/v1/auth/users", tag = "admin", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/auth/users", operation_id = "listUsers", tag = "admin", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = Page<UserDto>), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem)))]
 pub async fn list(
@@ -95,7 +95,7 @@ pub struct UserChange {
 
 /// `PATCH /v1/auth/users/{id}` `{role?, disabled?}` (admin). A role change or disabling revokes
 /// every session of the user, so their current tokens stop working everywhere.
-#[utoipa::path(patch, path = "/v1/auth/users/{id}", tag = "admin", request_body = UserChange,
+#[utoipa::path(patch, path = "/v1/auth/users/{id}", operation_id = "updateUser", tag = "admin", request_body = UserChange,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = UserDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, description = "Changing oneself", body = Problem),
@@ -143,7 +143,7 @@ pub async fn update(
 
 /// `DELETE /v1/auth/users/{id}` (admin) → 204: what `DELETE /v1/auth/me` does, without a
 /// password. Admins delete their own account through `DELETE /v1/auth/me` (409 here).
-#[utoipa::path(delete, path = "/v1/auth/users/{id}", tag = "admin", params(("id" = Uuid, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/auth/users/{id}", operation_id = "deleteUser", tag = "admin", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Account deleted, sessions revoked"), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, description = "Deleting oneself, or the last admin", body = Problem),

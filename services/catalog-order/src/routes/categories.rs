@@ -47,7 +47,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/categories` (public), by name.
-#[utoipa::path(get, path = "/v1/categories", tag = "catalog", params(ListQuery),
+#[utoipa::path(get, path = "/v1/categories", operation_id = "listCategories", tag = "catalog", params(ListQuery),
     responses((status = 200, body = Page<CategoryDto>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -70,7 +70,7 @@ pub async fn list(
 }
 
 /// `GET /v1/categories/{id}` (public).
-#[utoipa::path(get, path = "/v1/categories/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/categories/{id}", operation_id = "getCategory", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = CategoryDto), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -90,7 +90,7 @@ pub struct NewCategory {
 }
 
 /// `POST /v1/categories` (admin) → 201.
-#[utoipa::path(post, path = "/v1/categories", tag = "catalog", request_body = NewCategory, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/categories", operation_id = "createCategory", tag = "catalog", request_body = NewCategory, security(("bearer" = [])),
     responses((status = 201, body = CategoryDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -120,7 +120,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Uuid>
 }
 
 /// `PATCH /v1/categories/{id}` (admin).
-#[utoipa::path(patch, path = "/v1/categories/{id}", tag = "catalog", request_body = CategoryChange,
+#[utoipa::path(patch, path = "/v1/categories/{id}", operation_id = "updateCategory", tag = "catalog", request_body = CategoryChange,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = CategoryDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
@@ -142,7 +142,7 @@ pub async fn update(
 }
 
 /// `DELETE /v1/categories/{id}` (admin) → 204; 409 while items or subcategories use it.
-#[utoipa::path(delete, path = "/v1/categories/{id}", tag = "catalog", params(("id" = Uuid, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/categories/{id}", operation_id = "deleteCategory", tag = "catalog", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Deleted"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -45,7 +45,7 @@ impl From<CustomerRow> for CustomerDto {
     }
 }
 
-#[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/customers/me", operation_id = "getProfile", tag = "customers", security(("bearer" = [])),
     responses((status = 200, body = CustomerDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -69,7 +69,7 @@ pub struct ProfileBody {
     pub country: String,
 }
 
-#[utoipa::path(put, path = "/v1/customers/me", tag = "customers", request_body = ProfileBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/customers/me", operation_id = "putProfile", tag = "customers", request_body = ProfileBody, security(("bearer" = [])),
     responses((status = 200, body = CustomerDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -142,7 +142,7 @@ pub struct ExportPayment {
 
 /// `GET /v1/customers/me/export`: the profile, every order with its lines and every job that
 /// concerns the caller, read in one snapshot. Creates nothing.
-#[utoipa::path(get, path = "/v1/customers/me/export", tag = "customers", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/customers/me/export", operation_id = "exportPersonalData", tag = "customers", security(("bearer" = [])),
     responses((status = 200, body = CustomerExport), (status = 401, body = Problem)))]
 pub async fn export(
     State(state): State<AppState>,

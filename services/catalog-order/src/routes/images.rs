@@ -180,7 +180,7 @@ fn too_large() -> ApiError {
 }
 
 /// `POST /v1/items/{id}/images` (admin, `multipart/form-data` with one part `file`) → 202.
-#[utoipa::path(post, path = "/v1/items/{id}/images", tag = "catalog", params(("id" = Uuid, Path),
+#[utoipa::path(post, path = "/v1/items/{id}/images", operation_id = "uploadImage", tag = "catalog", params(("id" = Uuid, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and file")),
     request_body(content_type = "multipart/form-data", description = "One part named `file`: a JPEG, PNG or WebP of at most 10 MiB"),
     security(("bearer" = [])),
@@ -231,7 +231,7 @@ pub async fn upload(
 }
 
 /// `GET /v1/items/{id}/images`: an item's images and, once ready, the URLs of their sizes.
-#[utoipa::path(get, path = "/v1/items/{id}/images", tag = "catalog", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/items/{id}/images", operation_id = "listImages", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<ImageDto>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -243,7 +243,7 @@ pub async fn list(
 
 /// `GET /v1/items/{id}/images/{image_id}/{size}`: the bytes of one size. What a URL names never
 /// changes, so it may be cached for a year; `ETag` answers revalidation with 304.
-#[utoipa::path(get, path = "/v1/items/{id}/images/{image_id}/{size}", tag = "catalog",
+#[utoipa::path(get, path = "/v1/items/{id}/images/{image_id}/{size}", operation_id = "getImage", tag = "catalog",
     params(("id" = Uuid, Path), ("image_id" = Uuid, Path), ("size" = String, Path, description = "`thumb`, `small` or `medium`")),
     responses((status = 200, description = "The image", content_type = "image/jpeg"), (status = 304, description = "Not modified"),
         (status = 400, body = Problem), (status = 404, body = Problem)))]

@@ -139,7 +139,7 @@ fn check_prices(min_price: Option<i64>, max_price: Option<i64>) -> Result<(), Ap
 }
 
 /// `GET /v1/items` (public): active items, filtered, searched, sorted, keyset-paginated.
-#[utoipa::path(get, path = "/v1/items", tag = "catalog", params(ListQuery),
+#[utoipa::path(get, path = "/v1/items", operation_id = "listItems", tag = "catalog", params(ListQuery),
     responses((status = 200, body = Page<ListedItemDto>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -220,7 +220,7 @@ pub struct FacetsDto {
 
 /// `GET /v1/items/facets` (public): how many active items match the list's filters, per
 /// category and per price band.
-#[utoipa::path(get, path = "/v1/items/facets", tag = "catalog", params(FacetsQuery),
+#[utoipa::path(get, path = "/v1/items/facets", operation_id = "itemFacets", tag = "catalog", params(FacetsQuery),
     responses((status = 200, body = FacetsDto), (status = 400, body = Problem)))]
 pub async fn facets(
     State(state): State<AppState>,
@@ -267,7 +267,7 @@ pub async fn facets(
 }
 
 /// `GET /v1/items/{id}` (public; inactive items are not found).
-#[utoipa::path(get, path = "/v1/items/{id}", tag = "catalog", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/items/{id}", operation_id = "getItem", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = ItemDto), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -302,7 +302,7 @@ fn yes() -> bool {
 }
 
 /// `POST /v1/items` (admin) → 201.
-#[utoipa::path(post, path = "/v1/items", tag = "catalog", request_body = NewItemBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/items", operation_id = "createItem", tag = "catalog", request_body = NewItemBody, security(("bearer" = [])),
     responses((status = 201, body = ItemDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -344,7 +344,7 @@ pub struct ItemChangeBody {
 }
 
 /// `PATCH /v1/items/{id}` (admin): any subset of the fields.
-#[utoipa::path(patch, path = "/v1/items/{id}", tag = "catalog", request_body = ItemChangeBody,
+#[utoipa::path(patch, path = "/v1/items/{id}", operation_id = "updateItem", tag = "catalog", request_body = ItemChangeBody,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = ItemDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
@@ -372,7 +372,7 @@ pub async fn update(
 
 /// `DELETE /v1/items/{id}` (admin) → 204. Items are deactivated, not erased: past orders refer
 /// to them.
-#[utoipa::path(delete, path = "/v1/items/{id}", tag = "catalog", params(("id" = Uuid, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/items/{id}", operation_id = "deleteItem", tag = "catalog", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204, description = "Deactivated"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -27,7 +27,7 @@ pub struct JobDto {
 }
 
 /// The job's owner and admins see it; for anyone else it does not exist.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "getJob", tag = "jobs", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = JobDto), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem)))]

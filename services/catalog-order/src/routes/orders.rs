@@ -108,7 +108,7 @@ impl NewOrder {
 }
 
 /// `POST /v1/orders` → 201 with the order. Prices come from the catalog, never the client.
-#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/orders", operation_id = "placeOrder", tag = "orders", request_body = NewOrder, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
     responses((status = 201, body = OrderDto), (status = 401, description = "Not signed in, or the account was deleted", body = Problem), (status = 403, description = "ORDERS_REQUIRE_VERIFIED_EMAIL and the address is not verified", body = Problem), (status = 409, description = "Not enough stock", body = Problem), (status = 400, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn create(
@@ -160,7 +160,7 @@ pub struct ListQuery {
 
 /// `GET /v1/orders`: a customer's own orders, newest first; admins see everyone's and may filter
 /// by customer. Lines come in one extra query per page, whatever its size.
-#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders", operation_id = "listOrders", tag = "orders", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = Page<OrderDto>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -199,7 +199,7 @@ pub async fn list(
 }
 
 /// `GET /v1/orders/{id}` with its lines (two queries).
-#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders/{id}", operation_id = "getOrder", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = OrderDto), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -212,7 +212,7 @@ pub async fn get(
 
 /// `POST /v1/orders/{id}/cancel`: customers cancel their own orders until they ship; admins
 /// whatever can be cancelled. The items go back to stock; a paid order is refunded.
-#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", operation_id = "cancelOrder", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = OrderDto), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -230,7 +230,7 @@ pub struct StatusChange {
 }
 
 /// `POST /v1/orders/{id}/status` `{status}` (admin).
-#[utoipa::path(post, path = "/v1/orders/{id}/status", tag = "orders", request_body = StatusChange,
+#[utoipa::path(post, path = "/v1/orders/{id}/status", operation_id = "setOrderStatus", tag = "orders", request_body = StatusChange,
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = OrderDto), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_status(

@@ -64,7 +64,7 @@ pub struct NewPayment {
 
 /// `POST /v1/orders/{id}/payment` → 201 with a new payment for the order's total, or 200 with
 /// the one still processing.
-#[utoipa::path(post, path = "/v1/orders/{id}/payment", tag = "orders", request_body(content = Option<NewPayment>),
+#[utoipa::path(post, path = "/v1/orders/{id}/payment", operation_id = "payOrder", tag = "orders", request_body(content = Option<NewPayment>),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body")),
     security(("bearer" = [])),
     responses((status = 201, description = "A payment was opened", body = PaymentDto), (status = 200, description = "The payment already processing", body = PaymentDto),
@@ -115,7 +115,7 @@ pub struct WebhookAnswer {
 
 /// `POST /v1/payments/webhook`: the provider's events, signed (`Payment-Signature`). A bad or
 /// stale signature or a malformed body is a 400 and changes nothing; an event is applied once.
-#[utoipa::path(post, path = "/v1/payments/webhook", tag = "payments", request_body = WebhookEvent,
+#[utoipa::path(post, path = "/v1/payments/webhook", operation_id = "paymentWebhook", tag = "payments", request_body = WebhookEvent,
     params(("Payment-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>")),
     responses((status = 200, body = WebhookAnswer), (status = 400, body = Problem)))]
 pub async fn webhook(
