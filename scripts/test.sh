@@ -43,6 +43,12 @@ if ! command -v promtool >/dev/null; then
   fi
 fi
 command -v promtool >/dev/null && export REQUIRE_PROMTOOL=1
+# The docs UI is opened in Chromium (tests/tests/docs_ui.rs); installed where this machine can.
+if bash scripts/tools.sh browser >/dev/null 2>&1; then
+  export REQUIRE_BROWSER=1
+else
+  log "could not install Chromium or playwright-core; the docs-UI browser test will be skipped"
+fi
 
 out=$(mktemp)
 trap 'stop_nats; rm -f "$out"' EXIT

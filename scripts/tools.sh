@@ -5,7 +5,7 @@
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
 #                                   promtool prometheus nginx python postgresql openssl curl
-#                                   helm kubectl kubernetes-validate shellcheck)
+#                                   helm kubectl kubernetes-validate shellcheck browser)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -119,6 +119,16 @@ install() {
         [ -x "$tools/py/bin/pip" ] || python3 -m venv "$tools/py"
         "$tools/py/bin/pip" install -q "pyyaml==$PYYAML_VERSION"
       fi
+      ;;
+    # The docs-UI browser test: Debian's Chromium and playwright-core (tests/browser, pinned by
+    # its package-lock; npm's cache kept with the tools).
+    browser)
+      # $CHROMIUM names another Chromium-based browser (GitHub's runners have Google Chrome).
+      [ -x "${CHROMIUM:-}" ] || command -v chromium >/dev/null \
+        || { log "installing chromium (the docs-UI test)"; apt_install chromium; }
+      command -v npm >/dev/null || apt_install npm
+      [ -d tests/browser/node_modules/playwright-core ] \
+        || (cd tests/browser && npm ci --cache "$tools/npm" --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
       ;;
     *) die "unknown tool $1" ;;
   esac
