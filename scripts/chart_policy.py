@@ -83,6 +83,15 @@ if len(sys.argv) > 3:
         problems.append("two renderings with the same values differ:\n    " + "\n    ".join(diff[:20]))
 
 
+def pinned(image):
+    """Pinned by a digest, or by a tag other than latest (in the last path element: a registry's
+    port is no tag)."""
+    if re.search(r"@sha256:[a-f0-9]{64}$", image):
+        return True
+    last = image.rsplit("/", 1)[-1]
+    return ":" in last and not last.endswith(":latest")
+
+
 def fail(obj, message):
     problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {message}")
 
@@ -118,8 +127,8 @@ for obj in docs:
     for c in spec.get("containers", []) + spec.get("initContainers", []):
         where = f"container {c['name']}"
         image = c.get("image", "")
-        if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1]:
-            fail(obj, f"{where}: image {image!r} has no pinned tag")
+        if not pinned(image):
+            fail(obj, f"{where}: image {image!r} has no pinned tag or digest")
         limits = c.get("resources", {}).get("limits", {})
         if "cpu" not in limits or "memory" not in limits:
             fail(obj, f"{where}: no cpu and memory limits")
@@ -286,6 +295,152 @@ for d in by_kind.get("Deployment", []):
                 fail(d, f"container {c['name']}: secrets.keys.{key} is set but {var} is not passed")
             if not keys.get(key) and var in env:
                 fail(d, f"container {c['name']}: {var} without secrets.keys.{key}")
+
+# The values operators override by Bitnami's names reach every object as the values say. `effective`
+# is Helm's own merge of the defaults and the value set: a null removes a default key (OpenShift
+# leaves runAsUser and fsGroup out that way).
+def coalesce(base, over):
+    merged = dict(base)
+    for key, value in (over or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = coalesce(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def pod_metadata(obj):
+    if obj["kind"] == "Pod":
+        return obj["metadata"]
+    if obj["kind"] in ("Deployment", "Job"):
+        return obj["spec"]["template"].get("metadata", {})
+    return obj["spec"]["jobTemplate"]["spec"]["template"].get("metadata", {})
+
+
+def helm_string(value):  # what `quote` makes of a value
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+effective = coalesce(defaults, values)
+services_values = effective["services"]
+# commonLabels on every object and pod template, under the object's own labels (ServiceMonitor,
+# PrometheusRule and dashboards labels win); selectors keep the chart's labels only, so adding a
+# label never orphans the pods of a running release.
+SELECTOR_LABELS = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"}
+common_labels = effective.get("commonLabels") or {}
+for obj in docs:
+    own = {"ServiceMonitor": effective["serviceMonitor"].get("labels"),
+           "PrometheusRule": effective["prometheusRule"].get("labels")}.get(obj["kind"]) or {}
+    if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].endswith("-dashboards"):
+        own = effective["dashboards"].get("labels") or {}
+    want = {**common_labels, **own}
+    for where, labels in [("labels", obj["metadata"].get("labels", {}))] + (
+            [("pod template labels", pod_metadata(obj).get("labels", {}))] if pod_spec(obj) is not None else []):
+        missing = {k: v for k, v in want.items() if labels.get(k) != v}
+        if missing:
+            fail(obj, f"{where} lack {missing} (commonLabels or the object's own labels)")
+    spec = obj.get("spec") or {}
+    selectors = [spec.get("selector", {}).get("matchLabels") if obj["kind"] != "Service" else spec.get("selector"),
+                 spec.get("podSelector", {}).get("matchLabels") if obj["kind"] == "NetworkPolicy" else None]
+    selectors += [t["labelSelector"]["matchLabels"] for t in (pod_spec(obj) or {}).get("topologySpreadConstraints", [])]
+    for selector in filter(None, selectors):
+        if not set(selector) <= SELECTOR_LABELS:
+            fail(obj, f"selector {selector} has labels beyond {sorted(SELECTOR_LABELS)}")
+
+# Security contexts: podSecurityContext for every pod but the pg_dump and restore-verify pods
+# (backup.podSecurityContext: the postgres image's user); the images backup and restore run as the
+# services' user with the backup's fsGroup (the volume's group); containerSecurityContext for every
+# container. When runAsUser is left out (a platform that assigns UIDs: OpenShift's restricted SCC
+# refuses a pod asking for one of its own), no pod or container may fix a UID, GID or fsGroup.
+pod_sc = effective.get("podSecurityContext") or {}
+backup_sc = effective["backup"].get("podSecurityContext") or {}
+container_sc = effective.get("containerSecurityContext") or {}
+assigned_ids = "runAsUser" not in pod_sc
+for obj in docs:
+    spec = pod_spec(obj)
+    if spec is None:
+        continue
+    component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+    if obj["kind"] == "CronJob" and component in ("backup", "restore-verify"):
+        want = backup_sc
+    elif obj["kind"] == "CronJob":
+        want = {k: v for k, v in pod_sc.items() if k != "fsGroup"}
+        want.update({"fsGroup": backup_sc["fsGroup"]} if "fsGroup" in backup_sc else {})
+    else:
+        want = pod_sc
+    if spec.get("securityContext", {}) != want:
+        fail(obj, f"pod securityContext {spec.get('securityContext')} is not the values' {want}")
+    contexts = [("pod", spec.get("securityContext", {}))]
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        contexts.append((f"container {c['name']}", c.get("securityContext", {})))
+        if c.get("securityContext", {}) != container_sc:
+            fail(obj, f"container {c['name']}: securityContext {c.get('securityContext')} is not containerSecurityContext {container_sc}")
+    for where, sc in contexts if assigned_ids else []:
+        fixed = sorted({"runAsUser", "runAsGroup", "fsGroup"} & set(sc))
+        if fixed:
+            fail(obj, f"{where} fixes {fixed} although podSecurityContext.runAsUser is unset (the platform assigns them)")
+
+# Placement and pod annotations: the top-level values on every pod, a service's own on its
+# Deployment (nodeSelector and podAnnotations merged, tolerations and affinity replaced).
+registry = (effective.get("global") or {}).get("imageRegistry") or ""
+for obj in docs:
+    spec = pod_spec(obj)
+    if spec is None:
+        continue
+    component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+    svc = services_values.get(component, {}) if obj["kind"] == "Deployment" else {}
+    want = {
+        "nodeSelector": {**(effective.get("nodeSelector") or {}), **(svc.get("nodeSelector") or {})},
+        "tolerations": svc.get("tolerations") or effective.get("tolerations") or [],
+        "affinity": svc.get("affinity") or effective.get("affinity") or {},
+    }
+    for key, value in want.items():
+        if spec.get(key, type(value)()) != value:
+            fail(obj, f"{key} {spec.get(key)} is not the values' {value}")
+    annotations = pod_metadata(obj).get("annotations") or {}
+    wanted = {**(effective.get("podAnnotations") or {}), **(svc.get("podAnnotations") or {})}
+    missing = {k: v for k, v in wanted.items() if annotations.get(k) != v}
+    if missing:
+        fail(obj, f"pod annotations lack podAnnotations {missing}")
+    for c in spec.get("containers", []):
+        if registry and not c["image"].startswith(registry.rstrip("/") + "/"):
+            fail(obj, f"container {c['name']}: image {c['image']} is not from global.imageRegistry {registry}")
+        # Credentials are files from the Secret, never a plain value in the pod spec either.
+        for e in c.get("env", []):
+            if e["name"] in CREDENTIALS and "value" in e:
+                fail(obj, f"container {c['name']}: {e['name']} is a credential given as a plain value")
+
+# Per service: the digest pins the image, extraEnv is the container's env, extraEnvVarsSecret its
+# envFrom Secret.
+for d in by_kind.get("Deployment", []):
+    component = d["metadata"]["labels"]["app.kubernetes.io/component"]
+    svc = services_values[component]
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    digest = (svc.get("image") or {}).get("digest")
+    if digest and not c["image"].endswith(f"/{component}@{digest}"):
+        fail(d, f"image {c['image']} is not pinned by services.{component}.image.digest")
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    for name, value in (svc.get("extraEnv") or {}).items():
+        if env.get(name) != helm_string(value):
+            fail(d, f"env {name}={env.get(name)!r}, services.{component}.extraEnv says {helm_string(value)!r}")
+    secrets_from = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
+    if secrets_from != ([svc["extraEnvVarsSecret"]] if svc.get("extraEnvVarsSecret") else []):
+        fail(d, f"envFrom Secrets {secrets_from}, services.{component}.extraEnvVarsSecret says {svc.get('extraEnvVarsSecret')!r}")
+
+# Artifact Hub lists the images the chart runs (Chart.yaml's artifacthub.io/images): with the
+# default images, every one rendered is listed, and with every part on, every one listed is rendered.
+chart = yaml.safe_load(open("helm/storefront/Chart.yaml"))
+listed = {i["image"] for i in yaml.safe_load((chart.get("annotations") or {}).get("artifacthub.io/images", "[]"))}
+images_set = any(key in values for key in ("image", "global")) or "image" in (values.get("backup") or {}) \
+    or "image" in (values.get("tests") or {}) or any("image" in (s or {}) for s in (values.get("services") or {}).values())
+rendered_images = {c["image"] for obj in docs if pod_spec(obj) for c in pod_spec(obj)["containers"]}
+if not images_set:
+    if rendered_images - listed:
+        problems.append(f"Chart.yaml: artifacthub.io/images lacks {sorted(rendered_images - listed)}")
+    if {"backup", "images-backup"} <= set(cronjobs) and len(by_kind.get("Deployment", [])) == 3 and listed - rendered_images:
+        problems.append(f"Chart.yaml: artifacthub.io/images lists {sorted(listed - rendered_images)}, which the chart does not run")
 
 # Production runs at least two replicas of every service: the defaults say so, and what is
 # rendered follows the values (HPA, KEDA's ScaledObject, or a fixed count).

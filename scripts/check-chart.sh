@@ -5,8 +5,9 @@
 # (scripts/chart_policy.py); the same for the development cluster's values and manifests (k8s/dev).
 # Every value set is rendered twice and must give the same bytes (what `helm template`, `--dry-run`
 # and GitOps tools see: no random values, no `lookup` that changes the output); the templates use
-# no random or clock functions and no unexplained `lookup`. Then values the schema must refuse.
-# Fails on the first problem.
+# no random or clock functions and no unexplained `lookup`. Then values the schema must refuse, and
+# the chart README's values table, which must be what scripts/chart-readme.py writes from the
+# schema and values.yaml (every value described). Fails on the first problem.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -89,4 +90,21 @@ for bad in retention.jobs=0d retention.sessions=30 retention.jobEvents=7days ret
     die "the chart accepted $bad"
   fi
 done
+# Bitnami-style values: a digest is sha256 and 64 lower-case hex digits; a registry has no scheme;
+# commonLabels never take the chart's own labels (selectors); the security contexts are the
+# Kubernetes fields only (this chart has no `enabled`: null leaves a field out); names are DNS labels.
+digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+for bad in "services.auth.image.digest=${digest:0:70}" "services.worker.image.digest=sha512:${digest#sha256:}" \
+  "services.catalog-order.image.digest=${digest^^}" "services.auth.image.digest=${digest#sha256:}" \
+  global.imageRegistry=https://registry.example.com 'commonLabels.app\.kubernetes\.io/name=x' \
+  podSecurityContext.enabled=false containerSecurityContext.enabled=false \
+  fullnameOverride=Shop "fullnameOverride=$(printf '%038d' 0)" services.worker.extraEnvVarsSecret=Bad_Name; do
+  if "$helm" template storefront "$chart" "${required[@]}" --set "$bad" >/dev/null 2>&1; then
+    die "the chart accepted $bad"
+  fi
+done
+"$helm" template storefront "$chart" "${required[@]}" --set "services.auth.image.digest=$digest" >/dev/null \
+  || die "the chart refused a sha256 digest"
+# The chart README's values table (scripts/chart-readme.py writes it).
+"$python" scripts/chart-readme.py --check
 log "chart: lint, render, schema validation and policies pass for $sets value sets"
