@@ -292,6 +292,7 @@ class Rehearsal:
         stats = self.stats = Stats()
         addr = (INGRESS[0], ingress_port)
         client = lambda n: Client(addr, HOST, self.ca, f"127.0.4.{n + 10}", stats)  # noqa: E731
+        self.check_routes(client(9))
         admin = self.make_admin(cluster, client(0))
         item_ids = self.seed_catalog(admin)
         customers = []
@@ -406,6 +407,33 @@ class Rehearsal:
             time.sleep(0.5)
         if pending:
             raise RehearsalError(f"{len(pending)} job(s) not {final} after {timeout:.0f} s: {[(j, last.get(j)) for j in pending]}")
+
+    def check_routes(self, c: Client) -> None:
+        """The Ingress carries the public API of both services on one host — each one's endpoints,
+        JWKS, OpenAPI document and docs UI under its own path — and nothing else: the probes'
+        /health/* and /metrics are the controller's 404."""
+        public = {
+            "/v1/categories": None,
+            "/v1/items?limit=1": None,
+            "/.well-known/jwks.json": None,
+            "/auth/openapi.json": "Storefront auth",
+            "/catalog-order/openapi.json": "Storefront catalog and orders",
+            "/auth/docs/": None,
+            "/catalog-order/docs/": None,
+        }
+        for path, title in public.items():
+            status, _, body = c.call("GET", path)
+            if status != 200:
+                raise RehearsalError(f"GET {path} through the ingress answered {status}, not 200")
+            if title and (not isinstance(body, dict) or body.get("info", {}).get("title") != title):
+                raise RehearsalError(f"GET {path} through the ingress is not {title}'s document")
+        hidden = ["/health/live", "/health/ready", "/metrics", "/openapi.json", "/docs/"]
+        for path in hidden:
+            status, _, _ = c.call("GET", path)
+            if status != 404:
+                raise RehearsalError(f"GET {path} through the ingress answered {status}: it must not be routed")
+        self.row("ingress routes", f"{len(public)} public paths reach their service; "
+                 f"{len(hidden)} others (probes, metrics, unprefixed docs) 404", True)
 
     def check_rate_limits(self, client) -> None:
         """One client exhausting the login budget does not limit another behind the same proxy."""

@@ -56,6 +56,23 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
     committed_spec_is(service.name, &spec);
+    // The same document under the service's own prefix, the path the chart's Ingress routes.
+    let prefixed: Value = testkit::get(format!("{}/{}/openapi.json", service.base, service.name))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prefixed, spec, "{}", service.name);
+    let docs = testkit::get(format!("{}/{}/docs/", service.base, service.name))
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200, "{}", service.name);
+    assert!(
+        docs.text().await.unwrap().contains("swagger-ui"),
+        "{}",
+        service.name
+    );
     let documented: BTreeSet<(String, String)> = spec["paths"]
         .as_object()
         .unwrap()

@@ -62,6 +62,7 @@ pub fn router(state: AppState, auth_limit: ClientIpLimit) -> Router {
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .with_state(state)
         .merge(platform::openapi::docs(
+            crate::SERVICE,
             <ApiDoc as utoipa::OpenApi>::openapi(),
         ))
 }

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state)
         .merge(platform::openapi::docs(
+            crate::SERVICE,
             <ApiDoc as utoipa::OpenApi>::openapi(),
         ))
 }
