@@ -43,6 +43,13 @@ if ! command -v promtool >/dev/null; then
   fi
 fi
 command -v promtool >/dev/null && export REQUIRE_PROMTOOL=1
+# Schemathesis fuzzes both APIs from their specs (tests/tests/api_fuzz.rs).
+if bash scripts/tools.sh schemathesis >/dev/null 2>&1; then
+  SCHEMATHESIS=$(bash scripts/tools.sh path schemathesis)
+  export SCHEMATHESIS REQUIRE_SCHEMATHESIS=1
+else
+  log "could not install schemathesis; the API fuzz test will be skipped"
+fi
 # The docs UI is opened in Chromium (tests/tests/docs_ui.rs); installed where this machine can.
 if bash scripts/tools.sh browser >/dev/null 2>&1; then
   export REQUIRE_BROWSER=1

