@@ -221,6 +221,41 @@ where
     }
 }
 
+/// Where [`delete_before`] deletes: a table, its key column and the timestamp column compared
+/// with the cutoff. Constants of the calling service, never input (they are spliced into SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aged {
+    pub table: &'static str,
+    pub key: &'static str,
+    pub at: &'static str,
+}
+
+/// Delete the rows of `aged.table` whose `aged.at` is before `cutoff` (a NULL is never before),
+/// in batches ([`delete_in_batches`]), skipping rows another transaction holds; the rows deleted.
+pub async fn delete_before(
+    db: &PgPool,
+    aged: Aged,
+    cutoff: time::OffsetDateTime,
+) -> Result<u64, sqlx::Error> {
+    let Aged { table, key, at } = aged;
+    let sql = format!(
+        "DELETE FROM {table} WHERE {key} IN (
+             SELECT {key} FROM {table} WHERE {at} < $1
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED)"
+    );
+    let sql = &sql;
+    delete_in_batches(|batch| async move {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(cutoff)
+            .bind(batch)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .await
+}
+
 /// `retention_purged_rows_total{kind}`: rows deleted because their retention period was over.
 #[derive(Clone)]
 pub struct PurgeMetrics {

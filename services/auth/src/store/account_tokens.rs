@@ -148,19 +148,15 @@ pub async fn purge(
     keep: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
     let cutoff = now - keep;
-    let tokens = platform::db::delete_in_batches(|batch| async move {
-        sqlx::query(
-            "DELETE FROM account_tokens WHERE token_hash IN (
-                 SELECT token_hash FROM account_tokens WHERE expires_at < $1
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(db)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    let tokens = platform::db::delete_before(
+        db,
+        platform::db::Aged {
+            table: "account_tokens",
+            key: "token_hash",
+            at: "expires_at",
+        },
+        cutoff,
+    )
     .await?;
     let counters = platform::db::delete_in_batches(|batch| async move {
         sqlx::query(

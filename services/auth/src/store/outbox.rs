@@ -77,22 +77,10 @@ pub async fn purge(
     now: time::OffsetDateTime,
     keep: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
-    let cutoff = now - keep;
-    let sql = format!(
-        "DELETE FROM {table} WHERE id IN (
-             SELECT id FROM {table}
-             WHERE published_at < $1
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)"
-    );
-    let sql = &sql;
-    platform::db::delete_in_batches(|batch| async move {
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(cutoff)
-            .bind(batch)
-            .execute(db)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .await
+    let aged = platform::db::Aged {
+        table,
+        key: "id",
+        at: "published_at",
+    };
+    platform::db::delete_before(db, aged, now - keep).await
 }

@@ -275,19 +275,10 @@ pub async fn purge_inbox(
     now: OffsetDateTime,
     keep: Duration,
 ) -> Result<u64, sqlx::Error> {
-    let cutoff = now - keep.max(jobs::topology::EVENTS_MAX_AGE);
-    platform::db::delete_in_batches(|batch| async move {
-        sqlx::query(
-            "DELETE FROM job_event_inbox WHERE event_id IN (
-                 SELECT event_id FROM job_event_inbox WHERE received_at < $1
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(db)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .await
+    let aged = platform::db::Aged {
+        table: "job_event_inbox",
+        key: "event_id",
+        at: "received_at",
+    };
+    platform::db::delete_before(db, aged, now - keep.max(jobs::topology::EVENTS_MAX_AGE)).await
 }

@@ -191,21 +191,12 @@ pub async fn purge_events(
     now: time::OffsetDateTime,
     keep: std::time::Duration,
 ) -> Result<u64, sqlx::Error> {
-    let cutoff = now - keep.max(jobs::topology::EVENTS_MAX_AGE);
-    platform::db::delete_in_batches(|batch| async move {
-        sqlx::query(
-            "DELETE FROM payment_events WHERE id IN (
-                 SELECT id FROM payment_events WHERE received_at < $1
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(db)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .await
+    let aged = platform::db::Aged {
+        table: "payment_events",
+        key: "id",
+        at: "received_at",
+    };
+    platform::db::delete_before(db, aged, now - keep.max(jobs::topology::EVENTS_MAX_AGE)).await
 }
 
 /// Every payment of a customer's orders, oldest first (the export).
