@@ -142,6 +142,15 @@ async fn deliver(base: &str, secret: &str, event: &Value) -> reqwest::Response {
     send_raw(base, &body, Some(signature::sign(secret, now, &body))).await
 }
 
+/// `payments_total{outcome}` of the first replica.
+async fn payments_total(shop: &Shop, outcome: &str) -> f64 {
+    metric(
+        shop,
+        &format!(r#"payments_total{{outcome="{outcome}",service="catalog-order"}}"#),
+    )
+    .await
+}
+
 async fn metric(shop: &Shop, series: &str) -> f64 {
     let text = testkit::get(&shop.metrics)
         .await
@@ -178,14 +187,7 @@ async fn a_payment_with_the_fake_provider_pays_the_order_through_its_signed_webh
     assert_eq!(receipts[0]["email"], "ann@example.com");
     assert_eq!(receipts[0]["payment_id"], payment["id"]);
     assert_eq!(receipts[0]["amount_cents"], 500);
-    assert_eq!(
-        metric(
-            &f.shop,
-            r#"payments_total{outcome="succeeded",service="catalog-order"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(payments_total(&f.shop, "succeeded").await, 1.0);
 }
 
 #[tokio::test]
@@ -212,14 +214,7 @@ async fn a_failed_payment_leaves_the_order_pending_and_it_can_be_paid_again() {
         f.payment_status(failed["id"].as_str().unwrap()).await,
         "failed"
     );
-    assert_eq!(
-        metric(
-            &f.shop,
-            r#"payments_total{outcome="failed",service="catalog-order"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(payments_total(&f.shop, "failed").await, 1.0);
 }
 
 #[tokio::test]
@@ -478,14 +473,7 @@ async fn an_event_is_applied_once_however_often_and_in_whatever_order_it_arrives
     assert_eq!(o["status"], "paid");
     assert_eq!(o["payment"]["status"], "succeeded");
     assert_eq!(f.shop.count("payment_events").await, 3);
-    assert_eq!(
-        metric(
-            &f.shop,
-            r#"payments_total{outcome="succeeded",service="catalog-order"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(payments_total(&f.shop, "succeeded").await, 1.0);
 }
 
 #[tokio::test]
@@ -553,14 +541,7 @@ async fn cancelling_a_paid_order_restocks_it_and_refunds_the_payment() {
     let refunds = f.jobs_of("email.refund").await;
     assert_eq!(refunds.len(), 1, "{refunds:?}");
     assert_eq!(refunds[0]["email"], "ann@example.com");
-    assert_eq!(
-        metric(
-            &f.shop,
-            r#"payments_total{outcome="refunded",service="catalog-order"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(payments_total(&f.shop, "refunded").await, 1.0);
 }
 
 #[tokio::test]
@@ -657,12 +638,5 @@ async fn a_payment_opened_on_one_replica_is_settled_by_the_webhook_on_another() 
         .await
         .unwrap();
     assert_eq!(seen["status"], "paid");
-    assert_eq!(
-        metric(
-            &f.shop,
-            r#"payments_total{outcome="succeeded",service="catalog-order"}"#
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(payments_total(&f.shop, "succeeded").await, 1.0);
 }
