@@ -105,12 +105,7 @@ pub async fn login(
     ClientIp(client): ClientIp,
     Json(body): Json<Credentials>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    if body.password.chars().count() > crate::domain::PASSWORD_MAX_LEN {
-        return Err(ApiError::invalid_field(
-            "password",
-            "must be at most 128 characters",
-        ));
-    }
+    super::check_presented("password", &body.password)?;
     // The throttle key is the normalised email even when it is not a valid address, so that
     // probing with variants of one address shares one counter. Stored emails are normalised and
     // valid, so an invalid one simply finds no account.
@@ -271,12 +266,7 @@ pub async fn delete_me(
     TraceParent(traceparent): TraceParent,
     Json(body): Json<DeleteAccount>,
 ) -> Result<StatusCode, ApiError> {
-    if body.password.chars().count() > crate::domain::PASSWORD_MAX_LEN {
-        return Err(ApiError::invalid_field(
-            "password",
-            "must be at most 128 characters",
-        ));
-    }
+    super::check_presented("password", &body.password)?;
     let cause = store::outbox::Cause {
         request_id: Some(&request_id),
         traceparent: traceparent.as_deref(),

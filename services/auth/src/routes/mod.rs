@@ -13,6 +13,18 @@ use platform::ratelimit::{self, ClientIpLimit};
 
 use crate::state::AppState;
 
+/// A password presented to be checked (login, deletion, change): refused above
+/// `PASSWORD_MAX_LEN` characters before anything hashes it.
+fn check_presented(field: &str, password: &str) -> Result<(), platform::ApiError> {
+    if password.chars().count() > crate::domain::PASSWORD_MAX_LEN {
+        return Err(platform::ApiError::invalid_field(
+            field,
+            "must be at most 128 characters",
+        ));
+    }
+    Ok(())
+}
+
 /// The OpenAPI document of auth.
 #[derive(utoipa::OpenApi)]
 #[openapi(

@@ -10,7 +10,7 @@ use platform::ratelimit::ClientIp;
 use platform::{ApiError, FieldError};
 use serde::Deserialize;
 
-use crate::domain::{AccountToken, Email, PASSWORD_MAX_LEN, Password};
+use crate::domain::{AccountToken, Email, Password};
 use crate::state::AppState;
 use crate::store::outbox::Cause;
 use crate::verification::invalid_token;
@@ -145,12 +145,7 @@ pub async fn change_password(
     Json(body): Json<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     let password = new_password(&body.password)?;
-    if body.current_password.chars().count() > PASSWORD_MAX_LEN {
-        return Err(ApiError::invalid_field(
-            "current_password",
-            "must be at most 128 characters",
-        ));
-    }
+    super::check_presented("current_password", &body.current_password)?;
     recovery::change(&state, &user, &body.current_password, password, client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
