@@ -119,7 +119,7 @@ async fn system(
         db.clone(),
         js.clone(),
         topology.clone(),
-        jobs::outbox::OutboxMetrics::register(&registry)?,
+        jobs::outbox::OutboxMetrics::register(&registry, &outbox)?,
         &shutdown,
     );
     let handled = Arc::new(Count(AtomicU64::new(0)));

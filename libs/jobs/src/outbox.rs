@@ -31,7 +31,9 @@ const BATCH: i64 = 100;
 /// Poll interval when no notification arrives.
 const POLL: Duration = Duration::from_secs(1);
 
-/// `jobs_published_total`, `outbox_pending`, `outbox_oldest_age_seconds`.
+/// `jobs_published_total`, `outbox_pending`, `outbox_oldest_age_seconds`, each labelled
+/// `outbox="<table>"`, so a service with several outboxes registers one series per table (sums over
+/// the label read as one outbox did).
 #[derive(Clone)]
 pub struct OutboxMetrics {
     pub published: IntCounter,
@@ -40,17 +42,26 @@ pub struct OutboxMetrics {
 }
 
 impl OutboxMetrics {
-    pub fn register(metrics: &platform::metrics::Metrics) -> Result<Self, prometheus::Error> {
+    pub fn register(
+        metrics: &platform::metrics::Metrics,
+        outbox: &Outbox,
+    ) -> Result<Self, prometheus::Error> {
+        let opts = |name: &str, help: &str| {
+            prometheus::Opts::new(name, help).const_label("outbox", outbox.table)
+        };
         let m = OutboxMetrics {
-            published: IntCounter::new(
+            published: IntCounter::with_opts(opts(
                 "jobs_published_total",
                 "Jobs published from the outbox to JetStream.",
-            )?,
-            pending: IntGauge::new("outbox_pending", "Jobs committed but not yet published.")?,
-            oldest_age: Gauge::new(
+            ))?,
+            pending: IntGauge::with_opts(opts(
+                "outbox_pending",
+                "Jobs committed but not yet published.",
+            ))?,
+            oldest_age: Gauge::with_opts(opts(
                 "outbox_oldest_age_seconds",
                 "Age of the oldest unpublished job, in seconds (0 when none).",
-            )?,
+            ))?,
         };
         metrics.register(Box::new(m.published.clone()))?;
         metrics.register(Box::new(m.pending.clone()))?;

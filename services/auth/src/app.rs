@@ -60,36 +60,6 @@ pub fn topology(base: jobs::Topology) -> jobs::Topology {
     base.with_families([AUTH_FAMILY, jobs::email::FAMILY])
 }
 
-/// The metrics of one of auth's two relays. `OutboxMetrics::register` names its series without
-/// labels, so a second relay could not register them; here both carry `outbox="<table>"`, one
-/// series each, and sums over the label (dashboards, alerts) read as before.
-fn outbox_metrics(
-    metrics: &platform::metrics::Metrics,
-    outbox: &Outbox,
-) -> Result<OutboxMetrics, prometheus::Error> {
-    let opts = |name: &str, help: &str| {
-        prometheus::Opts::new(name, help).const_label("outbox", outbox.table)
-    };
-    let m = OutboxMetrics {
-        published: prometheus::IntCounter::with_opts(opts(
-            "jobs_published_total",
-            "Jobs published from the outbox to JetStream.",
-        ))?,
-        pending: prometheus::IntGauge::with_opts(opts(
-            "outbox_pending",
-            "Jobs committed but not yet published.",
-        ))?,
-        oldest_age: prometheus::Gauge::with_opts(opts(
-            "outbox_oldest_age_seconds",
-            "Age of the oldest unpublished job, in seconds (0 when none).",
-        ))?,
-    };
-    metrics.register(Box::new(m.published.clone()))?;
-    metrics.register(Box::new(m.pending.clone()))?;
-    metrics.register(Box::new(m.oldest_age.clone()))?;
-    Ok(m)
-}
-
 /// Build the service; `App::run` serves it. Tests call this with `HTTP_ADDR` on port 0.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let mut builder = AppBuilder::new(SERVICE, VERSION, &settings.platform)?;
@@ -125,7 +95,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             db.clone(),
             js.clone(),
             topology.clone(),
-            outbox_metrics(builder.metrics(), &outbox)?,
+            OutboxMetrics::register(builder.metrics(), &outbox)?,
             builder.shutdown(),
         );
     }

@@ -134,7 +134,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         db.clone(),
         js.clone(),
         topology.clone(),
-        jobs::outbox::OutboxMetrics::register(builder.metrics())?,
+        jobs::outbox::OutboxMetrics::register(builder.metrics(), &OUTBOX)?,
         builder.shutdown(),
     );
     let cache = ResponseCache::new(&settings.cache, builder.metrics())?;
