@@ -229,3 +229,51 @@ async fn published_events_are_purged_after_their_retention_unpublished_ones_neve
     assert_eq!(purged.events, 0);
     assert_eq!(all().await, 1);
 }
+
+#[tokio::test]
+async fn expired_account_tokens_and_idle_reset_counters_are_purged_after_the_session_retention() {
+    use std::time::Duration;
+    let test_db = testkit::TestDb::new("auth", &auth::MIGRATOR).await;
+    let db = test_db.pool().await;
+    sqlx::query(
+        "WITH u AS (
+             INSERT INTO users (id, email, password_hash, role)
+             VALUES (gen_random_uuid(), 'ann@example.com', 'x', 'customer') RETURNING id
+         )
+         INSERT INTO account_tokens (token_hash, user_id, purpose, email, expires_at)
+         SELECT decode(repeat(h, 64), 'hex'), u.id, 'reset_password', 'ann@example.com', e
+         FROM u, (VALUES ('a', now() - interval '3 days'), ('b', now() - interval '2 hours'),
+                         ('c', now() + interval '20 minutes')) AS t (h, e)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO password_reset_requests (email, requests, window_start) VALUES
+         ('old@example.com', 1, now() - interval '3 days'),
+         ('edge@example.com', 1, now() - interval '1 day 30 minutes'),
+         ('new@example.com', 1, now())",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let retention = auth::settings::Retention::default();
+    assert_eq!(retention.retention_sessions, Duration::from_secs(24 * 3600));
+    let purged = auth::maintenance::purge_expired(&db, &retention, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    // The token expired three days ago and the counter whose hour ended over a day ago go; the
+    // counter whose hour ended under a day ago, the recently expired and the live token stay.
+    assert_eq!(purged.account_tokens, 2);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM password_reset_requests ORDER BY email")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(left, ["edge@example.com", "new@example.com"]);
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM account_tokens")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 2);
+}

@@ -158,20 +158,16 @@ pub async fn purge(
         cutoff,
     )
     .await?;
-    let counters = platform::db::delete_in_batches(|batch| async move {
-        sqlx::query(
-            "DELETE FROM password_reset_requests WHERE email IN (
-                 SELECT email FROM password_reset_requests
-                 WHERE window_start < $1 - interval '1 hour'
-                 LIMIT $2
-                 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(db)
-        .await
-        .map(|r| r.rows_affected())
-    })
+    // A counter's window is an hour: it ended `keep` ago when it started `keep` + 1 h ago.
+    let counters = platform::db::delete_before(
+        db,
+        platform::db::Aged {
+            table: "password_reset_requests",
+            key: "email",
+            at: "window_start",
+        },
+        cutoff - time::Duration::hours(1),
+    )
     .await?;
     Ok(tokens + counters)
 }
