@@ -25,7 +25,7 @@ from cluster import Cluster, Pod, RehearsalError, hook_kinds, hook_weight, load_
 from backing import NatsCluster, Postgres  # noqa: E402
 from edge import Edge  # noqa: E402
 from monitoring import Monitoring, dashboard_queries  # noqa: E402
-from traffic import Client, HttpSink, SmtpSink, Stats, SteadyTraffic, fetch_digests, free_port, image_variants, png  # noqa: E402
+from traffic import Client, HttpSink, PaymentGateway, SmtpSink, Stats, SteadyTraffic, fetch_digests, free_port, image_variants, png  # noqa: E402
 
 NAMESPACE = "rehearsal"
 RELEASE = "storefront"
@@ -91,7 +91,9 @@ class Rehearsal:
 
         self.smtp = SmtpSink(("127.0.0.1", 0))
         self.sink = HttpSink(("127.0.0.1", 0))
-        for server in (self.smtp, self.sink):
+        webhook_secret, gateway_key = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+        self.gateway = PaymentGateway(("127.0.0.1", 0), gateway_key, webhook_secret)
+        for server in (self.smtp, self.sink, self.gateway):
             threading.Thread(target=server.serve_forever, daemon=True).start()
         smtp_port, sink_port = self.smtp.server_address[1], self.sink.server_address[1]
 
@@ -103,8 +105,8 @@ class Rehearsal:
             "auth-signing-keys": open(f"{keys}/signing.pem").read(),
             "smtp-url": f"smtp://127.0.0.1:{smtp_port}",
             "cursor-secret": secrets.token_urlsafe(48),
-            "payment-webhook-secrets": secrets.token_urlsafe(48),
-            "payment-gateway-api-key": secrets.token_urlsafe(32),
+            "payment-webhook-secrets": webhook_secret,
+            "payment-gateway-api-key": gateway_key,
             "backup-admin-url": url("postgres"),
             "sentry-dsn": f"http://rehearsal@127.0.0.1:{sink_port}/1",
             "otlp-headers": "authorization=Bearer%20rehearsal",
@@ -127,8 +129,8 @@ class Rehearsal:
             yaml.safe_dump({
                 "observability": {"otlpEndpoint": f"http://127.0.0.1:{sink_port}"},
                 "trustedProxies": [f"{INGRESS[0]}/32"],
-                # No gateway runs here; the sink stands in for its address (nothing pays).
-                "payments": {"gatewayUrl": f"http://127.0.0.1:{sink_port}/payments-gateway"},
+                # A gateway of the rehearsal's own (traffic.PaymentGateway).
+                "payments": {"gatewayUrl": f"http://127.0.0.1:{self.gateway.server_address[1]}"},
                 "ingress": {"host": HOST},
                 "secrets": {"keys": {"sentryDsn": "sentry-dsn", "otlpHeaders": "otlp-headers"}},
                 "serviceMonitor": {"interval": "30s"},
@@ -293,6 +295,7 @@ class Rehearsal:
         addr = (INGRESS[0], ingress_port)
         client = lambda n: Client(addr, HOST, self.ca, f"127.0.4.{n + 10}", stats)  # noqa: E731
         self.check_routes(client(9))
+        self.gateway.client = client(8)
         admin = self.make_admin(cluster, client(0))
         item_ids = self.seed_catalog(admin)
         customers = []
@@ -304,7 +307,9 @@ class Rehearsal:
             seen = c.browse(pages=4, limit=5)
             if len({i["id"] for i in seen}) != len(seen) or len(seen) < 15:
                 raise RehearsalError(f"cursor pages repeat or stop early: {len(seen)} items")
-            c.order(item_ids[i])
+            order = c.order(item_ids[i])
+            if i < 2:
+                self.check_payment(c, order["id"], refund=(i == 1))
             customers.append((email, password))
         uploads = [admin.upload(item_ids[0], png(64, 48, seed)) for seed in range(3)]
         jobs = [u["job_id"] for u in uploads]
@@ -407,6 +412,32 @@ class Rehearsal:
             time.sleep(0.5)
         if pending:
             raise RehearsalError(f"{len(pending)} job(s) not {final} after {timeout:.0f} s: {[(j, last.get(j)) for j in pending]}")
+
+    def check_payment(self, c: Client, order_id: str, refund: bool) -> None:
+        """A payment through the gateway provider: the gateway's signed webhook, sent through the
+        ingress to either replica, pays the order; cancelling it refunds (a job, the gateway's
+        refund call, its webhook)."""
+        def until(field: str, want: str) -> None:
+            got = None
+            for _ in range(60):
+                order = c.expect(200, "GET", f"/v1/orders/{order_id}")
+                got = order["status"] if field == "status" else (order.get("payment") or {}).get("status")
+                if got == want:
+                    return
+                time.sleep(0.25)
+            raise RehearsalError(f"order {order_id}: {field} is {got}, not {want}, 15 s after paying")
+        payment = c.expect(201, "POST", f"/v1/orders/{order_id}/payment", body={},
+                           headers={"Idempotency-Key": str(uuid.uuid4())})
+        if payment["provider"] != "gateway" or not payment["client_secret"].startswith("gw_"):
+            raise RehearsalError(f"the payment was not opened with the gateway: {payment}")
+        until("status", "paid")
+        what = "paid"
+        if refund:
+            c.expect(200, "POST", f"/v1/orders/{order_id}/cancel")
+            until("payment", "refunded")
+            what = "paid, cancelled, refunded"
+        self.row(f"payment through the gateway ({what})",
+                 f"webhooks via the ingress; gateway calls {dict(self.gateway.calls)}", not self.gateway.undelivered)
 
     def check_routes(self, c: Client) -> None:
         """The Ingress carries the public API of both services on one host — each one's endpoints,

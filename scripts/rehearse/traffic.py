@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import http.client
+import http.server
 import json
 import random
 import socket
@@ -352,3 +354,65 @@ class SteadyTraffic:
         self.stop.set()
         for t in self.threads:
             t.join(timeout=60)
+
+
+class PaymentGateway(http.server.ThreadingHTTPServer):
+    """Stands in for a payment gateway speaking docs/payments.md's protocol: `POST /payments`
+    answers a client secret, `POST /refunds` 200 (both only with the right bearer key), and each
+    outcome follows as a webhook signed like the provider's (HMAC-SHA256 of "<t>.<body>") sent to
+    the shop through the ingress, as a real provider reaches it — landing on either replica."""
+
+    daemon_threads = True
+
+    def __init__(self, addr, api_key: str, webhook_secret: str):
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret.encode()
+        self.client: Client | None = None  # set once the ingress listens
+        self.calls = Counter()
+        self.undelivered: list[str] = []
+        super().__init__(addr, _GatewayHandler)
+
+    def deliver_later(self, kind: str, payment: dict) -> None:
+        def deliver():
+            body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": kind, "created": int(time.time()),
+                               "data": {k: payment[k] for k in ("payment_id", "order_id", "amount_cents", "currency")}}).encode()
+            for _ in range(20):
+                t = int(time.time())
+                sig = hmac.new(self.webhook_secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+                status, _, _ = self.client.call("POST", "/v1/payments/webhook", raw=body, content_type="application/json",
+                                                headers={"Payment-Signature": f"t={t},v1={sig}"})
+                if status == 200:
+                    return
+                time.sleep(0.5)
+            self.undelivered.append(kind)
+
+        threading.Timer(0.2, deliver).start()
+
+
+class _GatewayHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        gw: PaymentGateway = self.server
+        payment = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        if self.headers.get("authorization") != f"Bearer {gw.api_key}" or not self.headers.get("idempotency-key"):
+            self.send_response(401)
+            self.end_headers()
+            return
+        gw.calls[self.path] += 1
+        if self.path == "/payments":
+            answer = json.dumps({"client_secret": f"gw_{uuid.uuid4().hex}"}).encode()
+            gw.deliver_later("payment.succeeded", payment)
+        elif self.path == "/refunds":
+            answer = b"{}"
+            gw.deliver_later("refund.succeeded", payment)
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
