@@ -78,6 +78,9 @@ pub async fn connect_watched(
                 match event {
                     Event::Connected => tracing::info!("NATS connected"),
                     Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+                    // The end of every client (a command finishing, a shutdown): nothing to warn of,
+                    // and a command's stdout is its answer.
+                    Event::Closed => tracing::debug!("NATS connection closed"),
                     other => tracing::warn!(event = %other, "NATS"),
                 }
             }
