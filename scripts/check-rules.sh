@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-command -v promtool >/dev/null || die "promtool is needed (Debian: apt install prometheus)"
+bash scripts/tools.sh promtool
 bash scripts/tools.sh helm
 helm=$(bash scripts/tools.sh path helm)
 rules=helm/storefront/rules

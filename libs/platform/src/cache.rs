@@ -175,6 +175,11 @@ pub struct ResponseCache {
     /// `None` when `CACHE_MAX_ENTRIES` is 0.
     store: Option<Arc<Store>>,
     versions: Vec<AtomicU64>,
+    /// When each slot last changed, in µs since `origin`: what a read replica must have replayed
+    /// to answer for it (see [`Self::changed_since`]).
+    changed_at: Vec<AtomicU64>,
+    /// When the cache was last dropped, in µs since `origin`.
+    reset_at: AtomicU64,
     /// Bumped when changes may have been missed: everything cached before is stale.
     epoch: AtomicU64,
     /// When a message was last heard over NATS, in ms since `origin` ([`NEVER`] before the first).
@@ -246,6 +251,8 @@ impl ResponseCache {
             id: rand::random(),
             store,
             versions: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            changed_at: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            reset_at: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             heard: AtomicU64::new(NEVER),
             origin: Instant::now(),
@@ -385,14 +392,36 @@ impl ResponseCache {
 
     fn reset(&self, why: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.reset_at.fetch_max(self.micros(), Ordering::AcqRel);
         self.resets.inc();
         tracing::info!(why, "response cache dropped");
     }
 
     fn forget(&self, tags: &[String]) {
+        let now = self.micros();
         for tag in tags {
             self.versions[slot(tag)].fetch_add(1, Ordering::AcqRel);
+            self.changed_at[slot(tag)].fetch_max(now, Ordering::AcqRel);
         }
+    }
+
+    fn micros(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The newest moment any of `tags` changed, as this replica heard it (its own writes at
+    /// once, the others' when they arrive), or the cache was dropped: a read that depends on
+    /// them must see every write committed before it. Now, while NATS is silent (changes may be
+    /// going unheard).
+    pub fn changed_since(&self, tags: &[String]) -> Instant {
+        if !self.online() {
+            return Instant::now();
+        }
+        let newest = tags
+            .iter()
+            .map(|t| self.changed_at[slot(t)].load(Ordering::Acquire))
+            .fold(self.reset_at.load(Ordering::Acquire), u64::max);
+        self.origin + Duration::from_micros(newest)
     }
 
     fn stamp(&self, tags: &[String]) -> Stamp {
@@ -507,6 +536,9 @@ pub type TagsOf = fn(route: &str, path: &str) -> Option<Vec<String>>;
 pub struct Cached {
     pub cache: Arc<ResponseCache>,
     pub tags_of: TagsOf,
+    /// Where a miss's handler reads (a replica when it has every change of the route's tags);
+    /// `None`: the handler reads where it always does.
+    pub reads: Option<crate::replica::Reads>,
 }
 
 /// Middleware (`route_layer`): GETs of routes `tags_of` names are answered from the cache when it
@@ -537,7 +569,10 @@ pub async fn serve(State(cached): State<Cached>, request: Request, next: Next) -
         return cache.respond(entry.body.clone(), entry.etag.clone(), &asked);
     }
     let stamp = cache.stamp(&tags);
-    let response = next.run(request).await;
+    let response = match &cached.reads {
+        Some(reads) => reads.run(request, cache.changed_since(&tags), next).await,
+        None => next.run(request).await,
+    };
     if response.status() != StatusCode::OK {
         return response;
     }

@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, Secret};
 
 /// A pool that connects lazily: the service starts (unready) while the database is down and
 /// recovers by itself when it returns.
@@ -31,10 +31,42 @@ fn pool_with_timeout(
         .database_url
         .as_ref()
         .context("DATABASE_URL is not set")?;
+    pool_of(
+        url,
+        "DATABASE_URL",
+        settings,
+        application_name,
+        statement_timeout,
+    )
+}
+
+/// A pool like [`pool`]'s to another database: a read replica's (`setting` names its URL).
+pub fn pool_for(
+    url: &Secret,
+    setting: &str,
+    settings: &DatabaseSettings,
+    application_name: &str,
+) -> anyhow::Result<PgPool> {
+    pool_of(
+        url,
+        setting,
+        settings,
+        application_name,
+        settings.db_statement_timeout,
+    )
+}
+
+fn pool_of(
+    url: &Secret,
+    setting: &str,
+    settings: &DatabaseSettings,
+    application_name: &str,
+    statement_timeout: std::time::Duration,
+) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url
         .expose()
         .parse::<PgConnectOptions>()
-        .context("DATABASE_URL is not a valid postgres:// URL")?
+        .with_context(|| format!("{setting} is not a valid postgres:// URL"))?
         .application_name(application_name)
         // Sent with the start-up packet: no round trip of its own. 0 is PostgreSQL's "none".
         .options([(

@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod ratelimit;
+pub mod replica;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -12,6 +12,7 @@
 //! (a binary run as production runs it).
 
 mod prod;
+pub mod replication;
 pub mod settings;
 pub mod tls;
 

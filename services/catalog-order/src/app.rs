@@ -11,6 +11,7 @@ use jobs::runtime::{JobMetrics, spawn_event_listener_on};
 use platform::cache::ResponseCache;
 use platform::db::PurgeMetrics;
 use platform::ratelimit::{self, Limiter, Quota};
+use platform::replica::Reads;
 use platform::{App, AppBuilder};
 use sqlx::PgPool;
 
@@ -199,8 +200,17 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         builder.metrics(),
     )?;
     ratelimit::spawn_purge(db.clone(), builder.shutdown());
+    let reads = Reads::new(
+        db.clone(),
+        &settings.replica,
+        &settings.database,
+        SERVICE,
+        builder.metrics(),
+        builder.shutdown(),
+    )?;
     let state = AppState::new(Shared {
         db,
+        reads,
         verifier,
         cursors: settings.cursors.signer(),
         write_limiter,

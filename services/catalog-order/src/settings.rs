@@ -9,6 +9,7 @@ use platform::config::{
     DatabaseSettings, NatsSettings, Needs, PlatformSettings, Problems, Profile, ServiceSettings,
 };
 use platform::pagination::CursorSettings;
+use platform::replica::ReplicaSettings;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,6 +18,9 @@ pub struct Settings {
     pub platform: PlatformSettings,
     #[serde(flatten)]
     pub database: DatabaseSettings,
+    /// Public catalog reads from a streaming replica (`DATABASE_READ_URL`).
+    #[serde(flatten)]
+    pub replica: ReplicaSettings,
     #[serde(flatten)]
     pub nats: NatsSettings,
     #[serde(flatten)]
@@ -152,6 +156,7 @@ impl Default for Settings {
         Settings {
             platform: PlatformSettings::with_ports(8082, 9182),
             database: DatabaseSettings::default(),
+            replica: ReplicaSettings::default(),
             nats: NatsSettings::default(),
             cursors: CursorSettings::default(),
             tokens: VerifierSettings::default(),
@@ -170,6 +175,7 @@ impl Default for Settings {
 impl ServiceSettings for Settings {
     const SECRETS: &'static [&'static str] = &[
         "DATABASE_URL",
+        "DATABASE_READ_URL",
         "NATS_URL",
         "CURSOR_SECRET",
         "PAYMENT_WEBHOOK_SECRETS",
@@ -207,6 +213,7 @@ impl ServiceSettings for Settings {
         self.platform.validate(needs, problems);
         if needs.has(Needs::DATABASE) {
             self.database.validate(profile, problems);
+            self.replica.validate(profile, problems);
             self.search.validate(problems);
         }
         if needs.has(Needs::NATS) {

@@ -9,6 +9,7 @@ use jobs::images::ImageStore;
 use platform::cache::ResponseCache;
 use platform::pagination::CursorSigner;
 use platform::ratelimit::Limiter;
+use platform::replica::Reads;
 use sqlx::PgPool;
 
 use crate::store::items::Candidates;
@@ -34,7 +35,11 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] holds.
 pub struct Shared {
+    /// The primary: every write, and every read that is not a public catalog read.
     pub db: PgPool,
+    /// Where public catalog reads go (a replica when it has every change they depend on); their
+    /// handlers take the pool as [`platform::replica::ReadPool`].
+    pub reads: Reads,
     pub verifier: Arc<Verifier>,
     pub cursors: CursorSigner,
     /// Writes per signed-in user, shared by every replica (keyed by the user id).
@@ -48,6 +53,12 @@ pub struct Shared {
     pub payments: crate::payments::Payments,
     /// `ORDERS_REQUIRE_VERIFIED_EMAIL`.
     pub orders_require_verified_email: bool,
+}
+
+impl FromRef<AppState> for Reads {
+    fn from_ref(state: &AppState) -> Self {
+        state.reads.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Verifier> {

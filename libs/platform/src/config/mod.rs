@@ -27,6 +27,7 @@ pub use load::{as_environment, load, load_from};
 pub use namespace::{InvalidNamespace, Namespace};
 pub use needs::{Needs, PLATFORM_SECRETS, ServiceSettings};
 pub use problems::{ConfigError, Problems, SettingProblem};
+pub(crate) use settings::password_of;
 pub use settings::{DatabaseSettings, NatsSettings, PlatformSettings};
 pub use values::{LogFormat, Profile, Secret, comma_list, duration, parse_otlp_headers};
 

@@ -226,7 +226,7 @@ impl DatabaseSettings {
 }
 
 /// The password part of a URL, if any (`postgres://user:pw@host/db`).
-pub(super) fn password_of(raw: &str) -> Option<String> {
+pub(crate) fn password_of(raw: &str) -> Option<String> {
     let url = url::Url::parse(raw).ok()?;
     // Percent-encoded in the URL (`p%40ss`); the password itself is what is judged.
     let password = percent_encoding::percent_decode_str(url.password()?).decode_utf8_lossy();

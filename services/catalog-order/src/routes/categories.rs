@@ -7,6 +7,7 @@ use platform::ApiError;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
 use platform::problem::Problem;
+use platform::replica::ReadPool;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -51,6 +52,7 @@ pub struct ListQuery {
     responses((status = 200, body = Page<CategoryDto>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
+    ReadPool(db): ReadPool,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page<CategoryDto>>, ApiError> {
     let params = PageParams {
@@ -59,7 +61,7 @@ pub async fn list(
     };
     let limit = params.limit()?;
     let after: Option<(String, Uuid)> = params.after(&state.cursors)?;
-    let rows = usecases::catalog::categories(&state, after, limit).await?;
+    let rows = usecases::catalog::categories(&db, after, limit).await?;
     Ok(Json(Page::from_rows(
         rows,
         limit,
@@ -73,10 +75,10 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/categories/{id}", operation_id = "getCategory", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = CategoryDto), (status = 404, body = Problem)))]
 pub async fn get(
-    State(state): State<AppState>,
+    ReadPool(db): ReadPool,
     Path(id): Path<Uuid>,
 ) -> Result<Json<CategoryDto>, ApiError> {
-    Ok(Json(usecases::catalog::category(&state, id).await?.into()))
+    Ok(Json(usecases::catalog::category(&db, id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

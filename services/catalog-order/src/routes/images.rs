@@ -16,6 +16,7 @@ use platform::ApiError;
 use platform::extract::{Json, Path};
 use platform::http::{RequestId, TraceParent};
 use platform::problem::Problem;
+use platform::replica::ReadPool;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -234,10 +235,10 @@ pub async fn upload(
 #[utoipa::path(get, path = "/v1/items/{id}/images", operation_id = "listImages", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<ImageDto>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
-    State(state): State<AppState>,
+    ReadPool(db): ReadPool,
     Path(item_id): Path<Uuid>,
 ) -> Result<Json<Vec<ImageDto>>, ApiError> {
-    let images = usecases::images::of_item(&state, item_id).await?;
+    let images = usecases::images::of_item(&db, item_id).await?;
     Ok(Json(images.into_iter().map(ImageDto::from).collect()))
 }
 

@@ -7,6 +7,7 @@ use platform::ApiError;
 use platform::extract::{Json, Path, Query};
 use platform::pagination::{Page, PageParams};
 use platform::problem::Problem;
+use platform::replica::ReadPool;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -143,6 +144,7 @@ fn check_prices(min_price: Option<i64>, max_price: Option<i64>) -> Result<(), Ap
     responses((status = 200, body = Page<ListedItemDto>), (status = 400, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
+    ReadPool(db): ReadPool,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page<ListedItemDto>>, ApiError> {
     let params = PageParams {
@@ -161,7 +163,7 @@ pub async fn list(
         max_price: query.max_price,
         in_stock: query.in_stock,
     };
-    let list = usecases::catalog::items(&state, query, sort, after, limit).await?;
+    let list = usecases::catalog::items(&state, &db, query, sort, after, limit).await?;
     let cursors = list.cursors;
     let matched = list.matched.map(|m| match m {
         Match::Exact => MatchDto::Exact,
@@ -224,12 +226,14 @@ pub struct FacetsDto {
     responses((status = 200, body = FacetsDto), (status = 400, body = Problem)))]
 pub async fn facets(
     State(state): State<AppState>,
+    ReadPool(db): ReadPool,
     Query(query): Query<FacetsQuery>,
 ) -> Result<Json<FacetsDto>, ApiError> {
     check_prices(query.min_price, query.max_price)?;
     let q = parse_q(query.q.as_deref())?;
     let facets = usecases::catalog::facets(
         &state,
+        &db,
         ItemQuery {
             category: query.category.as_deref(),
             q,
@@ -269,11 +273,8 @@ pub async fn facets(
 /// `GET /v1/items/{id}` (public; inactive items are not found).
 #[utoipa::path(get, path = "/v1/items/{id}", operation_id = "getItem", tag = "catalog", params(("id" = Uuid, Path)),
     responses((status = 200, body = ItemDto), (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<Json<ItemDto>, ApiError> {
-    Ok(Json(usecases::catalog::item(&state, id).await?.into()))
+pub async fn get(ReadPool(db): ReadPool, Path(id): Path<Uuid>) -> Result<Json<ItemDto>, ApiError> {
+    Ok(Json(usecases::catalog::item(&db, id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
             Cached {
                 cache: state.cache.clone(),
                 tags_of: crate::changes::tags_of_route,
+                reads: Some(state.reads.clone()),
             },
             platform::cache::serve,
         ))

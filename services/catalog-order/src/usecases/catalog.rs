@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::changes;
@@ -15,18 +16,21 @@ use crate::store::{self, StoreError};
 use crate::usecases::Error;
 
 // ---- categories ----
+//
+// The public reads take the pool they read from: the handler's `ReadPool` (a replica, when it
+// has every change the answer depends on; see `platform::replica`).
 
 /// Categories by name, after `after`; `limit + 1` of them.
 pub async fn categories(
-    state: &AppState,
+    db: &PgPool,
     after: Option<(String, Uuid)>,
     limit: u32,
 ) -> Result<Vec<CategoryRow>, Error> {
-    Ok(store::categories::page(&state.db, after, limit).await?)
+    Ok(store::categories::page(db, after, limit).await?)
 }
 
-pub async fn category(state: &AppState, id: Uuid) -> Result<CategoryRow, Error> {
-    store::categories::by_id(&state.db, id)
+pub async fn category(db: &PgPool, id: Uuid) -> Result<CategoryRow, Error> {
+    store::categories::by_id(db, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no category {id}")))
 }
@@ -184,6 +188,7 @@ fn filter_of(query: ItemQuery<'_>) -> ItemFilter {
 /// items whose names are most like what was typed instead ([`Match::Similar`]).
 pub async fn items(
     state: &AppState,
+    db: &PgPool,
     query: ItemQuery<'_>,
     sort: ItemSort,
     after: Option<ItemCursor>,
@@ -209,7 +214,7 @@ pub async fn items(
     };
     let first_page = after.is_none();
     let rows = store::items::page(
-        &state.db,
+        db,
         &filter,
         sort,
         after.as_ref(),
@@ -230,7 +235,7 @@ pub async fn items(
         && first_page
     {
         list.matched = Some(Match::Similar);
-        let fixed: Vec<String> = store::items::corrections(&state.db, text.words())
+        let fixed: Vec<String> = store::items::corrections(db, text.words())
             .await?
             .into_iter()
             .zip(text.words())
@@ -242,7 +247,7 @@ pub async fn items(
                 ..filter
             };
             let mut rows = store::items::page(
-                &state.db,
+                db,
                 &similar,
                 ItemSort::Relevance,
                 None,
@@ -260,14 +265,14 @@ pub async fn items(
 
 /// Counts per category and price band of the items `query` matches (bounded like a search:
 /// see `store::items::facets`).
-pub async fn facets(state: &AppState, query: ItemQuery<'_>) -> Result<Facets, Error> {
+pub async fn facets(state: &AppState, db: &PgPool, query: ItemQuery<'_>) -> Result<Facets, Error> {
     let filter = filter_of(query);
-    Ok(store::items::facets(&state.db, &filter, state.search_candidates).await?)
+    Ok(store::items::facets(db, &filter, state.search_candidates).await?)
 }
 
 /// An item on sale; an inactive one is not found.
-pub async fn item(state: &AppState, id: Uuid) -> Result<ItemRow, Error> {
-    store::items::by_id(&state.db, id)
+pub async fn item(db: &PgPool, id: Uuid) -> Result<ItemRow, Error> {
+    store::items::by_id(db, id)
         .await?
         .filter(|r| r.active)
         .ok_or_else(|| Error::NotFound(format!("no item {id}")))

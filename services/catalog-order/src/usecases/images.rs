@@ -2,6 +2,7 @@
 //! recorded), listing an item's images, reading a ready size.
 
 use jobs::images::{PutError, THUMBNAIL_KIND, ThumbnailJob, Variant};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::changes;
@@ -119,14 +120,15 @@ async fn record_upload(
 }
 
 /// The images of an active item, oldest first.
-pub async fn of_item(state: &AppState, item_id: Uuid) -> Result<Vec<ImageRow>, Error> {
-    if store::items::by_id(&state.db, item_id)
+/// `db`: where public reads go (see `usecases::catalog`).
+pub async fn of_item(db: &PgPool, item_id: Uuid) -> Result<Vec<ImageRow>, Error> {
+    if store::items::by_id(db, item_id)
         .await?
         .is_none_or(|item| !item.active)
     {
         return Err(Error::NotFound(format!("no item {item_id}")));
     }
-    Ok(store::images::of_item(&state.db, item_id).await?)
+    Ok(store::images::of_item(db, item_id).await?)
 }
 
 /// The size `size` of a ready image (its description; [`variant_bytes`] reads its bytes).

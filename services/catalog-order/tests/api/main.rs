@@ -13,5 +13,6 @@ mod orders;
 mod outbox;
 mod payments;
 mod plans;
+mod replica;
 mod search;
 mod support;
