@@ -14,6 +14,7 @@ import os
 import re
 import sys
 
+import jsonschema
 import yaml
 
 # Template functions whose result changes from one rendering to the next. `helm template`, `helm
@@ -252,35 +253,48 @@ if not settings:
 
 # Credentials never go through a ConfigMap: the Sentry DSN and the OTLP headers (an API key) come
 # from the Secret as files. Every NAME_FILE a container is given is a file its volumes mount.
-CREDENTIALS = {"SENTRY_DSN", "OTEL_EXPORTER_OTLP_HEADERS", "DATABASE_URL", "NATS_URL", "SMTP_URL",
+CREDENTIALS = {"SENTRY_DSN", "OTEL_EXPORTER_OTLP_HEADERS", "DATABASE_URL", "DATABASE_READ_URL", "NATS_URL", "SMTP_URL",
                "AUTH_SIGNING_KEYS", "CURSOR_SECRET"}
 for config in by_kind.get("ConfigMap", []):
     for key in set(config.get("data") or {}) & CREDENTIALS:
         fail(config, f"{key} is a credential: it belongs in the Secret (secrets.keys), mounted as {key}_FILE")
 keys = {**defaults["secrets"]["keys"], **((values.get("secrets") or {}).get("keys") or {})}
 existing_secret = {**defaults["secrets"], **(values.get("secrets") or {})}["existingSecret"]
+# With CloudNativePG the database URLs are its Clusters' Secrets' (checked with the Clusters below).
+cnpg_enabled = {**defaults["postgresql"]["cloudnativepg"],
+                **((values.get("postgresql") or {}).get("cloudnativepg") or {})}["enabled"]
+
+
+def mounted_files(spec, container):
+    """The files a container's volumes mount from Secrets and ConfigMaps: path -> (name, key)."""
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounted = {}
+    for m in container.get("volumeMounts", []):
+        volume = volumes.get(m["name"], {})
+        sources = volume.get("projected", {}).get("sources", [])
+        if "secret" in volume:
+            sources = [{"secret": {**volume["secret"], "name": volume["secret"].get("secretName")}}]
+        for source in sources:
+            ref = source.get("secret") or source.get("configMap") or {}
+            for item in ref.get("items", []):
+                mounted[f"{m['mountPath']}/{item['path']}"] = (ref.get("name"), item["key"])
+    return mounted
+
+
 for d in by_kind.get("Deployment", []):
     component = d["metadata"]["labels"]["app.kubernetes.io/component"]
     spec = d["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for c in spec["containers"]:
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
-        mounted = {}  # file path -> (Secret or ConfigMap name, key)
-        for m in c.get("volumeMounts", []):
-            volume = volumes.get(m["name"], {})
-            sources = volume.get("projected", {}).get("sources", [])
-            if "secret" in volume:
-                sources = [{"secret": {**volume["secret"], "name": volume["secret"].get("secretName")}}]
-            for source in sources:
-                ref = source.get("secret") or source.get("configMap") or {}
-                for item in ref.get("items", []):
-                    mounted[f"{m['mountPath']}/{item['path']}"] = (ref.get("name"), item["key"])
+        mounted = mounted_files(spec, c)
         for var, path in env.items():
             if var.endswith("_FILE") and path not in mounted:
                 fail(d, f"container {c['name']}: {var}={path} is not a mounted file")
         # Secrets every replica must share come from the existing Secret and nowhere else: the
         # cursor secret (HMAC of list cursors) above all, which auth and catalog-order both need.
         for var, path in env.items():
+            if cnpg_enabled and var == "DATABASE_URL_FILE":
+                continue
             if var.endswith("_FILE") and var != "CURSOR_SECRET_FILE" and path in mounted and mounted[path][0] != existing_secret:
                 fail(d, f"container {c['name']}: {var} comes from {mounted[path][0]!r}, not secrets.existingSecret {existing_secret!r}")
         if component in ("auth", "catalog-order"):
@@ -319,6 +333,17 @@ def pod_metadata(obj):
     return obj["spec"]["jobTemplate"]["spec"]["template"].get("metadata", {})
 
 
+def composed_from_secrets(container, var):
+    """var's value is a postgresql:// URL whose user and password are $(NAME)s of the container's
+    variables defined before it from Secret keys (Kubernetes expands them), with no secret text."""
+    m = re.fullmatch(r"postgresql://\$\((\w+)\):\$\((\w+)\)@[a-z0-9.-]+:[0-9]+/\w+", var.get("value", ""))
+    if not m:
+        return False
+    before = container.get("env", [])[:container.get("env", []).index(var)]
+    from_secrets = {e["name"] for e in before if "secretKeyRef" in (e.get("valueFrom") or {})}
+    return set(m.groups()) <= from_secrets
+
+
 def helm_string(value):  # what `quote` makes of a value
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -332,6 +357,7 @@ SELECTOR_LABELS = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.
 common_labels = effective.get("commonLabels") or {}
 for obj in docs:
     own = {"ServiceMonitor": effective["serviceMonitor"].get("labels"),
+           "PodMonitor": effective["serviceMonitor"].get("labels"),
            "PrometheusRule": effective["prometheusRule"].get("labels")}.get(obj["kind"]) or {}
     if obj["kind"] == "ConfigMap" and obj["metadata"]["name"].endswith("-dashboards"):
         own = effective["dashboards"].get("labels") or {}
@@ -345,6 +371,8 @@ for obj in docs:
     selectors = [spec.get("selector", {}).get("matchLabels") if obj["kind"] != "Service" else spec.get("selector"),
                  spec.get("podSelector", {}).get("matchLabels") if obj["kind"] == "NetworkPolicy" else None]
     selectors += [t["labelSelector"]["matchLabels"] for t in (pod_spec(obj) or {}).get("topologySpreadConstraints", [])]
+    if obj["kind"] == "PodMonitor":
+        selectors = []  # it selects CloudNativePG's instances by the operator's labels (checked below)
     for selector in filter(None, selectors):
         if not set(selector) <= SELECTOR_LABELS:
             fail(obj, f"selector {selector} has labels beyond {sorted(SELECTOR_LABELS)}")
@@ -407,9 +435,10 @@ for obj in docs:
     for c in spec.get("containers", []):
         if registry and not c["image"].startswith(registry.rstrip("/") + "/"):
             fail(obj, f"container {c['name']}: image {c['image']} is not from global.imageRegistry {registry}")
-        # Credentials are files from the Secret, never a plain value in the pod spec either.
+        # Credentials are files from the Secret, never a plain value in the pod spec either (a URL
+        # whose user and password are $(VAR)s of Secret keys holds none: checked with the Clusters).
         for e in c.get("env", []):
-            if e["name"] in CREDENTIALS and "value" in e:
+            if e["name"] in CREDENTIALS and "value" in e and not composed_from_secrets(c, e):
                 fail(obj, f"container {c['name']}: {e['name']} is a credential given as a plain value")
 
 # Per service: the digest pins the image, extraEnv is the container's env, extraEnvVarsSecret its
@@ -428,6 +457,128 @@ for d in by_kind.get("Deployment", []):
     secrets_from = [e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e]
     if secrets_from != ([svc["extraEnvVarsSecret"]] if svc.get("extraEnvVarsSecret") else []):
         fail(d, f"envFrom Secrets {secrets_from}, services.{component}.extraEnvVarsSecret says {svc.get('extraEnvVarsSecret')!r}")
+
+# PostgreSQL on CloudNativePG (postgresql.cloudnativepg): a Cluster per enabled service database as
+# the values say, in the shape of the operator's CRD (helm/storefront/ci/schemas/), kept by `helm
+# uninstall` and never a hook (Helm and Argo CD delete a hook before creating it again: the data
+# would go with it). The services, the migration Jobs (after waiting for the primary) and the
+# pg_dump read the owner's URL from the Cluster's -app Secret, and the NetworkPolicy lets them
+# reach its instances. catalog-order's read replica, when it has one, is the Cluster's -ro Service
+# (or secrets.keys.catalogDatabaseReadUrl), bounded by DATABASE_READ_MAX_LAG; nothing else gets one.
+pg = effective["postgresql"]["cloudnativepg"]
+DATABASES = {"auth": "auth", "catalog-order": "catalog"}
+fullname = settings[0]["metadata"]["name"] if settings else ""
+cluster_of = {service: f"{fullname}-{db}-db" for service, db in DATABASES.items()
+              if pg["enabled"] and services_values[service]["enabled"]}
+clusters = {c["metadata"]["name"]: c for c in by_kind.get("Cluster", [])}
+if set(clusters) != set(cluster_of.values()):
+    problems.append(f"CloudNativePG Clusters {sorted(clusters)}, values say {sorted(cluster_of.values())}")
+cluster_schema = jsonschema.Draft7Validator(json.load(open("helm/storefront/ci/schemas/postgresql.cnpg.io_v1_Cluster.json")))
+for name, cluster in clusters.items():
+    for error in cluster_schema.iter_errors(cluster):
+        fail(cluster, f"{'.'.join(map(str, error.absolute_path)) or 'the object'}: {error.message} (CloudNativePG's CRD)")
+    annotations = cluster["metadata"].get("annotations") or {}
+    if annotations.get("helm.sh/resource-policy") != "keep":
+        fail(cluster, "helm uninstall would delete the database (no helm.sh/resource-policy: keep)")
+    if "helm.sh/hook" in annotations:
+        fail(cluster, "a hook: Helm and Argo CD delete a hook before creating it again, and the data with it")
+    spec, db = cluster["spec"], name.removeprefix(f"{fullname}-").removesuffix("-db")
+    initdb = spec.get("bootstrap", {}).get("initdb", {})
+    if (initdb.get("database"), initdb.get("owner")) != (db, db):
+        fail(cluster, f"bootstraps database {initdb.get('database')!r} owned by {initdb.get('owner')!r}, not {db!r}")
+    if spec.get("instances") != pg["instances"] or spec.get("storage", {}).get("size") != pg["storage"]["size"]:
+        fail(cluster, f"instances {spec.get('instances')} and storage {spec.get('storage')}, "
+                      f"values say {pg['instances']} and {pg['storage']}")
+    sync = spec.get("postgresql", {}).get("synchronous")
+    want_sync = {"method": "any", "number": pg["synchronousReplicas"]} if pg["synchronousReplicas"] else None
+    if (sync and {k: sync.get(k) for k in ("method", "number")}) != want_sync:
+        fail(cluster, f"synchronous replication {sync}, values say {want_sync}")
+    if sync and sync.get("number", 0) >= spec.get("instances", 1):
+        fail(cluster, "as many synchronous standbys as instances: no commit could complete")
+    # pg_dump must be at least as new as the server (majors from the images' tags).
+    majors = [re.search(r":([0-9]+)", re.sub(r"@.*", "", image or ""))
+              for image in (spec.get("imageName"), effective["backup"]["image"])]
+    if effective["backup"]["enabled"] and all(majors) and int(majors[0].group(1)) > int(majors[1].group(1)):
+        fail(cluster, f"PostgreSQL {majors[0].group(1)} is newer than backup.image's pg_dump ({majors[1].group(1)})")
+
+reads = ("cloudnativepg" if pg["enabled"] and pg["catalogReadReplica"]
+         else "secret" if keys.get("catalogDatabaseReadUrl") else "")
+for d in by_kind.get("Deployment", []):
+    component = d["metadata"]["labels"]["app.kubernetes.io/component"]
+    spec = d["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    env = {e["name"]: e for e in c.get("env", [])}
+    files = mounted_files(spec, c)
+    if component in DATABASES:
+        key = keys["authDatabaseUrl" if component == "auth" else "catalogDatabaseUrl"]
+        cluster = cluster_of.get(component)
+        want = (f"{cluster}-app", "uri") if cluster else (existing_secret, key)
+        got = files.get((env.get("DATABASE_URL_FILE") or {}).get("value"))
+        if got != want:
+            fail(d, f"DATABASE_URL_FILE is {got}, not {want}")
+    read_url, read_file = env.get("DATABASE_READ_URL"), env.get("DATABASE_READ_URL_FILE")
+    if component != "catalog-order" or not reads:
+        if read_url or read_file:
+            fail(d, "has a read replica URL, which only catalog-order with a read replica configured gets")
+        continue
+    if reads == "cloudnativepg":
+        cluster = cluster_of["catalog-order"]
+        m = re.fullmatch(rf"postgresql://\$\((\w+)\):\$\((\w+)\)@{cluster}-ro\.[a-z0-9-]+:5432/catalog",
+                         (read_url or {}).get("value", ""))
+        refs = [((env.get(v) or {}).get("valueFrom") or {}).get("secretKeyRef") for v in (m.groups() if m else ())]
+        if not m or refs != [{"name": f"{cluster}-app", "key": "username"}, {"name": f"{cluster}-app", "key": "password"}]:
+            fail(d, f"DATABASE_READ_URL {(read_url or {}).get('value')!r} is not {cluster}'s owner "
+                    f"(from {cluster}-app) at {cluster}-ro")
+    elif files.get((read_file or {}).get("value")) != (existing_secret, keys["catalogDatabaseReadUrl"]):
+        fail(d, f"DATABASE_READ_URL_FILE {(read_file or {}).get('value')!r} is not key "
+                f"{keys['catalogDatabaseReadUrl']!r} of secrets.existingSecret")
+for config in settings:
+    lag = config["data"].get("DATABASE_READ_MAX_LAG")
+    if lag != (effective["database"]["readMaxLag"] if reads else None):
+        fail(config, f"DATABASE_READ_MAX_LAG {lag!r}, values say {effective['database']['readMaxLag'] if reads else None!r}")
+
+for job in by_kind.get("Job", []):
+    service = job["metadata"]["labels"]["app.kubernetes.io/component"].removesuffix("-migrate")
+    spec = job["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    url = next((e.get("value") for e in c.get("env", []) if e["name"] == "DATABASE_URL_FILE"), None)
+    cluster = cluster_of.get(service)
+    key = keys["authDatabaseUrl" if service == "auth" else "catalogDatabaseUrl"]
+    want = (f"{cluster}-app", "uri") if cluster else (existing_secret, key)
+    if mounted_files(spec, c).get(url) != want:
+        fail(job, f"DATABASE_URL_FILE {url} is {mounted_files(spec, c).get(url)}, not {want}")
+    waits = [i for i in spec.get("initContainers", []) if f" {cluster}-rw " in " ".join(i.get("command", []) + i.get("args", []))]
+    if cluster and not waits:
+        fail(job, f"does not wait for {cluster}-rw: right after the Cluster is created its primary is still starting")
+
+if "backup" in cronjobs:
+    spec = cronjobs["backup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    targets = next(e["value"] for e in c["env"] if e["name"] == "BACKUP_TARGETS")
+    files = mounted_files(spec, c)
+    got = {name: files.get(path) for name, path in (t.split("=", 1) for t in targets.split())}
+    want = ({DATABASES[s]: (f"{cl}-app", "uri") for s, cl in cluster_of.items()} if pg["enabled"] else
+            {"auth": (existing_secret, keys["authDatabaseUrl"]), "catalog": (existing_secret, keys["catalogDatabaseUrl"])})
+    if got != want:
+        fail(cronjobs["backup"], f"dumps {got}, not {want}")
+
+for policy in by_kind.get("NetworkPolicy", []) if cluster_of else []:
+    if not policy["spec"].get("egress"):
+        continue
+    reached = {v for rule in policy["spec"]["egress"] for to in rule.get("to", [])
+               for e in (to.get("podSelector") or {}).get("matchExpressions", []) if e["key"] == "cnpg.io/cluster"
+               for v in e["values"] if {"port": 5432, "protocol": "TCP"} in rule.get("ports", [])}
+    if reached != set(cluster_of.values()):
+        fail(policy, f"egress on 5432 reaches the Clusters {sorted(reached)}, not {sorted(cluster_of.values())}")
+
+monitors = {m["metadata"]["name"]: m for m in by_kind.get("PodMonitor", [])}
+want_monitors = set(cluster_of.values()) if pg["podMonitor"] and effective["serviceMonitor"]["enabled"] else set()
+if set(monitors) != want_monitors:
+    problems.append(f"PodMonitors {sorted(monitors)}, expected {sorted(want_monitors)}")
+for name, monitor in monitors.items():
+    if monitor["spec"]["selector"] != {"matchLabels": {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance"}} or \
+            [e.get("port") for e in monitor["spec"]["podMetricsEndpoints"]] != ["metrics"]:
+        fail(monitor, "does not scrape the `metrics` port of the Cluster's instances")
 
 # Artifact Hub lists the images the chart runs (Chart.yaml's artifacthub.io/images): with the
 # default images, every one rendered is listed, and with every part on, every one listed is rendered.

@@ -5,9 +5,11 @@
 # (scripts/chart_policy.py); the same for the development cluster's values and manifests (k8s/dev).
 # Every value set is rendered twice and must give the same bytes (what `helm template`, `--dry-run`
 # and GitOps tools see: no random values, no `lookup` that changes the output); the templates use
-# no random or clock functions and no unexplained `lookup`. Then values the schema must refuse, and
-# the chart README's values table, which must be what scripts/chart-readme.py writes from the
-# schema and values.yaml (every value described). Fails on the first problem.
+# no random or clock functions and no unexplained `lookup`. Custom resources have no schema in
+# kubernetes-validate: chart_policy.py checks the CloudNativePG Clusters against one of their own
+# (helm/storefront/ci/schemas/). Then values the schema or the templates must refuse, and the chart
+# README's values table, which must be what scripts/chart-readme.py writes from the schema and
+# values.yaml (every value described). Fails on the first problem.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -34,7 +36,8 @@ for values in "$chart"/ci/*.yaml k8s/dev/values.yaml; do
       --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 >"$out/$rendering.yaml"
   done
   for version in "${KUBERNETES_VERSIONS[@]}"; do
-    # CRDs (ServiceMonitor, PrometheusRule, ScaledObject) have no schema here: warnings only.
+    # CRDs (ServiceMonitor, PrometheusRule, ScaledObject, Cluster, PodMonitor) have no schema
+    # here: warnings only.
     "$validate" --strict --quiet --no-warn -k "$version" "$out/$name.yaml"
   done
   "$python" scripts/chart_policy.py "$out/$name.yaml" "$values" "$out/$name-again.yaml"
@@ -105,6 +108,32 @@ for bad in "services.auth.image.digest=${digest:0:70}" "services.worker.image.di
 done
 "$helm" template storefront "$chart" "${required[@]}" --set "services.auth.image.digest=$digest" >/dev/null \
   || die "the chart refused a sha256 digest"
+# Read replicas and CloudNativePG: the lag bound is a duration of 100ms or more; one source for
+# catalog-order's read URL, and replicas to read from; fewer synchronous standbys than instances;
+# a pinned PostgreSQL no newer than the backup's pg_dump; a Cluster name CloudNativePG accepts.
+for bad in database.readMaxLag=50ms database.readMaxLag=0s database.readMaxLag=1; do
+  if "$helm" template storefront "$chart" "${required[@]}" --set "$bad" >/dev/null 2>&1; then
+    die "the chart accepted $bad"
+  fi
+done
+cnpg=(--set postgresql.cloudnativepg.enabled=true)
+"$helm" template storefront "$chart" "${required[@]}" "${cnpg[@]}" >/dev/null \
+  || die "the chart refused postgresql.cloudnativepg.enabled with its defaults"
+for bad in "postgresql.cloudnativepg.catalogReadReplica=true,secrets.keys.catalogDatabaseReadUrl=read-url" \
+  "postgresql.cloudnativepg.catalogReadReplica=true,postgresql.cloudnativepg.instances=1,postgresql.cloudnativepg.synchronousReplicas=0" \
+  postgresql.cloudnativepg.synchronousReplicas=3 postgresql.cloudnativepg.imageName= \
+  postgresql.cloudnativepg.imageName=ghcr.io/cloudnative-pg/postgresql:17.5 \
+  postgresql.cloudnativepg.imageName=ghcr.io/cloudnative-pg/postgresql postgresql.cloudnativepg.storage.size=10GB \
+  fullnameOverride=1shop; do
+  if "$helm" template storefront "$chart" "${required[@]}" "${cnpg[@]}" --set "$bad" >/dev/null 2>&1; then
+    die "the chart accepted $bad with postgresql.cloudnativepg.enabled"
+  fi
+done
+if "$helm" template shop-with-a-rather-long-release-name "$chart" "${required[@]}" "${cnpg[@]}" >/dev/null 2>&1; then
+  die "the chart named a CloudNativePG Cluster with more than 50 characters"
+fi
+"$helm" template storefront "$chart" "${required[@]}" "${cnpg[@]}" --set postgresql.cloudnativepg.imageName= \
+  --set backup.enabled=false >/dev/null || die "the chart refused the operator's default PostgreSQL without backups"
 # The chart README's values table (scripts/chart-readme.py writes it).
 "$python" scripts/chart-readme.py --check
 log "chart: lint, render, schema validation and policies pass for $sets value sets"

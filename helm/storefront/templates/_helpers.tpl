@@ -128,3 +128,86 @@ own (the service's keys winning), without the chart's own keys: (dict "root" $ "
 {{- .Values.serviceAccount.name | default "default" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The services that own a database, and its name (also its owner's): the CloudNativePG
+Clusters, the migration Jobs and the backups go by this list. */}}
+{{- define "storefront.databases" -}}
+auth: auth
+catalog-order: catalog
+{{- end -}}
+
+{{/* The CloudNativePG Cluster of one database, <fullname>-<database>-db: (dict "root" $ "db"
+"catalog"). CloudNativePG wants a DNS-1035 label of at most 50 characters (its Services and
+Secrets add -rw, -ro, -app). */}}
+{{- define "storefront.cnpgCluster" -}}
+{{- $name := printf "%s-%s-db" (include "storefront.fullname" .root) .db -}}
+{{- if or (gt (len $name) 50) (not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $name)) -}}
+{{- fail (printf "the CloudNativePG Cluster name %q must start with a letter and have at most 50 characters: shorten the release name or set fullnameOverride" $name) -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
+{{/* The release's CloudNativePG Clusters, database → Cluster name: one per enabled service that
+has a database, with postgresql.cloudnativepg.enabled; none otherwise. A map, through fromYaml. */}}
+{{- define "storefront.cnpgClusters" -}}
+{{- if .Values.postgresql.cloudnativepg.enabled }}
+{{- range $service, $db := include "storefront.databases" . | fromYaml }}
+{{- if (index $.Values.services $service).enabled }}
+{{ $db }}: {{ include "storefront.cnpgCluster" (dict "root" $ "db" $db) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Where catalog-order's read replica URL (DATABASE_READ_URL) comes from: "cloudnativepg"
+(composed for the catalog Cluster's replicas, <cluster>-ro), "secret"
+(secrets.keys.catalogDatabaseReadUrl), or "" (none: every read goes to the primary). */}}
+{{- define "storefront.catalogReads" -}}
+{{- $pg := .Values.postgresql.cloudnativepg -}}
+{{- if and $pg.enabled $pg.catalogReadReplica -}}
+{{- if .Values.secrets.keys.catalogDatabaseReadUrl -}}
+{{- fail "set either postgresql.cloudnativepg.catalogReadReplica or secrets.keys.catalogDatabaseReadUrl, not both" -}}
+{{- end -}}
+{{- if lt (int $pg.instances) 2 -}}
+{{- fail "postgresql.cloudnativepg.catalogReadReplica needs instances >= 2: a Cluster of one has no replica to read from" -}}
+{{- end -}}
+cloudnativepg
+{{- else if .Values.secrets.keys.catalogDatabaseReadUrl -}}
+secret
+{{- end -}}
+{{- end -}}
+
+{{/* A Cluster's spec from postgresql.cloudnativepg, before its extraSpec: (dict "root" $ "db"
+"catalog"). The database and its owner share the name (CloudNativePG's -app Secret is the
+owner's). */}}
+{{- define "storefront.cnpgSpec" -}}
+{{- $pg := .root.Values.postgresql.cloudnativepg -}}
+instances: {{ $pg.instances }}
+{{- with $pg.imageName }}
+imageName: {{ include "storefront.withRegistry" (dict "root" $.root "image" .) }}
+{{- end }}
+bootstrap:
+  initdb:
+    database: {{ .db }}
+    owner: {{ .db }}
+storage:
+  size: {{ $pg.storage.size }}
+  {{- with $pg.storage.storageClass }}
+  storageClass: {{ . }}
+  {{- end }}
+resources:
+  {{- toYaml $pg.resources | nindent 2 }}
+{{- if or $pg.parameters $pg.synchronousReplicas }}
+postgresql:
+  {{- with $pg.parameters }}
+  parameters:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- /* Quorum-based synchronous replication: a commit waits for this many standbys. */}}
+  {{- if $pg.synchronousReplicas }}
+  synchronous:
+    method: any
+    number: {{ $pg.synchronousReplicas }}
+  {{- end }}
+{{- end }}
+{{- end -}}
