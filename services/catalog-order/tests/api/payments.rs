@@ -144,23 +144,10 @@ async fn deliver(base: &str, secret: &str, event: &Value) -> reqwest::Response {
 
 /// `payments_total{outcome}` of the first replica.
 async fn payments_total(shop: &Shop, outcome: &str) -> f64 {
-    metric(
-        shop,
-        &format!(r#"payments_total{{outcome="{outcome}",service="catalog-order"}}"#),
-    )
+    shop.metric(&format!(
+        r#"payments_total{{outcome="{outcome}",service="catalog-order"}}"#
+    ))
     .await
-}
-
-async fn metric(shop: &Shop, series: &str) -> f64 {
-    let text = testkit::get(&shop.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -416,11 +403,9 @@ async fn forged_stale_and_malformed_webhooks_are_400_and_change_nothing() {
     assert_eq!(f.shop.count("payment_events").await, 0);
     assert!(f.jobs_of("email.payment_receipt").await.is_empty());
     assert_eq!(
-        metric(
-            &f.shop,
-            r#"payment_webhook_signature_failures_total{service="catalog-order"}"#
-        )
-        .await,
+        f.shop
+            .metric(r#"payment_webhook_signature_failures_total{service="catalog-order"}"#)
+            .await,
         6.0
     );
     // The genuine event still works afterwards.

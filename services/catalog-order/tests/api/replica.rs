@@ -41,21 +41,6 @@ async fn replicated_shop(pair: &StreamingPair, max_lag: Duration) -> (Shop, Stri
     (shop, other)
 }
 
-async fn metric(shop: &Shop, series: &str) -> f64 {
-    let text = shop
-        .client
-        .get(&shop.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in /metrics"))
-}
-
 const REPLICA_READS: &str = r#"db_reads_total{database="replica",service="catalog-order"}"#;
 
 async fn get_json(shop: &Shop, base: &str, path: &str) -> Value {
@@ -85,10 +70,10 @@ async fn patch(shop: &Shop, base: &str, admin: &str, item: &str, body: Value) {
 async fn replica_serves(shop: &Shop, item: &str) -> bool {
     let n = AtomicUsize::new(0);
     eventually(Duration::from_secs(10), || async {
-        let before = metric(shop, REPLICA_READS).await;
+        let before = shop.metric(REPLICA_READS).await;
         let k = n.fetch_add(1, Ordering::Relaxed);
         get_json(shop, &shop.base, &format!("/v1/items/{item}?probe={k}")).await;
-        metric(shop, REPLICA_READS).await > before
+        shop.metric(REPLICA_READS).await > before
     })
     .await
 }
@@ -173,12 +158,13 @@ async fn a_replica_that_falls_behind_is_read_only_within_its_bound_and_never_for
 
     // Past the bound nothing is read from it: the change made behind its back is seen.
     tokio::time::sleep(max_lag + Duration::from_millis(300)).await;
-    let before = metric(&shop, REPLICA_READS).await;
+    let before = shop.metric(REPLICA_READS).await;
     let from_primary = get_json(&shop, &shop.base, &format!("/v1/items/{quiet}?n=2")).await;
     assert_eq!(from_primary["name"], "Renamed behind its back");
-    assert_eq!(metric(&shop, REPLICA_READS).await, before);
+    assert_eq!(shop.metric(REPLICA_READS).await, before);
     assert!(
-        metric(&shop, r#"db_replica_lag_seconds{service="catalog-order"}"#).await
+        shop.metric(r#"db_replica_lag_seconds{service="catalog-order"}"#)
+            .await
             > max_lag.as_secs_f64()
     );
 
@@ -251,11 +237,8 @@ async fn a_replica_that_goes_away_costs_no_answer() {
     println!(
         "{} reads answered, {} retried on the primary after the replica failed them",
         answered.load(Ordering::Relaxed),
-        metric(
-            &shop,
-            r#"db_replica_fallbacks_total{service="catalog-order"}"#
-        )
-        .await
+        shop.metric(r#"db_replica_fallbacks_total{service="catalog-order"}"#)
+            .await
     );
 
     // Back, it is read again.

@@ -283,6 +283,20 @@ impl Shop {
         v["stock"].as_i64().unwrap()
     }
 
+    /// The value of `series` (name and labels as exposed, `service` included) on the first
+    /// replica's `/metrics`; 0 when it is not there.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = testkit::get(&self.metrics)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&self.db.pool().await)
