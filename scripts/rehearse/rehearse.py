@@ -32,6 +32,8 @@ RELEASE = "storefront"
 HOST = "shop.example.com"
 INGRESS = ("127.0.3.1", 0)
 AUTH_BURST = 10
+# The load mix (bench/load.sh): users, and seconds measured.
+LOAD_USERS, LOAD_SECONDS = 20, 20
 
 
 def log(msg: str) -> None:
@@ -49,6 +51,8 @@ class Rehearsal:
         self.failed_in_faults = 0
         # Pod terminations a step left running (preStop, grace): joined at the end of the run.
         self.background: list[threading.Thread] = []
+        # Tables printed after the checks' (the load mix's).
+        self.reports: list[str] = []
 
     def row(self, check: str, result: str, ok: bool) -> None:
         self.rows.append((check, result, "ok" if ok else "FAILED"))
@@ -63,6 +67,10 @@ class Rehearsal:
 
     def prepare(self) -> None:
         a = self.args
+        # The load generator, before anything runs: a missing install fails now, not minutes in.
+        out = subprocess.run(["bash", "scripts/tools.sh", "locust"], cwd=a.repo, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RehearsalError("scripts/tools.sh locust failed:\n" + out.stderr[-2000:])
         self.pg = Postgres(self.work, free_port())
         self.pg.start()
         # A three-node JetStream cluster: the production values keep R3 copies of every stream.
@@ -320,6 +328,7 @@ class Rehearsal:
         self.wait_jobs(admin, [dying], "dead")
         self.row("a corrupt image's job", "dead (moved to the DLQ)", True)
         self.check_rate_limits(client)
+        self.run_load_mix(addr, deployments)
 
         # Steady traffic while Prometheus scrapes a few times.
         steady = SteadyTraffic(lambda n: client(n + 20), customers, admin, item_ids)
@@ -384,6 +393,7 @@ class Rehearsal:
         if out.returncode != 0:
             raise RehearsalError(f"auth create-admin exited {out.returncode}: {out.stderr.decode()[-800:]}")
         admin.login(email, password)
+        self.admin_login = (email, password)
         return admin
 
     def seed_catalog(self, admin: Client) -> list[str]:
@@ -483,6 +493,71 @@ class Rehearsal:
         self.row("login budget behind the proxy: shared by replicas, separate per client",
                  f"first client limited after {limited_after} logins (burst {AUTH_BURST}, 2 replicas); the second then got {status}",
                  limited_after is not None and limited_after <= AUTH_BURST * 1.1 + 2 and status == 401)
+
+    def run_load_mix(self, addr: tuple[str, int], deployments: dict[str, list[Pod]]) -> None:
+        """bench/load.sh: the traffic mix (Locust) through the ingress, with the CA and Host the
+        rehearsal's clients use, from 127.0.0.1 (an address of its own, so auth's per-address
+        budget is its own), on the quiet stack before the steady traffic starts. Every request
+        must get an answer the mix expects; the table goes to the log, to <work>/load/ and, with
+        REHEARSE_SAVE_LOAD=1, to bench/report/load-mix.md."""
+        out = os.path.join(self.work, "load")
+        env = dict(os.environ, LOAD_OUT=out, LOAD_CA_FILE=self.ca, LOAD_HOST_HEADER=HOST,
+                   LOAD_ADMIN_EMAIL=self.admin_login[0], LOAD_ADMIN_PASSWORD=self.admin_login[1])
+        # Settings of the mix that a caller's environment might hold: the rehearsal runs the defaults.
+        for name in ("LOAD_MIX", "LOAD_THINK", "LOAD_CUSTOMERS"):
+            env.pop(name, None)
+        t = time.monotonic()
+        try:
+            run = subprocess.run(["bash", "bench/load.sh", f"https://{addr[0]}:{addr[1]}", str(LOAD_USERS), f"{LOAD_SECONDS}s"],
+                                 cwd=self.args.repo, env=env, capture_output=True, text=True, timeout=LOAD_SECONDS + 90)
+        except subprocess.TimeoutExpired:
+            raise RehearsalError(f"bench/load.sh did not finish in {LOAD_SECONDS + 90} s (log: {out}/locust.log)") from None
+        took = time.monotonic() - t
+        try:
+            with open(os.path.join(out, "load_summary.json")) as f:
+                result = json.load(f)
+            with open(os.path.join(out, "load-mix.md")) as f:
+                table = f.read()
+        except OSError:
+            raise RehearsalError(f"bench/load.sh exited {run.returncode} without a table:\n{run.stderr[-2000:]}") from None
+        for line in table.splitlines():
+            log(f"  {line}")
+        self.reports.append(f"Load mix through the ingress (bench/load.sh; {out}/load-mix.md):\n\n{table}")
+        total = next(r for r in result["rows"] if r["endpoint"] == "all")
+        ms = lambda v: "–" if v is None else f"{v:.0f} ms"  # noqa: E731 — no answer, no percentile
+        ok = run.returncode == 0 and total["failures"] == 0 and total["requests"] > 0 and not result["exceptions"]
+        self.row("load mix through the ingress (bench/load.sh)",
+                 f"{LOAD_USERS} users × {LOAD_SECONDS} s: {total['requests']} requests, {total['req/s']:.0f}/s, "
+                 f"{total['failures']} failed; all endpoints p50 {ms(total['p50'])}, p99 {ms(total['p99'])} "
+                 f"({took:.0f} s with set-up)", ok)
+        if not ok:
+            log("  " + run.stderr.strip().replace("\n", "\n  ")[-1500:])
+        if os.environ.get("REHEARSE_SAVE_LOAD") == "1":
+            if ok:
+                self.save_load_mix(table, deployments)
+            else:
+                log("REHEARSE_SAVE_LOAD: a run with failures is not saved")
+
+    def save_load_mix(self, table: str, deployments: dict[str, list[Pod]]) -> None:
+        """bench/report/load-mix.md: the table of this run, with what it ran on, for the capacity
+        model to cite."""
+        repo = self.args.repo
+        commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        replicas = ", ".join(f"{n.removeprefix(RELEASE + '-')} ×{len(p)}" for n, p in deployments.items())
+        binaries = "binaries from REHEARSE_BIN_DIR" if os.environ.get("REHEARSE_BIN_DIR") else "static release binaries"
+        path = os.path.join(repo, "bench", "report", "load-mix.md")
+        with open(path, "w") as f:
+            f.write(
+                "# The load mix through the ingress\n\n"
+                "Written by `REHEARSE_SAVE_LOAD=1 make rehearse` (docs/rehearsal.md, \"The load mix\"): "
+                "bench/load.sh (Locust, bench/load/locustfile.py) through the rehearsal's nginx ingress (TLS) "
+                f"to the production chart's Deployments — {replicas} — on PostgreSQL and a three-node NATS "
+                f"cluster, everything (the generator too) on this machine's {os.cpu_count()} cores. "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit or 'unknown'}"
+                f"{' with local changes' if dirty else ''}, {binaries}.\n\n" + table)
+        log(f"saved the load mix's table to {os.path.relpath(path, repo)}")
 
     def check_monitoring(self, cluster: Cluster, mon: Monitoring) -> None:
         # A panel has data when every one of its queries answers at least one series.
@@ -848,6 +923,8 @@ def main() -> int:
     finally:
         r.teardown()
     print("\n" + r.table(), flush=True)
+    for report in r.reports:
+        print("\n" + report, end="", flush=True)
     if r.failed:
         code = 1
     return code
