@@ -1,6 +1,7 @@
 """The backing services an operator brings: a PostgreSQL cluster of the rehearsal's own (password
 authentication for TCP clients, so the services' URLs really need their passwords, and restartable
-without touching the machine's own PostgreSQL) and a three-node NATS JetStream cluster."""
+without touching the machine's own PostgreSQL) with a streaming replica (a hot standby, what
+catalog-order's DATABASE_READ_URL names), and a three-node NATS JetStream cluster."""
 
 from __future__ import annotations
 
@@ -63,16 +64,44 @@ class Postgres:
         os.remove(pwfile)
         self._ctl("start")
 
-    def _ctl(self, action: str) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run("pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/postgres.log", "-o", opts, "-w", "-m", "fast", action)
+    def _ctl(self, action: str, data: str = "data", port: int | None = None) -> None:
+        port = port or self.port
+        opts = f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-D", f"{self.dir}/{data}", "-l", f"{self.dir}/{data}.log", "-o", opts, "-w", "-m", "fast", action)
+
+    def start_standby(self, port: int) -> None:
+        """A streaming replica of the whole cluster (pg_basebackup -R over the replication
+        connection initdb's pg_hba allows, with the superuser's password), started on `port`."""
+        self.standby_port = port
+        source = f"postgres://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
+        self._run("pg_basebackup", "-d", source, "-D", f"{self.dir}/standby", "-R", "-X", "stream", "-c", "fast")
+        self._ctl("start", "standby", port)
+
+    def kill_standby(self) -> None:
+        """SIGKILL the standby's postmaster (a node lost), then start it again: it catches up."""
+        with open(f"{self.dir}/standby/postmaster.pid") as f:
+            os.kill(int(f.readline()), 9)
+        deadline = time.monotonic() + 30
+        while _port_open(self.standby_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Its orphaned backends notice the postmaster's death and exit; until they have, the old
+        # shared memory is in use and a new postmaster refuses to start.
+        for attempt in range(20):
+            try:
+                self._ctl("start", "standby", self.standby_port)
+                return
+            except RehearsalError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
 
     def restart(self) -> None:
         self._ctl("restart")
 
     def stop(self) -> None:
-        if os.path.exists(f"{self.dir}/data/postmaster.pid"):
-            self._run("pg_ctl", "-D", f"{self.dir}/data", "-m", "immediate", "-w", "stop", check=False)
+        for data in ("standby", "data"):
+            if os.path.exists(f"{self.dir}/{data}/postmaster.pid"):
+                self._run("pg_ctl", "-D", f"{self.dir}/{data}", "-m", "immediate", "-w", "stop", check=False)
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         url = self.admin_url.rsplit("/", 1)[0] + "/" + db
@@ -276,6 +305,16 @@ cluster {{
         """One node stopped and started again, data kept (`make chaos`): R3 keeps serving."""
         node = self.nodes[index]
         self.stop_node(node)
+        self.start_node(node)
+        self.wait_healthy()
+
+    def kill_node(self, index: int = 0) -> None:
+        """SIGKILL one node (its machine lost; nothing flushed), then start it again on its
+        volume: R3 keeps serving meanwhile, clients move to another node of the nats-url."""
+        node = self.nodes[index]
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait()
         self.start_node(node)
         self.wait_healthy()
 

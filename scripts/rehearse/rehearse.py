@@ -73,6 +73,8 @@ class Rehearsal:
             raise RehearsalError("scripts/tools.sh locust failed:\n" + out.stderr[-2000:])
         self.pg = Postgres(self.work, free_port())
         self.pg.start()
+        # Its streaming replica: catalog-order's public reads (DATABASE_READ_URL).
+        self.pg.start_standby(free_port())
         # A three-node JetStream cluster: the production values keep R3 copies of every stream.
         self.nats = NatsCluster(a.nats_server, self.work, a.nats_port)
         self.nats.start()
@@ -81,7 +83,7 @@ class Rehearsal:
         self.pg.psql(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'")
         for db in ("auth", "catalog"):
             self.pg.psql(f"CREATE DATABASE {db} OWNER {role}")
-        url = lambda db: f"postgres://{role}:{password}@127.0.0.1:{self.pg.port}/{db}"  # noqa: E731
+        url = lambda db, port=self.pg.port: f"postgres://{role}:{password}@127.0.0.1:{port}/{db}"  # noqa: E731
 
         keys = os.path.join(self.work, "keys")
         os.makedirs(keys, exist_ok=True)
@@ -109,6 +111,7 @@ class Rehearsal:
         data = {
             "auth-database-url": url("auth"),
             "catalog-database-url": url("catalog"),
+            "catalog-database-read-url": url("catalog", self.pg.standby_port),
             "nats-url": self.nats.url,
             "auth-signing-keys": open(f"{keys}/signing.pem").read(),
             "smtp-url": f"smtp://127.0.0.1:{smtp_port}",
@@ -140,7 +143,8 @@ class Rehearsal:
                 # A gateway of the rehearsal's own (traffic.PaymentGateway).
                 "payments": {"gatewayUrl": f"http://127.0.0.1:{self.gateway.server_address[1]}"},
                 "ingress": {"host": HOST},
-                "secrets": {"keys": {"sentryDsn": "sentry-dsn", "otlpHeaders": "otlp-headers"}},
+                "secrets": {"keys": {"sentryDsn": "sentry-dsn", "otlpHeaders": "otlp-headers",
+                                     "catalogDatabaseReadUrl": "catalog-database-read-url"}},
                 "serviceMonitor": {"interval": "30s"},
                 # KEDA's NATS JetStream scaler reads this monitoring endpoint (not run here).
                 "keda": {"natsMonitoringEndpoint": self.nats.monitoring_endpoint},
@@ -570,6 +574,13 @@ class Rehearsal:
                 log(f"  no data: {key}: {expr}")
         with_data = sum(panels.values())
         self.row("dashboard panels with data", f"{with_data}/{len(panels)}", with_data == len(panels))
+        # catalog-order read the public catalog from the standby (DATABASE_READ_URL).
+        replica = mon.query('sum(db_reads_total{database="replica"})')
+        primary = mon.query('sum(db_reads_total{database="primary"})')
+        value = lambda r: float(r[0]["value"][1]) if r else 0.0  # noqa: E731
+        self.row("catalog reads from the read replica (db_reads_total)",
+                 f"{value(replica):.0f} from the replica, {value(primary):.0f} from the primary",
+                 value(replica) > 0)
         rules = mon.rules()
         broken = [f"{r['name']}: {r.get('lastError')}" for r in rules if r.get("health") != "ok"]
         self.row("alert rules evaluate", f"{len(rules) - len(broken)}/{len(rules)} healthy", not broken)
@@ -626,6 +637,10 @@ class Rehearsal:
             ("SIGKILL an auth replica", kill_one("auth")),
             ("SIGKILL a catalog-order replica", kill_one("catalog-order")),
             ("SIGKILL a worker replica", kill_one("worker")),
+            # A NATS machine lost (R3: the other two keep a quorum), then back on its volume.
+            ("SIGKILL a NATS node", lambda: self.nats.kill_node(1)),
+            # The read replica lost: its reads go to the primary, then back to it.
+            ("SIGKILL the read replica (PostgreSQL standby)", self.pg.kill_standby),
         ]
         # Restarting the backing services finds defects not mended yet (docs/rehearsal.md):
         # `make chaos` runs them; CI runs the replica faults.
