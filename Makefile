@@ -1,5 +1,5 @@
 # The commands a developer needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev test lint fmt bench bench-report chart image rehearse chaos ci
+.PHONY: dev test lint fmt bench bench-report capacity chart image rehearse chaos ci
 
 dev:   ## Run the whole stack locally (PostgreSQL + NATS found or started, three services)
 	bash scripts/dev.sh
@@ -19,6 +19,9 @@ bench: ## Start-up time and idle memory of each service
 
 bench-report: ## Every service benchmark against its baseline, 1-64 connections: bench/REPORT.md with plots (~20 min)
 	bash bench/report.sh
+
+capacity: ## CPU per request and per job, measured: bench/report/capacity.tsv and docs/capacity.md's figures (~4 min)
+	bash bench/capacity.sh
 
 chart: ## Helm chart: lint, render, kubernetes-validate, policy tests (offline)
 	bash scripts/check-chart.sh

@@ -308,14 +308,58 @@ pub fn host_port(raw: &str) -> String {
     }
 }
 
-/// A proxy in front of PostgreSQL that records the SQL of every statement a client executes
-/// (simple `Query`, or `Execute` of a bound prepared statement), so a test can prove a request
-/// runs a fixed number of queries whatever the data (no N+1). The client must not use TLS: give
-/// it `?sslmode=disable` ([`StatementCounter::rewrite`] does).
+/// A proxy in front of PostgreSQL that records what a client has the server do: the SQL of every
+/// statement it executes (simple `Query`, or `Execute` of a bound prepared statement) and every
+/// round trip, each point where the client waits for the server (a simple `Query`, or the
+/// extended-protocol messages up to a `Sync`). A test can so prove a request runs a fixed number
+/// of queries whatever the data (no N+1), and count what a request costs the database
+/// ([`StatementCounter::measure`], used by docs/capacity.md's tables). The client must not use
+/// TLS: give it `?sslmode=disable` ([`StatementCounter::rewrite`] does).
 pub struct StatementCounter {
     pub addr: std::net::SocketAddr,
     executed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    round_trips: std::sync::Arc<std::sync::Mutex<Vec<RoundTrip>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// One round trip through a [`StatementCounter`]: what the client sent before it waited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundTrip {
+    /// The client connection it was made on, numbered in the order the counter accepted them.
+    pub connection: usize,
+    /// The SQL of the statements it executed, in order.
+    pub executed: Vec<String>,
+    /// The SQL of the statements it prepared under a name. A client that caches prepared
+    /// statements (sqlx does, per connection) prepares each once per connection.
+    pub prepared: Vec<String>,
+    /// The SQL of the statements it parsed unnamed, which are parsed again at every use.
+    pub parsed: Vec<String>,
+}
+
+impl RoundTrip {
+    /// A round trip that executes nothing and parses nothing anew: a connection's first use of
+    /// statements (prepared and then cached), or the `Close` of one its cache evicts. A
+    /// connection that has run the same work before does not make it.
+    pub fn only_prepares(&self) -> bool {
+        self.executed.is_empty() && self.parsed.is_empty()
+    }
+}
+
+/// What the database did for a piece of work ([`StatementCounter::measure`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbCost {
+    /// Statements executed, `BEGIN` and `COMMIT` included.
+    pub statements: usize,
+    pub round_trips: usize,
+    /// The SQL executed, in order, for a reader of a failure.
+    pub sql: Vec<String>,
+}
+
+impl DbCost {
+    /// The same numbers of statements and round trips (whatever the SQL's parameters).
+    pub fn same_counts(&self, other: &DbCost) -> bool {
+        (self.statements, self.round_trips) == (other.statements, other.round_trips)
+    }
 }
 
 /// The NUL-terminated string at the start of `bytes`, and the rest.
@@ -323,6 +367,83 @@ fn cstring(bytes: &[u8]) -> (String, &[u8]) {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
     let rest = bytes.get(end + 1..).unwrap_or(&[]);
     (String::from_utf8_lossy(&bytes[..end]).into_owned(), rest)
+}
+
+/// Round trips that belong together: one transaction (`BEGIN` to `COMMIT` or `ROLLBACK` on one
+/// connection), or one round trip outside a transaction. `first` is the index of its first round
+/// trip in the log; `open` says its transaction has not ended yet.
+struct Unit<'a> {
+    first: usize,
+    round_trips: Vec<&'a RoundTrip>,
+    open: bool,
+}
+
+/// Whether `sql` is the statement `keyword` (`BEGIN`, or `BEGIN ISOLATION LEVEL …`).
+fn is_sql(sql: &str, keyword: &str) -> bool {
+    let sql = sql.trim();
+    sql.get(..keyword.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(keyword))
+        && sql[keyword.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || c == ';')
+}
+
+/// The cost of `trips`, less the round trips that only prepare.
+fn cost(trips: &[&RoundTrip]) -> DbCost {
+    let mut cost = DbCost::default();
+    for trip in trips.iter().filter(|t| !t.only_prepares()) {
+        cost.round_trips += 1;
+        cost.statements += trip.executed.len();
+        cost.sql.extend(trip.executed.iter().cloned());
+    }
+    cost
+}
+
+/// The units of `log`, ordered by their first round trip. Savepoints stay inside their
+/// transaction: only a bare `COMMIT` or `ROLLBACK` ends it (`ROLLBACK TO SAVEPOINT` does not).
+fn units(log: &[RoundTrip]) -> Vec<Unit<'_>> {
+    use std::collections::HashMap;
+    let mut done = Vec::new();
+    let mut open: HashMap<usize, Unit<'_>> = HashMap::new();
+    for (i, trip) in log.iter().enumerate() {
+        let ends = trip.executed.iter().any(|sql| {
+            let sql = sql.trim().trim_end_matches(';').trim();
+            sql.eq_ignore_ascii_case("COMMIT") || sql.eq_ignore_ascii_case("ROLLBACK")
+        });
+        if let Some(mut unit) = open.remove(&trip.connection) {
+            unit.round_trips.push(trip);
+            if ends {
+                unit.open = false;
+                done.push(unit);
+            } else {
+                open.insert(trip.connection, unit);
+            }
+        } else if trip
+            .executed
+            .iter()
+            .any(|sql| is_sql(sql, "BEGIN") || is_sql(sql, "START TRANSACTION"))
+            && !ends
+        {
+            open.insert(
+                trip.connection,
+                Unit {
+                    first: i,
+                    round_trips: vec![trip],
+                    open: true,
+                },
+            );
+        } else {
+            done.push(Unit {
+                first: i,
+                round_trips: vec![trip],
+                open: false,
+            });
+        }
+    }
+    done.extend(open.into_values());
+    done.sort_by_key(|u| u.first);
+    done
 }
 
 impl StatementCounter {
@@ -340,12 +461,15 @@ impl StatementCounter {
             .local_addr()
             .unwrap_or_else(|e| panic!("counter address: {e}"));
         let executed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let round_trips = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let target = target.to_owned();
-        let log = executed.clone();
+        let (log, trips) = (executed.clone(), round_trips.clone());
         let task = tokio::spawn(async move {
+            let mut connections = 0..;
             while let Ok((inbound, _)) = listener.accept().await {
+                let connection = connections.next().unwrap_or_default();
                 let target = target.clone();
-                let log = log.clone();
+                let (log, trips) = (log.clone(), trips.clone());
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
                         return;
@@ -370,6 +494,11 @@ impl StatementCounter {
                     // Then typed messages: one byte of type, four of length.
                     let mut statements: HashMap<String, String> = HashMap::new();
                     let mut portals: HashMap<String, String> = HashMap::new();
+                    let fresh = || RoundTrip {
+                        connection,
+                        ..RoundTrip::default()
+                    };
+                    let mut trip = fresh();
                     loop {
                         let mut head = [0u8; 5];
                         if client_rx.read_exact(&mut head).await.is_err() {
@@ -380,16 +509,26 @@ impl StatementCounter {
                         if client_rx.read_exact(&mut body).await.is_err() {
                             break;
                         }
+                        // Recorded before it is forwarded: once the server has answered, the
+                        // client's round trip is in the log.
+                        let mut flush = false;
                         match head[0] {
                             b'Q' => {
                                 let (sql, _) = cstring(&body);
                                 if let Ok(mut l) = log.lock() {
-                                    l.push(sql);
+                                    l.push(sql.clone());
                                 }
+                                trip.executed.push(sql);
+                                flush = true;
                             }
                             b'P' => {
                                 let (name, rest) = cstring(&body);
                                 let (sql, _) = cstring(rest);
+                                if name.is_empty() {
+                                    trip.parsed.push(sql.clone());
+                                } else {
+                                    trip.prepared.push(sql.clone());
+                                }
                                 statements.insert(name, sql);
                             }
                             b'B' => {
@@ -405,10 +544,16 @@ impl StatementCounter {
                                     .cloned()
                                     .unwrap_or_default();
                                 if let Ok(mut l) = log.lock() {
-                                    l.push(sql);
+                                    l.push(sql.clone());
                                 }
+                                trip.executed.push(sql);
                             }
+                            // Sync: the end of an extended-protocol pipeline.
+                            b'S' => flush = true,
                             _ => {}
+                        }
+                        if flush && let Ok(mut t) = trips.lock() {
+                            t.push(std::mem::replace(&mut trip, fresh()));
                         }
                         if server_tx.write_all(&head).await.is_err()
                             || server_tx.write_all(&body).await.is_err()
@@ -423,6 +568,7 @@ impl StatementCounter {
         StatementCounter {
             addr,
             executed,
+            round_trips,
             task,
         }
     }
@@ -433,6 +579,96 @@ impl StatementCounter {
             .lock()
             .map(|l| l.iter().filter(|sql| filter(sql)).count())
             .unwrap_or(0)
+    }
+
+    /// Every round trip so far, in the order they were made.
+    pub fn round_trips(&self) -> Vec<RoundTrip> {
+        self.round_trips
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
+
+    /// The statements and round trips of the work `run` causes, as a connection that has done
+    /// the same work before makes them (round trips that [only prepare](RoundTrip::only_prepares)
+    /// are left out). Work is taken by unit: a transaction, or one round trip outside one. Left
+    /// out too are the units that began before `run` did and those with a statement that
+    /// `background` recognises (an outbox relay's poll, a periodic purge: work the service does
+    /// whether asked or not). Waits (at most 10 s) until no transaction is open, so a background
+    /// transaction that has begun but not yet shown what it is cannot pass for the work's.
+    pub async fn measure<T>(
+        &self,
+        background: impl Fn(&str) -> bool,
+        run: impl Future<Output = T>,
+    ) -> (T, DbCost) {
+        let mark = self.round_trips().len();
+        let out = run.await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let log = loop {
+            let log = self.round_trips();
+            if !units(&log).iter().any(|u| u.open) {
+                break log;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a transaction stayed open for 10 s: {:?}",
+                units(&log)
+                    .iter()
+                    .filter(|u| u.open)
+                    .map(|u| &u.round_trips)
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let work: Vec<&RoundTrip> = units(&log)
+            .into_iter()
+            .filter(|u| u.first >= mark)
+            .filter(|u| {
+                !u.round_trips
+                    .iter()
+                    .any(|t| t.executed.iter().any(|sql| background(sql)))
+            })
+            .flat_map(|u| u.round_trips)
+            .collect();
+        (out, cost(&work))
+    }
+
+    /// [`StatementCounter::measure`] of `work` as a warm connection runs it: once unmeasured
+    /// (so its statements are prepared), then `runs` times, each with what `setup` (not
+    /// measured) returns. The cost of each run, which a test expects to agree
+    /// ([`DbCost::same_counts`]).
+    pub async fn measure_repeatedly<S>(
+        &self,
+        background: impl Fn(&str) -> bool,
+        runs: usize,
+        setup: impl AsyncFn() -> S,
+        work: impl AsyncFn(S),
+    ) -> Vec<DbCost> {
+        work(setup().await).await;
+        let mut costs = Vec::new();
+        for _ in 0..runs {
+            let state = setup().await;
+            costs.push(self.measure(&background, work(state)).await.1);
+        }
+        costs
+    }
+
+    /// What each unit so far (a transaction, or one round trip outside one) that executed a
+    /// statement `matching` recognises cost, in the order they began; round trips that [only
+    /// prepare](RoundTrip::only_prepares) are left out, as in [`StatementCounter::measure`]. For
+    /// work a test does not start itself: an outbox relay's pass, an event applied.
+    pub fn units(&self, matching: impl Fn(&str) -> bool) -> Vec<DbCost> {
+        let log = self.round_trips();
+        units(&log)
+            .iter()
+            .filter(|u| !u.open)
+            .filter(|u| {
+                u.round_trips
+                    .iter()
+                    .any(|t| t.executed.iter().any(|sql| matching(sql)))
+            })
+            .map(|u| cost(&u.round_trips))
+            .collect()
     }
 
     /// `url` pointed at the counter, without TLS.
@@ -447,6 +683,66 @@ impl Drop for StatementCounter {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Keep a table in a document true, as docs/capacity.md's counts of statements are: `table` (its
+/// header row first; the first column names a row, the others are right-aligned) must be the
+/// markdown table between the lines `<!-- {block}:begin -->` and `<!-- {block}:end -->` of `doc`.
+/// Cells are compared trimmed, so the table may be aligned by hand. When the environment variable
+/// `update` is set, the block is written instead; otherwise a difference panics, printing the
+/// table as measured.
+pub fn documented_table_is(
+    doc: &std::path::Path,
+    block: &str,
+    table: &[Vec<String>],
+    update: &str,
+) {
+    let text =
+        std::fs::read_to_string(doc).unwrap_or_else(|e| panic!("reading {}: {e}", doc.display()));
+    let (begin, end) = (
+        format!("<!-- {block}:begin -->\n"),
+        format!("<!-- {block}:end -->"),
+    );
+    let (Some(start), Some(stop)) = (text.find(&begin), text.find(&end)) else {
+        panic!("{} has no block {begin:?} … {end:?}", doc.display());
+    };
+    let start = start + begin.len();
+    assert!(
+        start <= stop,
+        "{}: {block}:end before its begin",
+        doc.display()
+    );
+    let cells = |line: &str| -> Vec<String> {
+        let line = line.trim().trim_start_matches('|').trim_end_matches('|');
+        line.split('|').map(|c| c.trim().to_owned()).collect()
+    };
+    let documented: Vec<Vec<String>> = text[start..stop]
+        .lines()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .map(cells)
+        .filter(|row| !row.iter().all(|c| c.chars().all(|ch| "-: ".contains(ch))))
+        .collect();
+    let mut rendered = String::new();
+    for (i, row) in table.iter().enumerate() {
+        rendered.push_str(&format!("| {} |\n", row.join(" | ")));
+        if i == 0 {
+            let rule: Vec<&str> = (0..row.len())
+                .map(|c| if c == 0 { "---" } else { "---:" })
+                .collect();
+            rendered.push_str(&format!("| {} |\n", rule.join(" | ")));
+        }
+    }
+    if std::env::var_os(update).is_some() {
+        let updated = format!("{}{rendered}{}", &text[..start], &text[stop..]);
+        std::fs::write(doc, updated).unwrap_or_else(|e| panic!("writing {}: {e}", doc.display()));
+        return;
+    }
+    assert!(
+        documented == table,
+        "{} ({block}) differs from what was measured:\n\n{rendered}\nif the change is meant, run \
+         the test again with {update}=1 and commit the document",
+        doc.display()
+    );
 }
 
 /// A NATS server of a test's own (so the test may stop and restart it), on a free port with its
