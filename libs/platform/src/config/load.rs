@@ -27,6 +27,12 @@ pub fn load<S: ServiceSettings>(needs: Needs) -> Result<S, ConfigError> {
 }
 
 /// Like [`load`], from the given variables and config folder (tests pass their own).
+/// What prod assumes of every service unless told otherwise: NATS is a cluster of three, so every
+/// stream, bucket and the image store is kept three times (a node and its volume may be lost).
+/// A single server refuses that, and the service stays unready naming `NATS_REPLICAS`: an
+/// operator of one server sets it to 1.
+const PROD_DEFAULTS: [(&str, u8); 1] = [("nats_replicas", 3)];
+
 pub fn load_from<S: ServiceSettings>(
     vars: HashMap<String, String>,
     config_dir: &Path,
@@ -46,6 +52,11 @@ pub fn load_from<S: ServiceSettings>(
     let (env, env_text) = environment_dict::<S>(&vars, &mut problems);
 
     let mut defaults = Figment::from(Serialized::defaults(S::default()));
+    if profile == Profile::Prod {
+        for (key, value) in PROD_DEFAULTS {
+            defaults = defaults.merge(Serialized::default(key, value));
+        }
+    }
     for (key, value) in S::profile_defaults(profile) {
         defaults = defaults.merge(Serialized::default(key, value));
     }

@@ -219,3 +219,11 @@ fn platform_secrets_come_from_files_for_every_service() {
     assert!(err.mentions("SENTRY_DSN"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn prod_keeps_three_copies_in_nats_unless_told_and_dev_one() {
+    assert_eq!(load_vars(GOOD_PROD).unwrap().nats.nats_replicas, 3);
+    assert_eq!(load_vars(&[]).unwrap().nats.nats_replicas, 1);
+    let single = prod_with(&[("NATS_REPLICAS", "1")]).unwrap();
+    assert_eq!(single.nats.nats_replicas, 1);
+}
