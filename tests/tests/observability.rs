@@ -298,6 +298,7 @@ fn check_dashboards(exposed: &BTreeSet<String>) {
         "namespace",
         "result",
         "unit",
+        "database",
     ];
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, (panel, expr)) in exprs.iter().enumerate() {

@@ -131,8 +131,8 @@ where
 
 impl Reads {
     /// Reads on `primary`, and on the replica `settings` name, if any, with its monitor running
-    /// until shutdown. `db_reads_total` is registered either way (dashboards show where reads
-    /// went with or without a replica); the lag only with a replica.
+    /// until shutdown. The metrics are registered either way, so that dashboards show where reads
+    /// went with or without a replica.
     pub fn new(
         primary: PgPool,
         settings: &ReplicaSettings,
@@ -155,22 +155,25 @@ impl Reads {
             "db_replica_fallbacks_total",
             "Reads the replica failed (it went away, or cancelled the query) and the primary answered.",
         )?;
+        let lag = Gauge::new(
+            "db_replica_lag_seconds",
+            "How far the read replica is behind the primary (time since the newest primary position \
+             it has replayed was current), at the last probe; +Inf while it cannot be reached, NaN \
+             without a replica.",
+        )?;
         metrics.register(Box::new(reads.clone()))?;
         metrics.register(Box::new(fallbacks.clone()))?;
+        metrics.register(Box::new(lag.clone()))?;
         let mut built = Reads {
             primary,
             replica: None,
             metrics: ReadMetrics { reads, fallbacks },
         };
         let Some(url) = &settings.database_read_url else {
+            // Not a lag of 0: there is nothing to lag (a graph shows a gap, the alert stays quiet).
+            lag.set(f64::NAN);
             return Ok(built);
         };
-        let lag = Gauge::new(
-            "db_replica_lag_seconds",
-            "How far the read replica is behind the primary (time since the newest primary position \
-             it has replayed was current), at the last probe; +Inf while it cannot be reached.",
-        )?;
-        metrics.register(Box::new(lag.clone()))?;
         let replica = Arc::new(Replica {
             pool: crate::db::pool_for(url, "DATABASE_READ_URL", database, application_name)?,
             max_lag: settings.database_read_max_lag,
