@@ -173,19 +173,48 @@ impl ImageStore {
     }
 
     /// The object at `key`, or `None` when there is none.
+    ///
+    /// Read chunk by chunk with direct gets (the store's stream allows them), not with
+    /// async-nats's `ObjectStore::get`: that creates an ordered consumer on the server for every
+    /// read, which stays 30 s after it; under a few hundred image reads a second the server's
+    /// consumer limit was reached and every read failed (503) until they expired (found by the
+    /// capacity benchmark). A direct get is one request and leaves nothing behind.
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        use async_nats::jetstream::object_store::GetErrorKind;
-        use tokio::io::AsyncReadExt;
-        let mut object = match self.store().await?.get(key).await {
-            Ok(object) => object,
-            Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
+        use async_nats::jetstream::object_store::InfoErrorKind;
+        let info = match self.store().await?.info(key).await {
+            Ok(info) if !info.deleted => info,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == InfoErrorKind::NotFound => return Ok(None),
             Err(e) => anyhow::bail!("reading {key}: {e}"),
         };
-        let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
+        // This store never makes links; an object that is one is not an image of ours.
+        anyhow::ensure!(
+            info.options.as_ref().is_none_or(|o| o.link.is_none()),
+            "reading {key}: a link, not an object"
+        );
+        let stream = self
+            .js
+            .get_stream_no_info(format!("OBJ_{}", self.name))
             .await
             .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
+        let subject = format!("$O.{}.C.{}", self.name, info.nuid);
+        let mut bytes = Vec::with_capacity(info.size);
+        let mut next = 1;
+        for _ in 0..info.chunks {
+            let chunk = stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
+            bytes.extend_from_slice(&chunk.payload);
+            next = chunk.sequence + 1;
+        }
+        // What was read is what was stored: the size and digest the store recorded.
+        anyhow::ensure!(
+            bytes.len() == info.size && info.digest.as_deref().is_none_or(|d| d == digest(&bytes)),
+            "reading {key}: {} bytes that do not match the stored size {} or digest",
+            bytes.len(),
+            info.size
+        );
         Ok(Some(bytes))
     }
 
