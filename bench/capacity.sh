@@ -205,6 +205,7 @@ LUA
 random_path hot-item "$work/hot-reads" /v1/items/ ""
 random_path item "$work/all-items" /v1/items/ ""
 random_path search "$work/words" "/v1/items?limit=20&q=" ""
+random_path facets "$work/words" "/v1/items/facets?q=" ""
 # A list that misses whatever the cache holds: a different min_price each time (bench/items.sh).
 { lua_head; cat <<'LUA'; } >"$work/list.lua"
 function init(args) math.randomseed(os.time() * 100 + thread_id) end
@@ -274,6 +275,8 @@ warm -s "$work/hot-item.lua" "$base"
 measure "GET /v1/items/{id}" hit "$shop_pid" "$base" -s "$work/hot-item.lua"
 warm "$base/v1/items?limit=20&q=$(head -n 1 "$work/words")"
 measure "GET /v1/items?q=" hit "$shop_pid" "$base/v1/items?limit=20&q=$(head -n 1 "$work/words")"
+warm "$base/v1/items/facets?q=$(head -n 1 "$work/words")"
+measure "GET /v1/items/facets?q=" hit "$shop_pid" "$base/v1/items/facets?q=$(head -n 1 "$work/words")"
 
 log "orders: two random items of 1 000, then the same two items every time (the hot-item limit)"
 measure "POST /v1/orders" - "$shop_pid" "$base" -s "$work/orders.lua"
@@ -360,6 +363,12 @@ LUA
 random_path images "$work/order-items" /v1/items/ /images
 measure "POST /v1/items/{id}/images" - "$shop_pid" "$base" -s "$work/upload.lua"
 drain image.thumbnail image.thumbnail
+# The bytes of a size, from the NATS object store (never in the response cache; a browser or CDN
+# keeps them a year, so this is a first view).
+psql_on bench_capacity "SELECT item_id || '/images/' || id || '/small' FROM item_images WHERE status = 'ready'" \
+  >"$work/ready-images"
+random_path image-bytes "$work/ready-images" /v1/items/ ""
+measure "GET /v1/items/{id}/images/{image_id}/{size}" - "$shop_pid" "$base" -s "$work/image-bytes.lua"
 
 log "catalog reads with the response cache off: every request goes to PostgreSQL"
 stop "$shop_pid"
@@ -368,6 +377,7 @@ measure "GET /v1/categories" miss "$shop_pid" "$base/v1/categories"
 measure "GET /v1/items" miss "$shop_pid" "$list" -s "$work/list.lua"
 measure "GET /v1/items/{id}" miss "$shop_pid" "$base" -s "$work/item.lua"
 measure "GET /v1/items?q=" miss "$shop_pid" "$base" -s "$work/search.lua"
+measure "GET /v1/items/facets?q=" miss "$shop_pid" "$base" -s "$work/facets.lua"
 measure "GET /v1/items/{id}/images" miss "$shop_pid" "$base" -s "$work/images.lua"
 
 {
