@@ -653,6 +653,29 @@ impl StatementCounter {
         costs
     }
 
+    /// A row of a statements table of docs/capacity.md: `label` (quoted as code) and the
+    /// statements and round trips of `work`, measured [`DOCUMENTED_RUNS`] times (the runs must
+    /// agree). The SQL of a run is printed, which a failing test shows.
+    pub async fn documented_row<S>(
+        &self,
+        background: impl Fn(&str) -> bool,
+        label: &str,
+        setup: impl AsyncFn() -> S,
+        work: impl AsyncFn(S),
+    ) -> Vec<String> {
+        let costs = self
+            .measure_repeatedly(background, DOCUMENTED_RUNS, setup, work)
+            .await;
+        if let Some(cost) = costs.first() {
+            eprintln!("{label}:");
+            for sql in &cost.sql {
+                let words: Vec<&str> = sql.split_whitespace().collect();
+                eprintln!("  {:.100}", words.join(" "));
+            }
+        }
+        table_row(&format!("`{label}`"), &costs)
+    }
+
     /// What each unit so far (a transaction, or one round trip outside one) that executed a
     /// statement `matching` recognises cost, in the order they began; round trips that [only
     /// prepare](RoundTrip::only_prepares) are left out, as in [`StatementCounter::measure`]. For
@@ -691,6 +714,28 @@ impl Drop for StatementCounter {
 /// Cells are compared trimmed, so the table may be aligned by hand. When the environment variable
 /// `update` is set, the block is written instead; otherwise a difference panics, printing the
 /// table as measured.
+/// How many times [`StatementCounter::documented_row`] measures a request (after one unmeasured
+/// run that prepares its statements).
+pub const DOCUMENTED_RUNS: usize = 3;
+
+/// A row of a statements table: `label`, then the statements and round trips every one of
+/// `costs` has (they must agree).
+pub fn table_row<'a>(label: &str, costs: impl IntoIterator<Item = &'a DbCost>) -> Vec<String> {
+    let costs: Vec<&DbCost> = costs.into_iter().collect();
+    let one = costs
+        .first()
+        .unwrap_or_else(|| panic!("{label}: nothing measured"));
+    assert!(
+        costs.iter().all(|c| c.same_counts(one)),
+        "{label}: the runs disagree: {costs:#?}"
+    );
+    vec![
+        label.to_owned(),
+        one.statements.to_string(),
+        one.round_trips.to_string(),
+    ]
+}
+
 pub fn documented_table_is(
     doc: &std::path::Path,
     block: &str,

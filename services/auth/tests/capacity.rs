@@ -14,7 +14,7 @@ use platform::config::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{PASSWORD, TestAuth, token};
-use testkit::{DbCost, StatementCounter, documented_table_is};
+use testkit::{DbCost, StatementCounter, documented_table_is, table_row};
 
 /// The outbox relays' statements (libs/jobs/src/outbox.rs): claim, mark, and the read of the
 /// pending gauge after each pass.
@@ -26,48 +26,6 @@ fn relay(sql: &str) -> bool {
 /// purge.
 fn background(sql: &str) -> bool {
     relay(sql) || sql.starts_with("DELETE FROM rate_limits WHERE tat")
-}
-
-/// Each request is made once unmeasured (so its statements are prepared on a connection), then
-/// measured this many times; the runs must agree.
-const RUNS: usize = 3;
-
-/// The row of one request, made by `request` with what `setup` (not measured) returns.
-async fn per_request<S>(
-    counter: &StatementCounter,
-    label: &str,
-    setup: impl AsyncFn() -> S,
-    request: impl AsyncFn(S),
-) -> Vec<String> {
-    let costs = counter
-        .measure_repeatedly(background, RUNS, setup, request)
-        .await;
-    // Shown when the test fails (or with --nocapture): what a row counts, a statement a line.
-    if let Some(cost) = costs.first() {
-        eprintln!("{label}:");
-        for sql in &cost.sql {
-            let words: Vec<&str> = sql.split_whitespace().collect();
-            eprintln!("  {:.100}", words.join(" "));
-        }
-    }
-    row(&format!("`{label}`"), &costs)
-}
-
-/// A table row: `label`, then the statements and round trips every one of `costs` has.
-fn row<'a>(label: &str, costs: impl IntoIterator<Item = &'a DbCost>) -> Vec<String> {
-    let costs: Vec<&DbCost> = costs.into_iter().collect();
-    let one = costs
-        .first()
-        .unwrap_or_else(|| panic!("{label}: nothing measured"));
-    assert!(
-        costs.iter().all(|c| c.same_counts(one)),
-        "{label}: the runs disagree: {costs:#?}"
-    );
-    vec![
-        label.to_owned(),
-        one.statements.to_string(),
-        one.round_trips.to_string(),
-    ]
 }
 
 async fn expect(request: reqwest::RequestBuilder, status: StatusCode) -> Value {
@@ -115,67 +73,78 @@ async fn auths_statements_per_request_are_the_documented_ones() {
         "round trips".to_owned(),
     ]];
     table.push(
-        per_request(&counter, "POST /v1/auth/register", &nothing, async |()| {
-            let n = emails.fetch_add(1, Ordering::SeqCst);
-            let body = json!({"email": format!("user{n}@example.com"), "password": PASSWORD});
-            expect(
-                c.post(url("/v1/auth/register")).json(&body),
-                StatusCode::CREATED,
+        counter
+            .documented_row(background, "POST /v1/auth/register", &nothing, async |()| {
+                let n = emails.fetch_add(1, Ordering::SeqCst);
+                let body = json!({"email": format!("user{n}@example.com"), "password": PASSWORD});
+                expect(
+                    c.post(url("/v1/auth/register")).json(&body),
+                    StatusCode::CREATED,
+                )
+                .await;
+            })
+            .await,
+    );
+    table.push(
+        counter
+            .documented_row(background, "POST /v1/auth/login", &nothing, async |()| {
+                login().await;
+            })
+            .await,
+    );
+    table.push(
+        counter
+            .documented_row(
+                background,
+                "POST /v1/auth/refresh",
+                &login,
+                async |pair: Value| {
+                    let body = json!({"refresh_token": token(&pair, "refresh_token")});
+                    expect(c.post(url("/v1/auth/refresh")).json(&body), StatusCode::OK).await;
+                },
             )
-            .await;
-        })
-        .await,
+            .await,
     );
     table.push(
-        per_request(&counter, "POST /v1/auth/login", &nothing, async |()| {
-            login().await;
-        })
-        .await,
+        counter
+            .documented_row(
+                background,
+                "POST /v1/auth/logout",
+                &login,
+                async |pair: Value| {
+                    let body = json!({"refresh_token": token(&pair, "refresh_token")});
+                    let r = c.post(url("/v1/auth/logout")).json(&body);
+                    expect(r, StatusCode::NO_CONTENT).await;
+                },
+            )
+            .await,
     );
     table.push(
-        per_request(
-            &counter,
-            "POST /v1/auth/refresh",
-            &login,
-            async |pair: Value| {
-                let body = json!({"refresh_token": token(&pair, "refresh_token")});
-                expect(c.post(url("/v1/auth/refresh")).json(&body), StatusCode::OK).await;
-            },
-        )
-        .await,
+        counter
+            .documented_row(
+                background,
+                "GET /v1/auth/me",
+                &login,
+                async |pair: Value| {
+                    let r = c
+                        .get(url("/v1/auth/me"))
+                        .bearer_auth(token(&pair, "access_token"));
+                    expect(r, StatusCode::OK).await;
+                },
+            )
+            .await,
     );
     table.push(
-        per_request(
-            &counter,
-            "POST /v1/auth/logout",
-            &login,
-            async |pair: Value| {
-                let body = json!({"refresh_token": token(&pair, "refresh_token")});
-                let r = c.post(url("/v1/auth/logout")).json(&body);
-                expect(r, StatusCode::NO_CONTENT).await;
-            },
-        )
-        .await,
-    );
-    table.push(
-        per_request(&counter, "GET /v1/auth/me", &login, async |pair: Value| {
-            let r = c
-                .get(url("/v1/auth/me"))
-                .bearer_auth(token(&pair, "access_token"));
-            expect(r, StatusCode::OK).await;
-        })
-        .await,
-    );
-    table.push(
-        per_request(
-            &counter,
-            "GET /.well-known/jwks.json",
-            &nothing,
-            async |()| {
-                expect(c.get(url("/.well-known/jwks.json")), StatusCode::OK).await;
-            },
-        )
-        .await,
+        counter
+            .documented_row(
+                background,
+                "GET /.well-known/jwks.json",
+                &nothing,
+                async |()| {
+                    expect(c.get(url("/.well-known/jwks.json")), StatusCode::OK).await;
+                },
+            )
+            .await,
     );
 
     // The job outbox's relay has published the verification e-mails of the registrations, one
@@ -183,7 +152,7 @@ async fn auths_statements_per_request_are_the_documented_ones() {
     // read of the pending gauge.
     let passes = counter.units(|sql| sql.contains("published_at IS NULL ORDER BY"));
     let gauges = counter.units(|sql| sql.contains("min(created_at)"));
-    row("the pending gauge", &gauges);
+    table_row("the pending gauge", &gauges);
     let gauge = &gauges[0];
     let (publishing, idle): (Vec<&DbCost>, Vec<&DbCost>) = passes
         .iter()
@@ -198,11 +167,11 @@ async fn auths_statements_per_request_are_the_documented_ones() {
             })
             .collect()
     };
-    table.push(row(
+    table.push(table_row(
         "outbox relay: a pass that publishes (≤ 100 jobs)",
         &with_gauge(publishing),
     ));
-    table.push(row(
+    table.push(table_row(
         "outbox relay: a pass that finds nothing (each second, each of 2 outboxes)",
         &with_gauge(idle),
     ));

@@ -14,7 +14,7 @@ use catalog_order::payments::signature;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use testkit::{DbCost, StatementCounter, documented_table_is, eventually};
+use testkit::{DbCost, documented_table_is, eventually, table_row};
 use time::OffsetDateTime;
 
 use crate::support::{Shop, WEBHOOK_SECRET};
@@ -31,49 +31,6 @@ fn background(sql: &str) -> bool {
     relay(sql)
         || sql.starts_with("DELETE FROM rate_limits WHERE tat")
         || sql.contains("job_event_inbox")
-}
-
-/// Each request is made once unmeasured (so its statements are prepared on a connection), then
-/// measured this many times; the runs must agree.
-const RUNS: usize = 3;
-
-/// The row of one request, made by `request` with what `setup` (not measured) returns.
-async fn per_request<S>(
-    counter: &StatementCounter,
-    label: &str,
-    setup: impl AsyncFn() -> S,
-    request: impl AsyncFn(S),
-) -> Vec<String> {
-    let costs = counter
-        .measure_repeatedly(background, RUNS, setup, request)
-        .await;
-    // Shown when the test fails (or with --nocapture): what a row counts, a statement a line.
-    if let Some(cost) = costs.first() {
-        eprintln!("{label}:");
-        for sql in &cost.sql {
-            let words: Vec<&str> = sql.split_whitespace().collect();
-            eprintln!("  {:.100}", words.join(" "));
-        }
-    }
-    row(&format!("`{label}`"), &costs)
-}
-
-/// A table row: `label`, then the statements and round trips every one of `costs` has (they
-/// must agree).
-fn row<'a>(label: &str, costs: impl IntoIterator<Item = &'a DbCost>) -> Vec<String> {
-    let costs: Vec<&DbCost> = costs.into_iter().collect();
-    let one = costs
-        .first()
-        .unwrap_or_else(|| panic!("{label}: nothing measured"));
-    assert!(
-        costs.iter().all(|c| c.same_counts(one)),
-        "{label}: the runs disagree: {costs:#?}"
-    );
-    vec![
-        label.to_owned(),
-        one.statements.to_string(),
-        one.round_trips.to_string(),
-    ]
 }
 
 /// Send `request`, which must answer `status`; its JSON body (Null when it has none).
@@ -152,24 +109,24 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
     let mut add = |r: Vec<String>| table.push(r);
 
     // Writes first, so that the reads after them find orders, lines, payments and images.
-    add(
-        per_request(&counter, "POST /v1/orders", &nothing, async |()| {
+    add(counter
+        .documented_row(background, "POST /v1/orders", &nothing, async |()| {
             place().await;
         })
-        .await,
-    );
-    add(per_request(
-        &counter,
-        "POST /v1/orders/{id}/payment",
-        &place,
-        async |order| {
-            pay(order).await;
-        },
-    )
-    .await);
-    add(per_request(
-        &counter,
-        "POST /v1/payments/webhook",
+        .await);
+    add(counter
+        .documented_row(
+            background,
+            "POST /v1/orders/{id}/payment",
+            &place,
+            async |order| {
+                pay(order).await;
+            },
+        )
+        .await);
+    add(counter.documented_row(
+            background,
+            "POST /v1/payments/webhook",
         async || pay(place().await).await,
         async |payment| {
             let event = json!({"id": format!("evt_{}", key()), "type": "payment.succeeded",
@@ -188,20 +145,21 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
         },
     )
     .await);
-    add(per_request(
-        &counter,
-        "POST /v1/orders/{id}/cancel",
-        &place,
-        async |order| {
-            let r = c
-                .post(url(&format!("/v1/orders/{}/cancel", id(&order))))
-                .bearer_auth(&ann);
-            expect(r, StatusCode::OK).await;
-        },
-    )
-    .await);
-    add(
-        per_request(&counter, "PUT /v1/customers/me", &nothing, async |()| {
+    add(counter
+        .documented_row(
+            background,
+            "POST /v1/orders/{id}/cancel",
+            &place,
+            async |order| {
+                let r = c
+                    .post(url(&format!("/v1/orders/{}/cancel", id(&order))))
+                    .bearer_auth(&ann);
+                expect(r, StatusCode::OK).await;
+            },
+        )
+        .await);
+    add(counter
+        .documented_row(background, "PUT /v1/customers/me", &nothing, async |()| {
             let profile = json!({"full_name": "Ann", "phone": "", "address_line": "1 Tea Road",
                              "city": "Leeds", "postal_code": "LS1", "country": "GB"});
             let r = c
@@ -210,33 +168,31 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
                 .json(&profile);
             expect(r, StatusCode::OK).await;
         })
-        .await,
-    );
-    add(per_request(
-        &counter,
-        "POST /v1/items/{id}/images",
-        &nothing,
-        async |()| {
-            upload().await;
-        },
-    )
-    .await);
-    add(
-        per_request(&counter, "GET /v1/jobs/{id}", &upload, async |job| {
+        .await);
+    add(counter
+        .documented_row(
+            background,
+            "POST /v1/items/{id}/images",
+            &nothing,
+            async |()| {
+                upload().await;
+            },
+        )
+        .await);
+    add(counter
+        .documented_row(background, "GET /v1/jobs/{id}", &upload, async |job| {
             get(
                 &format!("/v1/jobs/{}", job["job_id"].as_str().unwrap()),
                 admin.as_str(),
             )
             .await
         })
-        .await,
-    );
-    add(
-        per_request(&counter, "GET /v1/orders/{id}", &place, async |order| {
+        .await);
+    add(counter
+        .documented_row(background, "GET /v1/orders/{id}", &place, async |order| {
             get(&format!("/v1/orders/{}", id(&order)), ann.as_str()).await
         })
-        .await,
-    );
+        .await);
     for (label, path) in [
         ("GET /v1/orders", "/v1/orders".to_owned()),
         ("GET /v1/customers/me", "/v1/customers/me".to_owned()),
@@ -262,10 +218,11 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
         ("GET /v1/items/{id}", format!("/v1/items/{a}")),
         ("GET /v1/items/{id}/images", format!("/v1/items/{a}/images")),
     ] {
-        add(per_request(&counter, label, &nothing, async |()| {
-            get(&path, ann.as_str()).await
-        })
-        .await);
+        add(counter
+            .documented_row(background, label, &nothing, async |()| {
+                get(&path, ann.as_str()).await
+            })
+            .await);
     }
 
     // The relay has published every job written above, one pass at a time, and polled in
@@ -275,7 +232,7 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
     let (publishing, idle): (Vec<&DbCost>, Vec<&DbCost>) = passes
         .iter()
         .partition(|u| u.sql.iter().any(|s| s.contains("SET published_at")));
-    row("the pending gauge", &gauges);
+    table_row("the pending gauge", &gauges);
     let gauge = &gauges[0];
     let with_gauge = |passes: Vec<&DbCost>| -> Vec<DbCost> {
         passes
@@ -287,11 +244,11 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
             })
             .collect()
     };
-    add(row(
+    add(table_row(
         "outbox relay: a pass that publishes (≤ 100 jobs)",
         &with_gauge(publishing),
     ));
-    add(row(
+    add(table_row(
         "outbox relay: a pass that finds nothing (each second)",
         &with_gauge(idle),
     ));
@@ -318,11 +275,14 @@ async fn catalog_orders_statements_per_request_are_the_documented_ones() {
             .filter(|u| u.sql.iter().any(|s| s.contains(marker)))
             .collect()
     };
-    add(row(
+    add(table_row(
         "event applied: `job.status` (two a job)",
         of("UPDATE jobs SET status"),
     ));
-    add(row("event applied: `image.processed`", of("item_images")));
+    add(table_row(
+        "event applied: `image.processed`",
+        of("item_images"),
+    ));
 
     let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/capacity.md");
     documented_table_is(&doc, "statements:catalog-order", &table, "UPDATE_CAPACITY");
