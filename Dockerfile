@@ -18,12 +18,13 @@ ARG CHEF_VERSION
 ARG AUDITABLE_VERSION
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
+ && apt-get install -y --no-install-recommends ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross nasm \
  && rm -rf /var/lib/apt/lists/* \
  && cargo install cargo-chef --locked --version "${CHEF_VERSION}" \
  && cargo install cargo-auditable --locked --version "${AUDITABLE_VERSION}" \
  && rustup target add x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
-# The cross linker and C compiler (ring) for arm64; amd64 builds on amd64 use the host's.
+# nasm: libjpeg-turbo's x86 SIMD (the worker's thumbnails; arm64's NEON is C). The cross linker
+# and C compiler (ring, libjpeg-turbo) for arm64; amd64 builds on amd64 use the host's.
 ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
     AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar

@@ -4,8 +4,9 @@
 # on its best path: `Image.draft("RGB", size)` with the largest variant's size, so libjpeg decodes
 # at 1/8, 1/4 or 1/2 scale too (what Image.thumbnail() does), then the same LANCZOS resizes and
 # q85 encodes. Same file, same run, one core each. Goal: >= 1.5x Pillow with draft(). Both sides
-# print their variants' width×height; a mismatch is printed loudly and fails the script (the
-# speed figures never do).
+# print their variants' width×height and write their variants; a size mismatch, or pictures that
+# differ by more than 2 of 255 per channel on average, is printed loudly and fails the script
+# (the speed figures never do).
 #
 #   bench/thumbnail.sh [ROUNDS]    (default 15)
 set -euo pipefail
@@ -26,7 +27,9 @@ cargo build --release --locked -q -p bench --bin thumbnail-rate
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 photo=$(mktemp --suffix=.jpg)
-trap 'rm -f "$photo"' EXIT
+out=$(mktemp -d)
+trap 'rm -rf "$photo" "$out"' EXIT
+mkdir "$out/worker" "$out/pillow"
 # A photo-like 4000×3000 JPEG (noise over gradients, so it compresses like a real photo).
 "$venv/bin/python" - "$photo" <<'PY'
 import sys
@@ -37,9 +40,15 @@ gradient = Image.linear_gradient("L").resize((w, h)).convert("RGB")
 Image.blend(noise, gradient, 0.5).filter(ImageFilter.GaussianBlur(1)).save(sys.argv[1], quality=90)
 PY
 log "$(du -h "$photo" | cut -f1) JPEG, 4000×3000, $rounds rounds each, one core"
+# libjpeg-turbo's x86 SIMD is assembled only where nasm was found when mozjpeg-sys was built.
+if nm "$bin/thumbnail-rate" 2>/dev/null | grep -q 'jsimd_.*_avx2'; then
+  echo "worker's libjpeg-turbo: with its SIMD (nasm)"
+else
+  echo "worker's libjpeg-turbo: plain C (no nasm at build time: apt install nasm, then cargo clean -p mozjpeg-sys)"
+fi
 
-ours_out=$(taskset -c 0 "$bin/thumbnail-rate" "$photo" "$rounds" "$sizes")
-pillow_out=$(taskset -c 0 "$venv/bin/python" bench/py/thumbnail_pillow.py "$photo" "$rounds" "$sizes")
+ours_out=$(taskset -c 0 "$bin/thumbnail-rate" "$photo" "$rounds" "$sizes" "$out/worker")
+pillow_out=$(taskset -c 0 "$venv/bin/python" bench/py/thumbnail_pillow.py "$photo" "$rounds" "$sizes" "$out/pillow")
 ours=$(sed -n 's/^median_ms=//p' <<<"$ours_out")
 pillow=$(sed -n 's/^median_ms=//p' <<<"$pillow_out")
 ours_sizes=$(sed -n 's/^sizes=//p' <<<"$ours_out")
@@ -53,3 +62,20 @@ if [ -z "$ours_sizes" ] || [ "$ours_sizes" != "$pillow_sizes" ]; then
     "${ours_sizes:-none}" "${pillow_sizes:-none}" >&2
   exit 1
 fi
+# The pictures themselves: each variant of the worker against Pillow's (mean absolute difference
+# per channel, of 255) and both files' bytes.
+"$venv/bin/python" - "$out" "$sizes" <<'PY'
+import os, sys
+from PIL import Image, ImageChops, ImageStat
+out, sizes = sys.argv[1], sys.argv[2]
+worst = 0.0
+for name in (part.split("=")[0] for part in sizes.split(",")):
+    ours, theirs = (f"{out}/{side}/{name}.jpg" for side in ("worker", "pillow"))
+    difference = ImageChops.difference(Image.open(ours).convert("RGB"), Image.open(theirs).convert("RGB"))
+    mean = sum(ImageStat.Stat(difference).mean) / 3
+    worst = max(worst, mean)
+    print(f"{name:<8} differs from Pillow's by {mean:.2f}/255 on average; "
+          f"{os.path.getsize(ours)} bytes (Pillow {os.path.getsize(theirs)})")
+if worst > 2.0:
+    sys.exit(f"\033[1;31m!!! THE PICTURES DIFFER ({worst:.2f}/255): not like for like\033[0m")
+PY

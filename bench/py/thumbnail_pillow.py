@@ -8,7 +8,8 @@ scaled pixels, which resize() takes as `box=`, as `Image.thumbnail()` does. Then
 resized with LANCZOS (Lanczos3, as the worker) and encoded as JPEG quality 85; ROUNDS times.
 
 Prints the median milliseconds as `median_ms=...` and the variants' sizes as
-`sizes=NAME:WxH,...` (the script compares them with the worker's).
+`sizes=NAME:WxH,...` (the script compares them with the worker's); with OUTDIR, writes the
+variants there as NAME.jpg (the script compares the pictures too).
 """
 
 import io
@@ -29,6 +30,7 @@ def fit(width, height, edge):
 
 def main():
     path, rounds, sizes = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    outdir = sys.argv[4] if len(sys.argv) > 4 else None
     named = [(part.split("=")[0], int(part.split("=")[1])) for part in sizes.split(",")]
     largest = max(edge for _, edge in named)
     with open(path, "rb") as f:
@@ -44,12 +46,18 @@ def main():
         if image.mode != "RGB":
             image = image.convert("RGB")
         out = []
+        encoded = {}
         for name, edge in named:
             resized = image.resize(fit(*full, edge), Image.LANCZOS, box=box)
-            resized.save(io.BytesIO(), "JPEG", quality=85)
+            encoded[name] = io.BytesIO()
+            resized.save(encoded[name], "JPEG", quality=85)
             out.append(f"{name}:{resized.width}x{resized.height}")
         times.append((time.perf_counter() - started) * 1000)
         dimensions = ",".join(out)
+    if outdir:
+        for name, data in encoded.items():
+            with open(f"{outdir}/{name}.jpg", "wb") as f:
+                f.write(data.getvalue())
     print(f"median_ms={statistics.median(times):.1f}")
     print(f"sizes={dimensions}")
 

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, Limits};
@@ -179,17 +178,16 @@ fn variants(
                 frame.orientation,
             )
             .ok_or_else(|| format!("orienting {}", size.name))?;
-            let mut bytes = Vec::new();
-            let content_type = if has_alpha {
-                PngEncoder::new(&mut bytes)
+            let (bytes, content_type) = if has_alpha {
+                let mut png = Vec::new();
+                PngEncoder::new(&mut png)
                     .write_image(&pixels, width, height, image::ExtendedColorType::Rgba8)
                     .map_err(|e| format!("encoding {}: {e}", size.name))?;
-                "image/png"
+                (png, "image/png")
             } else {
-                JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
-                    .write_image(&pixels, width, height, image::ExtendedColorType::Rgb8)
+                let jpeg = encode_jpeg(&pixels, width, height)
                     .map_err(|e| format!("encoding {}: {e}", size.name))?;
-                "image/jpeg"
+                (jpeg, "image/jpeg")
             };
             Ok(Rendered {
                 size: size.name.clone(),
@@ -200,6 +198,33 @@ fn variants(
             })
         })
         .collect()
+}
+
+/// RGB8 `pixels` as a baseline JPEG of [`JPEG_QUALITY`] with libjpeg-turbo's defaults (4:2:0,
+/// standard Huffman tables): what Pillow writes, at its speed.
+fn encode_jpeg(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    std::panic::catch_unwind(|| {
+        let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        // libjpeg-turbo's settings, not mozjpeg's slower size-optimising ones.
+        compress.set_fastest_defaults();
+        compress.set_size(width as usize, height as usize);
+        compress.set_quality(f32::from(JPEG_QUALITY));
+        let mut started = compress
+            .start_compress(Vec::new())
+            .map_err(|e| e.to_string())?;
+        started.write_scanlines(pixels).map_err(|e| e.to_string())?;
+        started.finish().map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|panic| Err(panic_message(&*panic)))
+}
+
+/// libjpeg's message, which mozjpeg's error handler unwinds with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "libjpeg failed".to_owned())
 }
 
 /// `pixels` (RGB8, or RGBA8 with `has_alpha`) turned by `orientation`, with the new width and
@@ -237,16 +262,27 @@ fn decode_scaled_jpeg(original: &[u8], sizes: &[ThumbnailSize]) -> Option<Scaled
     if !original.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return None;
     }
-    let mut decoder = jpeg_decoder::Decoder::new(original);
-    decoder.read_info().ok()?;
-    let info = decoder.info()?;
+    // libjpeg reports a fatal error by unwinding out of its error handler (the mozjpeg crate's
+    // way; it needs `panic = "unwind"`, the default): caught here, the full path then decides.
+    std::panic::catch_unwind(|| scaled_jpeg(original, sizes))
+        .ok()
+        .flatten()
+}
+
+fn scaled_jpeg(original: &[u8], sizes: &[ThumbnailSize]) -> Option<ScaledJpeg> {
+    use mozjpeg::{ColorSpace, Decompress, Marker};
+    let mut decoder = Decompress::builder()
+        .with_markers(&[Marker::APP(1)])
+        .from_mem(original)
+        .ok()?;
     if !matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+        decoder.color_space(),
+        ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB | ColorSpace::JCS_GRAYSCALE
     ) {
         return None;
     }
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let width = u32::try_from(decoder.width()).ok()?;
+    let height = u32::try_from(decoder.height()).ok()?;
     // Past the full path's limits: let it refuse the file with its own message.
     if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
         return None;
@@ -258,47 +294,25 @@ fn decode_scaled_jpeg(original: &[u8], sizes: &[ThumbnailSize]) -> Option<Scaled
     }
     let scaled = |side: u32| (side * eighths).div_ceil(8);
     let (scaled_width, scaled_height) = (scaled(width), scaled(height));
-    let wanted = (
-        u16::try_from(scaled_width).ok()?,
-        u16::try_from(scaled_height).ok()?,
-    );
-    // The decoder picks a scale whose result is at least the request in *one* side; asking for
-    // the exact scaled size and checking the answer pins the scale chosen here.
-    if decoder.scale(wanted.0, wanted.1).ok()? != wanted {
-        return None;
-    }
-    let pixel_bytes = if info.pixel_format == jpeg_decoder::PixelFormat::L8 {
-        1
-    } else {
-        3
-    };
-    decoder.set_max_decoding_buffer_size(
-        usize::try_from(u64::from(scaled_width) * u64::from(scaled_height) * pixel_bytes).ok()?,
-    );
-    let pixels = decoder.decode().ok()?;
-    let pixels = if info.pixel_format == jpeg_decoder::PixelFormat::L8 {
-        DynamicImage::ImageRgb8(
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(
-                scaled_width,
-                scaled_height,
-                pixels,
-            )?)
-            .into_rgb8(),
-        )
-    } else {
-        DynamicImage::ImageRgb8(image::RgbImage::from_raw(
-            scaled_width,
-            scaled_height,
-            pixels,
-        )?)
-    };
+    decoder.scale(u8::try_from(eighths).ok()?);
+    // Read before decoding starts: the markers belong to the header.
     let orientation = decoder
-        .exif_data()
+        .markers()
+        .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
+    // Grayscale comes out as RGB too (libjpeg converts), as the variants are RGB.
+    let mut rgb = decoder.rgb().ok()?;
+    if (rgb.width(), rgb.height()) != (scaled_width as usize, scaled_height as usize) {
+        return None;
+    }
+    let pixels: Vec<u8> = rgb.read_scanlines().ok()?;
+    // A scan cut short is filled with grey by libjpeg (a warning, as browsers show it).
+    rgb.finish().ok()?;
+    let pixels = image::RgbImage::from_raw(scaled_width, scaled_height, pixels)?;
     let eighth = |side: u32| f64::from(side) * f64::from(eighths) / 8.0;
     Some(ScaledJpeg {
-        pixels,
+        pixels: DynamicImage::ImageRgb8(pixels),
         frame: Frame {
             full: (width, height),
             extent: (eighth(width), eighth(height)),
@@ -364,6 +378,8 @@ pub fn fit(width: u32, height: u32, max_edge: u32) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use image::codecs::jpeg::JpegEncoder;
+
     use super::*;
 
     fn sizes() -> Vec<ThumbnailSize> {
@@ -639,6 +655,23 @@ mod tests {
             .write_image(img.as_raw(), 300, 300, image::ExtendedColorType::Rgb8)
             .unwrap();
         assert!(render(&png[..png.len() / 2], &sizes()).is_err());
+    }
+
+    #[test]
+    fn a_jpeg_cut_short_on_the_scaled_path_is_refused_or_greyed_never_a_panic() {
+        let photo = jpeg(1600, 1200);
+        assert!(decode_scaled_jpeg(&photo, &sizes()).is_some());
+        // Inside the headers: libjpeg's fatal error is caught; the full path refuses the file.
+        assert!(decode_scaled_jpeg(&photo[..40], &sizes()).is_none());
+        assert!(render(&photo[..40], &sizes()).is_err());
+        // Inside the scan: the rest is grey (a warning to libjpeg), every variant is made.
+        let cut = &photo[..photo.len() / 2];
+        assert!(decode_scaled_jpeg(cut, &sizes()).is_some());
+        let out = render(cut, &sizes()).unwrap();
+        assert_eq!(
+            dimensions(&out),
+            dimensions(&render(&photo, &sizes()).unwrap())
+        );
     }
 
     #[test]
