@@ -6,16 +6,42 @@
 //! merges [`docs`] into its router.
 
 use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bytes::Bytes;
 use utoipa::Modify;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 /// `/openapi.json` and `/docs`, and `/<service>/openapi.json` and `/<service>/docs`.
+///
+/// The spec is serialised once, here: Swagger UI's own routes would keep a copy of its structs
+/// per path (1.5 MB of a 5 MB idle heap) and serialise it again on every request.
 pub fn docs(service: &str, spec: OpenApi) -> Router {
-    Router::from(SwaggerUi::new("/docs").url("/openapi.json", spec.clone())).merge(Router::from(
-        SwaggerUi::new(format!("/{service}/docs")).url(format!("/{service}/openapi.json"), spec),
-    ))
+    let json = serde_json::to_vec(&spec)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string());
+    let serve = move || {
+        let json = json.clone();
+        async move {
+            match json {
+                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+            }
+        }
+    };
+    ["".to_owned(), format!("/{service}")]
+        .into_iter()
+        .fold(Router::new(), |router, prefix| {
+            let spec_path = format!("{prefix}/openapi.json");
+            router
+                .route(&spec_path, get(serve.clone()))
+                .merge(Router::from(
+                    SwaggerUi::new(format!("{prefix}/docs")).config(Config::new([spec_path])),
+                ))
+        })
 }
 
 /// Declares the `bearer` security scheme (EdDSA JWT from auth) that protected paths name.
