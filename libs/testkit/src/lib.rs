@@ -11,6 +11,7 @@
 //! a test's own, an SMTP sink, a fake Kubernetes Lease API (feature `lease`) and `prod_command`
 //! (a binary run as production runs it).
 
+pub mod openapi;
 mod prod;
 pub mod replication;
 pub mod settings;

@@ -38,6 +38,9 @@ fn check_presented(field: &str, password: &str) -> Result<(), platform::ApiError
 )]
 pub struct ApiDoc;
 
+/// [`ApiDoc`] as committed in `openapi/auth.json` and served; a test keeps the two equal.
+pub const OPENAPI: &[u8] = include_bytes!("../../../../openapi/auth.json");
+
 /// `auth_limit`: login, register, refresh, the account e-mails' routes and every password check
 /// (deletion, change, reset) share one budget per client IP, held in the database so that every
 /// replica draws from it.
@@ -73,15 +76,21 @@ pub fn router(state: AppState, auth_limit: ClientIpLimit) -> Router {
         )
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .with_state(state)
-        .merge(platform::openapi::docs(
-            crate::SERVICE,
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ))
+        .merge(platform::openapi::docs(crate::SERVICE, OPENAPI))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_committed_openapi_spec_is_what_the_code_describes() {
+        testkit::openapi::committed_spec_is(
+            crate::SERVICE,
+            OPENAPI,
+            &<ApiDoc as utoipa::OpenApi>::openapi(),
+        );
+    }
 
     #[test]
     fn the_account_recovery_routes_are_documented_with_their_bodies() {

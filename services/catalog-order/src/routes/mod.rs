@@ -43,6 +43,9 @@ use crate::state::AppState;
 )]
 pub struct ApiDoc;
 
+/// [`ApiDoc`] as committed in `openapi/catalog-order.json` and served; a test keeps the two equal.
+pub const OPENAPI: &[u8] = include_bytes!("../../../../openapi/catalog-order.json");
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -90,10 +93,7 @@ pub fn router(state: AppState) -> Router {
             platform::cache::serve,
         ))
         .with_state(state)
-        .merge(platform::openapi::docs(
-            crate::SERVICE,
-            <ApiDoc as utoipa::OpenApi>::openapi(),
-        ))
+        .merge(platform::openapi::docs(crate::SERVICE, OPENAPI))
 }
 
 /// Mutations are rate limited per signed-in user, in the database so that every replica shares
@@ -111,4 +111,18 @@ async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -
         return refused.into_response();
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_openapi_spec_is_what_the_code_describes() {
+        testkit::openapi::committed_spec_is(
+            crate::SERVICE,
+            OPENAPI,
+            &<ApiDoc as utoipa::OpenApi>::openapi(),
+        );
+    }
 }
