@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start-up time (exec → /health/ready 200) and idle RSS of each service, release build, against
-# the local PostgreSQL and NATS. A benchmark, not a test: it prints figures and never fails on them.
+# Start-up time (exec → /health/ready 200) and idle RSS of each service, release build as the
+# images hold it (static), against the local PostgreSQL and NATS. A benchmark, not a test: it
+# prints figures and never fails on them.
 #
 #   bench/startup.sh [RUNS]     (default 5 runs per service; the median is reported)
 set -euo pipefail
@@ -16,9 +17,9 @@ port_open 127.0.0.1 "$nats_port" || started_nats=1
 bash scripts/nats.sh start "$nats_port"
 trap '[ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"; true' EXIT
 
-log "building release binaries"
-cargo build --release --bins --locked -q
-bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+# The binaries as the images hold them (static glibc): what runs in production is what is measured.
+log "building release binaries (crt-static, as in the images)"
+bin=$(release_binaries auth catalog-order worker 2>/dev/null)
 pg="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}"
 
 export APP_ENV=test LOG_FORMAT=json RUST_LOG=warn NATS_URL="nats://127.0.0.1:$nats_port" NATS_NAMESPACE=bench
