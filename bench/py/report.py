@@ -3,7 +3,8 @@
     python3 bench/py/report.py RESULTS.tsv STARTUP.txt OUT_DIR
 
 RESULTS.tsv rows (bench/lib.sh, bench_tsv): scenario, connections, per second, p50 ms, p99 ms,
-baseline per second. STARTUP.txt: bench/startup.sh's table. Plain Python: the plots are SVG
+baseline per second. STARTUP.txt: bench/startup.sh's table (and thumbnail.txt beside it, from
+bench/thumbnail.sh, if there). Plain Python: the plots are SVG
 written here, so the report needs nothing installed.
 """
 
@@ -129,6 +130,10 @@ def main():
                 md.append(f"![{title}: {what}]({file})")
                 md.append("")
     md += ["## Start-up and idle memory (bench/startup.sh)", "", "```", Path(startup).read_text().rstrip(), "```", ""]
+    thumbnails = Path(startup).with_name("thumbnail.txt")
+    if thumbnails.exists():
+        md += ["## Thumbnails against Pillow's draft() path (bench/thumbnail.sh)", "", "```",
+               thumbnails.read_text().rstrip(), "```", ""]
     (out_dir / "REPORT.md").write_text("\n".join(md))
 
 
