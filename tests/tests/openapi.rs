@@ -25,22 +25,6 @@ fn refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// `openapi/<service>.json` is the spec the service serves (compiled in; each service's own test
-/// keeps the file equal to what its code describes: `testkit::openapi`).
-fn committed_spec_is(service: &str, served: &Value) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../openapi")
-        .join(format!("{service}.json"));
-    let committed: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
-            .unwrap_or(Value::Null);
-    assert!(
-        committed == *served,
-        "{} differs from what {service} serves: rebuild the binaries",
-        path.display()
-    );
-}
-
 async fn check(service: &Service, expected: &[(&str, &str)]) {
     let spec: Value = testkit::get(format!("{}/openapi.json", service.base))
         .await
@@ -49,7 +33,12 @@ async fn check(service: &Service, expected: &[(&str, &str)]) {
         .await
         .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
-    committed_spec_is(service.name, &spec);
+    // The committed file, compiled in (each service's own test keeps it equal to its code).
+    assert!(
+        testkit::openapi::committed(service.name) == spec,
+        "{} serves another spec than openapi/{0}.json: rebuild the binaries",
+        service.name
+    );
     // The same document under the service's own prefix, the path the chart's Ingress routes.
     let prefixed: Value = testkit::get(format!("{}/{}/openapi.json", service.base, service.name))
         .await

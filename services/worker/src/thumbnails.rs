@@ -215,16 +215,8 @@ fn encode_jpeg(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String
         started.write_scanlines(pixels).map_err(|e| e.to_string())?;
         started.finish().map_err(|e| e.to_string())
     })
-    .unwrap_or_else(|panic| Err(panic_message(&*panic)))
-}
-
-/// libjpeg's message, which mozjpeg's error handler unwinds with.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "libjpeg failed".to_owned())
+    // libjpeg's message, which mozjpeg's error handler unwinds with.
+    .unwrap_or_else(|panic| Err(platform::telemetry::panic_message(&*panic)))
 }
 
 /// `pixels` (RGB8, or RGBA8 with `has_alpha`) turned by `orientation`, with the new width and

@@ -87,7 +87,6 @@ mod tests {
     fn the_committed_openapi_spec_is_what_the_code_describes() {
         testkit::openapi::committed_spec_is(
             crate::SERVICE,
-            OPENAPI,
             &<ApiDoc as utoipa::OpenApi>::openapi(),
         );
     }
