@@ -35,8 +35,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::Problems;
 use crate::metrics::Metrics;
@@ -502,12 +502,18 @@ fn slot(tag: &str) -> usize {
     usize::try_from(hasher.finish() % SLOTS as u64).unwrap_or(0)
 }
 
-/// A strong validator of a body: the first 16 bytes of its SHA-256, quoted. The same body has
-/// the same ETag on every replica.
+/// A strong validator of a body: its 128-bit XXH3, quoted. The same body has the same ETag on
+/// every replica. Not a cryptographic hash: a validator only has to tell apart the versions of
+/// one resource, and the catalog's bodies are not chosen by clients.
 pub fn etag_of(body: &[u8]) -> HeaderValue {
-    let digest = Sha256::digest(body);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = xxh3_128(body).to_be_bytes();
+    let mut tag = [b'"'; 34];
+    for (i, b) in digest.iter().enumerate() {
+        tag[1 + 2 * i] = HEX[usize::from(b >> 4)];
+        tag[2 + 2 * i] = HEX[usize::from(b & 0xf)];
+    }
+    HeaderValue::from_bytes(&tag).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`), with the weak comparison RFC 9110 asks for.

@@ -13,6 +13,9 @@ use clap::{Parser, Subcommand};
 use platform::Needs;
 use platform::db::MigrateCommand;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "auth",

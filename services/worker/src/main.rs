@@ -7,6 +7,9 @@ use platform::Needs;
 use worker::settings::Settings;
 use worker::{SERVICE, VERSION, app};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "worker",

@@ -203,6 +203,23 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             return;
         }
 
+        // Storefront (vendor/README.md): a connection whose last exchange ended cleanly goes
+        // straight back to the idle queue, without a task and without the ping below. One with
+        // something to flush (a dropped transaction's ROLLBACK; with the patched sqlx-postgres,
+        // an answer still owed, as after a socket error) still takes the ping's path, which
+        // drains it or closes it.
+        if self.live.as_ref().is_some_and(|live| {
+            !live.raw.should_flush()
+                && !self.pool.is_closed()
+                && self.pool.options.after_release.is_none()
+                && !is_beyond_max_lifetime(live, &self.pool.options)
+        }) {
+            if let Some(live) = self.live.take() {
+                live.float(self.pool.clone()).release();
+            }
+            return;
+        }
+
         // We still need to spawn a task to maintain `min_connections`.
         if self.live.is_some() || self.pool.options.min_connections > 0 {
             crate::rt::spawn(self.return_to_pool());
