@@ -17,7 +17,7 @@ fmt:
 bench: ## Start-up time and idle memory of each service
 	bash bench/startup.sh
 
-bench-report: ## Every service benchmark against its baseline, 1-64 connections: bench/REPORT.md with plots (~20 min)
+bench-report: ## Every service benchmark against its baseline, 1-64 connections: bench/REPORT.md with plots, median of 3 runs (~40 min)
 	bash bench/report.sh
 
 capacity: ## CPU per request and per job, measured: bench/report/capacity.tsv and docs/capacity.md's figures (~4 min)

@@ -1,14 +1,17 @@
 """bench/REPORT.md and its SVG plots from the rows bench/report.sh collected.
 
-    python3 bench/py/report.py RESULTS.tsv STARTUP.txt OUT_DIR
+    python3 bench/py/report.py STARTUP.txt OUT_DIR RESULTS.tsv...
 
-RESULTS.tsv rows (bench/lib.sh, bench_tsv): scenario, connections, per second, p50 ms, p99 ms,
-baseline per second. STARTUP.txt: bench/startup.sh's table (and thumbnail.txt beside it, from
-bench/thumbnail.sh, if there). Plain Python: the plots are SVG
-written here, so the report needs nothing installed.
+Each RESULTS.tsv is one run; its rows (bench/lib.sh, bench_tsv): scenario, connections, per
+second, p50 ms, p99 ms, baseline per second. A ratio compares a service with its baseline of the
+same run; each row of the table is the run with the median ratio, and the plots show each
+point's median over the runs. STARTUP.txt: bench/startup.sh's table (and thumbnail.txt beside
+it, from bench/thumbnail.sh, if there). Plain Python: the plots are SVG written here, so the
+report needs nothing installed.
 """
 
 import math
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -96,25 +99,41 @@ def svg_chart(series, value, title, unit, log_y=False):
     return "\n".join(out) + "\n"
 
 
+def median_points(runs):
+    """{scenario: {c: point}} whose every figure is the median of that figure over the runs."""
+    rows = defaultdict(dict)
+    for scenario in {s for run in runs for s in run}:
+        for c in {c for run in runs for c in run.get(scenario, {})}:
+            points = [run[scenario][c] for run in runs if c in run.get(scenario, {})]
+            rows[scenario][c] = tuple(statistics.median(p[i] for p in points) for i in range(3))
+    return rows
+
+
 def main():
-    results, startup, out_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    rows = read(results)
+    startup, out_dir, results = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    runs = [read(r) for r in results]
+    rows = median_points(runs)
     (out_dir / "report").mkdir(parents=True, exist_ok=True)
     md = ["# Benchmark report", "",
-          "Written by `make bench-report` (bench/report.sh): every figure below comes from one run on",
-          "this machine (2 cores), each service measured against its baseline in the same run; the",
-          "README's Development table says what each benchmark does. Plots: service solid, baseline",
-          "dashed; connections on a log scale, latencies too.", ""]
+          f"Written by `make bench-report` (bench/report.sh) from {len(runs)} run(s) on this machine (2 cores),",
+          "each service measured against its baseline in the same run; each row below is the run",
+          "whose ratio is the median, with every run's ratio beside it. The README's Development",
+          "table says what each benchmark does. Plots: the median of the runs at each point, service",
+          "solid, baseline dashed; connections on a log scale, latencies too.", ""]
     md += ["## Ratios against the goals (issue 17)", "",
-           "| measurement | connections | per second | baseline per second | ratio | goal | met |",
-           "|---|---:|---:|---:|---:|---:|---|"]
+           "| measurement | connections | per second | baseline per second | ratio | every run | goal | met |",
+           "|---|---:|---:|---:|---:|---|---:|---|"]
     for scenario, baseline, goal in GOALS:
         for c in sorted(rows.get(scenario, {})):
-            if c not in rows.get(baseline, {}):
+            # (ratio, rps, baseline rps) of each run that measured both.
+            measured = sorted((run[scenario][c][0] / run[baseline][c][0], run[scenario][c][0], run[baseline][c][0])
+                              for run in runs
+                              if c in run.get(scenario, {}) and run.get(baseline, {}).get(c, (0,))[0])
+            if not measured:
                 continue
-            rps, base = rows[scenario][c][0], rows[baseline][c][0]
-            r = rps / base if base else 0
-            md.append(f"| {scenario} | {c} | {rps:,.0f} | {base:,.0f} ({baseline}) | {r:.2f} | ≥ {goal} | {'yes' if r >= goal else 'no'} |")
+            r, rps, base = measured[(len(measured) - 1) // 2]
+            every = ", ".join(f"{m[0]:.2f}" for m in measured)
+            md.append(f"| {scenario} | {c} | {rps:,.0f} | {base:,.0f} ({baseline}) | {r:.2f} | {every} | ≥ {goal} | {'yes' if r >= goal else 'no'} |")
     md.append("")
     for name, title, scenarios in CHARTS:
         series = [(s, rows[s]) for s in scenarios if s in rows]
