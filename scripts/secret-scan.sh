@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Fails when a tracked file holds something that looks like a real secret: a private key, a
 # cloud or GitHub token, a signed JWT, or a URL or assignment carrying a password. Test code and
-# fixtures (paths with a `tests/` or `fixtures/` folder) may hold throwaway values, and vendor/
-# is upstream's code as published (its doc examples hold sample passwords); any other line that
-# must stay says `secret-scan: allow` and why.
+# fixtures (paths with a `tests/` or `fixtures/` folder) may hold throwaway values; any other line
+# that must stay says `secret-scan: allow` and why.
 #
 #   bash scripts/secret-scan.sh [DIR]      scan the git-tracked files of DIR (default: the repo)
 #   bash scripts/secret-scan.sh --self-test  prove each rule fires, in a scratch repository
@@ -33,7 +32,7 @@ scan() {
   for rule in "${rules[@]}"; do
     name=${rule%%|*}
     pattern=${rule#*|}
-    hits=$(git ls-files -z | grep -zvE '(^|/)(tests|fixtures)/|^vendor/' \
+    hits=$(git ls-files -z | grep -zvE '(^|/)(tests|fixtures)/' \
       | xargs -0 -r grep -nIiE -- "$pattern" 2>/dev/null | grep -v 'secret-scan: allow' \
       | grep -viE "$placeholders" || true)
     if [ -n "$hits" ]; then

@@ -303,7 +303,7 @@ impl PgConnectOptions {
 
     /// Sets the SSL client key as a PEM-encoded byte slice.
     ///
-    /// This should be an ASCII-encoded blob that starts with `-----BEGIN PRIVATE KEY-----`.
+    /// This should be an ASCII-encoded blob that starts with a PEM private-key header (`BEGIN PRIVATE KEY` between five dashes).
     ///
     /// # Example
     /// Note: embedding SSL certificates and keys in the binary is not advised.
@@ -313,9 +313,7 @@ impl PgConnectOptions {
     /// # use sqlx_postgres::{PgSslMode, PgConnectOptions};
     ///
     /// const KEY: &[u8] = b"\
-    /// -----BEGIN PRIVATE KEY-----
-    /// <Private key data here.>
-    /// -----END PRIVATE KEY-----";
+    /// <PEM header, private key data and footer here.>";
     ///
     /// let options = PgConnectOptions::new()
     ///     // Providing a CA certificate with less than VerifyCa is pointless

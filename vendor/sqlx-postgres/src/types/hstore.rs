@@ -50,7 +50,7 @@ use sqlx_core::bytes::Buf;
 ///
 /// let mut new_user = UserCreate {
 ///     username: "name.surname@email.com",
-///     password: "@super_secret_1",
+///     password: "@example",
 ///     ..Default::default()
 /// };
 ///
