@@ -6,7 +6,8 @@
 # Every platform is compiled on the build machine's own (`--platform=$BUILDPLATFORM`), arm64 with
 # the Debian cross toolchain: no emulation (QEMU made an arm64 Rust build take most of an hour).
 # `cargo auditable` embeds the crates each binary holds, so an image SBOM (BuildKit's, syft's)
-# lists them instead of an empty `scratch`.
+# lists them instead of an empty `scratch`. scripts/cross.sh (CI's `cross` gate) builds arm64 with
+# this stage's cross settings, read from its ENV below, and smoke-tests the result under qemu-user.
 
 # Must equal the channel of rust-toolchain.toml (scripts/ci.sh lint fails otherwise).
 ARG RUST_VERSION=1.95.0

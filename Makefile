@@ -1,5 +1,5 @@
 # The commands a developer needs; each is a script in scripts/ so CI runs the same thing.
-.PHONY: dev test lint fmt bench bench-report capacity chart image rehearse chaos ci
+.PHONY: dev test lint fmt bench bench-report capacity chart image cross rehearse chaos ci
 
 dev:   ## Run the whole stack locally (PostgreSQL + NATS found or started, three services)
 	bash scripts/dev.sh
@@ -28,6 +28,9 @@ chart: ## Helm chart: lint, render, kubernetes-validate, policy tests (offline)
 
 image: ## Container images with buildah, run read-only and non-root with podman
 	bash scripts/image.sh
+
+cross: ## The images' arm64 binaries cross-compiled as the Dockerfile does, smoke-tested under qemu-user
+	bash scripts/cross.sh
 
 rehearse: ## The chart's production manifests run on this machine: replicas, nginx, Prometheus, traffic, upgrade
 	bash scripts/rehearse.sh

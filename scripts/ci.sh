@@ -2,7 +2,7 @@
 # Every CI gate, in one place: `.ci/run` runs `all`, GitHub's workflow runs each part as a job,
 # so the two never drift. Each gate fails the run on its own.
 #
-#   bash scripts/ci.sh [all|lint|deny|test|coverage|images]   (default all)
+#   bash scripts/ci.sh [all|lint|deny|test|coverage|images|cross|rehearse]   (default all)
 #
 #   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), doc links,
 #             layers (scripts/check-layers.py), the TypeScript client compiled against openapi/*.json
@@ -14,6 +14,8 @@
 #   coverage  the suite, instrumented; fails under the floor (scripts/coverage.sh); `all` runs the
 #             suite once this way (COVERAGE=1 make test) instead of test + coverage
 #   images    builds and runs the images (scripts/image.sh) where buildah and podman exist
+#   cross     the images' arm64 binaries cross-compiled as the Dockerfile does, their embedded
+#             crate lists checked, and the smoke test run against them under qemu (scripts/cross.sh)
 #   rehearse  the production rehearsal (scripts/rehearse.sh, `make rehearse`) on the images' binaries
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -118,6 +120,7 @@ case "${1:-all}" in
   test) gate "make test"; make test ;;
   coverage) gate "coverage"; bash scripts/coverage.sh ;;
   images) images ;;
+  cross) gate "arm64 cross build (scripts/cross.sh)"; bash scripts/cross.sh ;;
   rehearse) gate "production rehearsal"; make rehearse ;;
   all)
     lint
@@ -125,8 +128,10 @@ case "${1:-all}" in
     gate "make test, instrumented: coverage floors on the same run"
     COVERAGE=1 make test
     images
+    gate "arm64 cross build (scripts/cross.sh)"
+    bash scripts/cross.sh
     gate "production rehearsal"
     make rehearse
     ;;
-  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage|images|rehearse]" ;;
+  *) die "usage: scripts/ci.sh [all|lint|deny|test|coverage|images|cross|rehearse]" ;;
 esac

