@@ -4,7 +4,7 @@
 #
 #   bash scripts/ci.sh [all|lint|deny|test|coverage|images|cross|rehearse]   (default all)
 #
-#   lint      shellcheck, actionlint, hadolint, alerting rules (promtool check + test), doc links,
+#   lint      shellcheck, actionlint, hadolint, docker-compose.yml, alerting rules (promtool check + test), doc links,
 #             layers (scripts/check-layers.py), the TypeScript client compiled against openapi/*.json
 #             (scripts/check-ts-client.sh), the Helm chart (scripts/check-chart.sh), secret scan,
 #             cargo fmt --check, cargo clippy
@@ -38,6 +38,8 @@ lint() {
     bash scripts/tools.sh hadolint
     "$(bash scripts/tools.sh path hadolint)" Dockerfile
   fi
+  gate "docker-compose.yml (scripts/compose.sh config)"
+  bash scripts/compose.sh config
   gate "one Rust pin (rust-toolchain.toml)"
   local pin docker_rust
   pin=$(rust_pin)

