@@ -303,7 +303,7 @@ impl PgConnectOptions {
 
     /// Sets the SSL client key as a PEM-encoded byte slice.
     ///
-    /// This should be an ASCII-encoded blob that starts with a PEM private-key header (`BEGIN PRIVATE KEY` between five dashes).
+    /// This should be an ASCII-encoded blob that starts with a PEM private-key header.
     ///
     /// # Example
     /// Note: embedding SSL certificates and keys in the binary is not advised.
