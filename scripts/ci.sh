@@ -116,13 +116,18 @@ images() {
   fi
 }
 
+cross() {
+  gate "arm64 cross build (scripts/cross.sh)"
+  bash scripts/cross.sh
+}
+
 case "${1:-all}" in
   lint) lint ;;
   deny) deny ;;
   test) gate "make test"; make test ;;
   coverage) gate "coverage"; bash scripts/coverage.sh ;;
   images) images ;;
-  cross) gate "arm64 cross build (scripts/cross.sh)"; bash scripts/cross.sh ;;
+  cross) cross ;;
   rehearse) gate "production rehearsal"; make rehearse ;;
   all)
     lint
@@ -130,8 +135,7 @@ case "${1:-all}" in
     gate "make test, instrumented: coverage floors on the same run"
     COVERAGE=1 make test
     images
-    gate "arm64 cross build (scripts/cross.sh)"
-    bash scripts/cross.sh
+    cross
     gate "production rehearsal"
     make rehearse
     ;;

@@ -29,15 +29,10 @@ bash scripts/tools.sh aarch64 cargo-auditable
 # The std for aarch64 (rustup's own component; a no-op once installed).
 rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
 
-# dockerfile_env NAME: the value the Dockerfile's ENV gives NAME (quotes removed).
-dockerfile_env() {
-  sed -n "s/.*[ \t]$1=\(\"[^\"]*\"\|[^ \t\\\\]*\).*/\1/p" Dockerfile | head -1 | tr -d '"'
-}
 cross_env=(SQLX_OFFLINE=true)
 for name in CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER CC_aarch64_unknown_linux_gnu \
   AR_aarch64_unknown_linux_gnu RUSTFLAGS; do
   value=$(dockerfile_env "$name")
-  [ -n "$value" ] || die "the Dockerfile has no ENV $name: scripts/cross.sh reads its cross settings from there"
   cross_env+=("$name=$value")
 done
 
@@ -71,7 +66,7 @@ if root != [sys.argv[2]] or missing or len(packages) < 100:
 print(f"{sys.argv[2]}: static aarch64, {len(packages)} crates embedded")
 EOF
   # No binfmt_misc here: the tests start what STOREFRONT_BIN_DIR names, so that is qemu.
-  printf '#!/bin/sh\nexec qemu-aarch64-static %q "$@"\n' "$out/$svc" >"$scratch/$svc"
+  printf '#!/usr/bin/env bash\nexec qemu-aarch64-static %q "$@"\n' "$out/$svc" >"$scratch/$svc"
   chmod +x "$scratch/$svc"
 done
 

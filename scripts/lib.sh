@@ -51,11 +51,20 @@ wait_port() { # HOST PORT SECONDS
   return 1
 }
 
+# dockerfile_env NAME: the value the Dockerfile's ENV gives NAME (quotes removed), so scripts
+# build as the images do without a second copy of the settings.
+dockerfile_env() {
+  local value
+  value=$(sed -n "s/.*[ \t]$1=\(\"[^\"]*\"\|[^ \t\\\\]*\).*/\1/p" "$ROOT/Dockerfile" | head -1 | tr -d '"')
+  [ -n "$value" ] || die "the Dockerfile has no ENV $1"
+  echo "$value"
+}
+
 # release_binaries SERVICE...: the services' static release binaries, as the images hold them
-# (glibc, crt-static); prints the folder they are in.
+# (glibc, crt-static: the Dockerfile's RUSTFLAGS); prints the folder they are in.
 release_binaries() {
-  local target=x86_64-unknown-linux-gnu
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" \
-    "${@/#/--bin=}" >&2
+  local target=x86_64-unknown-linux-gnu rustflags
+  rustflags=$(dockerfile_env RUSTFLAGS) || return
+  RUSTFLAGS="$rustflags" cargo build --release --locked --target "$target" "${@/#/--bin=}" >&2
   echo "${CARGO_TARGET_DIR:-$ROOT/target}/$target/release"
 }
