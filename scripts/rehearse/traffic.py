@@ -207,7 +207,17 @@ class SmtpSink(socketserver.ThreadingTCPServer):
 
     def __init__(self, addr):
         self.messages: list[bytes] = []
+        # When each of `messages` arrived (time.monotonic()), same order.
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
         super().__init__(addr, _SmtpHandler)
+
+    @staticmethod
+    def message_id(message: bytes) -> str:
+        for line in message.split(b"\r\n"):
+            if line.lower().startswith(b"message-id:"):
+                return line.split(b":", 1)[1].strip().decode(errors="replace")
+        return ""
 
 
 class _SmtpHandler(socketserver.StreamRequestHandler):
@@ -228,7 +238,9 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                     if not chunk:
                         return
                     data += chunk
-                self.server.messages.append(data)
+                with self.server.lock:
+                    self.server.messages.append(data)
+                    self.server.arrivals.append(time.monotonic())
                 self.wfile.write(b"250 queued\r\n")
             elif verb == b"QUIT":
                 self.wfile.write(b"221 bye\r\n")
