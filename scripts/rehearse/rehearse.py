@@ -869,8 +869,8 @@ class Rehearsal:
         # the same Message-ID. Two different messages for one order are a doubled order; the same
         # one twice is that resend, shown here with how far apart the copies came.
         doubled = [o for o, c in copies.items() if len({mid for _, mid in c}) > 1]
-        resent = {o: c for o, c in copies.items() if len(c) > 1 and o not in doubled}
-        for order in doubled + list(resent):
+        resent = [o for o, c in copies.items() if len(c) > 1 and o not in doubled]
+        for order in doubled + resent:
             seen = ", ".join(f"{mid} at +{at - self.t0:.1f} s" for at, mid in copies[order])
             print(f"rehearse: order {order}: {len(copies[order])} e-mails: {seen}", flush=True)
         self.row("nothing lost or doubled (upgrade and faults)",

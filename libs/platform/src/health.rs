@@ -17,6 +17,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::extract::Json;
 use crate::problem::{Problem, problem_response};
 
 /// A check answers `Ok` when its dependency is usable, or why it is not.
@@ -74,7 +75,7 @@ impl Health {
 }
 
 async fn live() -> Response {
-    axum::Json(json!({"status": "alive"})).into_response()
+    Json(json!({"status": "alive"})).into_response()
 }
 
 async fn ready(State(health): State<Health>) -> Response {
@@ -103,7 +104,7 @@ async fn ready(State(health): State<Health>) -> Response {
         })
         .collect();
     if failing.is_empty() {
-        return axum::Json(json!({"status": "ready", "checks": checks})).into_response();
+        return Json(json!({"status": "ready", "checks": checks})).into_response();
     }
     for (name, result) in &results {
         if let Err(reason) = result {
