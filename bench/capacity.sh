@@ -50,6 +50,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import PIL' 2>/dev/nu
   "$venv/bin/pip" install -q pillow
 fi
 
+need_nasm
 log "building release binaries"
 cargo build --release --locked -q -p auth -p catalog-order -p worker
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"

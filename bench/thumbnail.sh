@@ -22,6 +22,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import PIL' 2>/dev/nu
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q pillow
 fi
+need_nasm
 log "building release binaries"
 cargo build --release --locked -q -p bench --bin thumbnail-rate
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
@@ -44,7 +45,7 @@ log "$(du -h "$photo" | cut -f1) JPEG, 4000×3000, $rounds rounds each, one core
 if nm "$bin/thumbnail-rate" 2>/dev/null | grep -q 'jsimd_.*_avx2'; then
   echo "worker's libjpeg-turbo: with its SIMD (nasm)"
 else
-  echo "worker's libjpeg-turbo: plain C (no nasm at build time: apt install nasm, then cargo clean -p mozjpeg-sys)"
+  echo "worker's libjpeg-turbo: plain C, not what the images run (no nasm at build time: apt install nasm, then cargo clean -p mozjpeg-sys)"
 fi
 
 ours_out=$(taskset -c 0 "$bin/thumbnail-rate" "$photo" "$rounds" "$sizes" "$out/worker")
