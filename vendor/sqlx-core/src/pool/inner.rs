@@ -289,7 +289,10 @@ impl<DB: Database> PoolInner<DB> {
                     };
 
                     // Attempt to connect...
-                    return self.connect(deadline, guard).await;
+                    // Storefront (vendor/README.md): boxed, so that opening a connection (TLS,
+                    // authentication: kilobytes of future) is not inline in every acquire's
+                    // future, which `Pool`'s `fetch_many` boxes and so copied on every query.
+                    return Box::pin(self.connect(deadline, guard)).await;
                 }
             }
         )
