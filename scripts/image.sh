@@ -14,13 +14,8 @@ services=("$@")
 [ ${#services[@]} -gt 0 ] || services=(auth catalog-order worker)
 
 if ! command -v buildah >/dev/null || ! command -v podman >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing buildah, podman and runc (Debian)"
-    apt-get install -y -qq --no-install-recommends buildah podman runc >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends buildah podman runc >/dev/null; }
-  else
-    die "buildah and podman are needed (apt install buildah podman runc)"
-  fi
+  log "installing buildah, podman and runc (Debian)"
+  apt_install buildah podman runc
 fi
 
 # This sandbox: vfs storage, runc, explicit ulimits (see BUILD-NOTES).

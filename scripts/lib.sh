@@ -61,6 +61,16 @@ dockerfile_env() {
   echo "$value"
 }
 
+# apt_install PACKAGE...: Debian packages a script needs, installed once (as root), the package
+# lists refreshed only when the install fails without.
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    die "install $* (Debian/Ubuntu: apt-get install $*)"
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
 # need_nasm: nasm, as the Dockerfile installs it. libjpeg-turbo (mozjpeg-sys, the worker's
 # thumbnails) assembles its x86 SIMD only when nasm is there as it builds, and cargo keeps a build
 # made without it: without nasm the worker decodes JPEG in plain C, about a third slower. So when
@@ -72,8 +82,7 @@ need_nasm() {
     return
   fi
   log "installing nasm (libjpeg-turbo's x86 SIMD, as the Dockerfile does)"
-  apt-get install -y -qq --no-install-recommends nasm >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends nasm >/dev/null; }
+  apt_install nasm
   cargo clean -q --release -p mozjpeg-sys >&2
   cargo clean -q --release --target x86_64-unknown-linux-gnu -p mozjpeg-sys >&2
 }

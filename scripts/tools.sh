@@ -58,14 +58,6 @@ path_of() {
   esac
 }
 
-apt_install() {
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    die "install $* (Debian/Ubuntu: apt-get install $*)"
-  fi
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
-}
-
 cargo_tool() {
   local name=$1 version=$2
   local bin

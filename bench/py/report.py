@@ -107,11 +107,10 @@ def svg_chart(series, value, title, unit, log_y=False):
     return "\n".join(out) + "\n"
 
 
-def ceiling_of(scenario, run, c):
-    """CEILINGS[scenario] of one run at c connections, or None."""
+def ceiling_of(scenario, baseline, run, c):
+    """CEILINGS[scenario] of one run at c connections, against its baseline, or None."""
     ceiling = CEILINGS.get(scenario)
-    goal_baseline = next(b for s, b, _ in GOALS if s == scenario)
-    live, base = run.get("/health/live", {}).get(c), run.get(goal_baseline, {}).get(c)
+    live, base = run.get("/health/live", {}).get(c), run.get(baseline, {}).get(c)
     if ceiling is None or not live or not base:
         return None
     return ceiling(live[0], base[0])
@@ -145,7 +144,7 @@ def main():
         for c in sorted(rows.get(scenario, {})):
             # (ratio, rps, baseline rps, ceiling) of each run that measured both.
             measured = sorted((run[scenario][c][0] / run[baseline][c][0], run[scenario][c][0], run[baseline][c][0],
-                               ceiling_of(scenario, run, c))
+                               ceiling_of(scenario, baseline, run, c))
                               for run in runs
                               if c in run.get(scenario, {}) and run.get(baseline, {}).get(c, (0,))[0])
             if not measured:
