@@ -257,7 +257,9 @@ measure() {
   local name=$1 cache=$2 pid=$3 url=$4 rps p50 p99 cpu bad pg_us
   shift 4
   pg_backends >"$work/pg.before"
-  read -r rps p50 p99 cpu bad < <(bench_wrk "$pid" "$url" "$connections" "$seconds" "$@")
+  # One process (its default workers), not bench_replicas: the model prices a request's CPU.
+  bench_pids=("$pid") bench_ports=("${base##*:}")
+  read -r rps p50 p99 cpu bad < <(bench_wrk "$url" "$connections" "$seconds" "$@")
   pg_us=$(per "$(pg_since)" "$(awk -v r="$rps" -v s="$seconds" 'BEGIN { print r * s }')")
   row "$name" "$cache" "$rps" "$p50" "$p99" "$cpu" "$pg_us" "$bad"
   printf 'request\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t-\t%s\n' "$name" "$cache" "$connections" "$rps" \

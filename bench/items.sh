@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The public item list against its baselines, in one run, on 100 000 items, at concurrency 32
-# (release build, local PostgreSQL and NATS; prints figures, never fails on them):
+# (release build, local PostgreSQL and NATS, catalog-order as the chart runs it: two replicas of
+# one worker each, bench/lib.sh's bench_replicas; prints figures, never fails on them):
 #   hot   the same popular page again and again (answered from the replica's cache) vs pgbench
 #         running that page's SQL: the cache's gain;
 #   cold  a different min_price on every request (every request misses the cache and goes to
@@ -11,6 +12,8 @@
 #   bench/items.sh [SECONDS]    (default 10 per measurement)
 #   CONNECTIONS="1 8 32"        concurrencies to measure at (default 32)
 #   BENCH_TSV=file              also append rows for bench/report.sh (bench/lib.sh, bench_tsv)
+#   BENCH_REPLICAS=1 BENCH_WORKER_THREADS=0
+#                               one process with a worker per core instead
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -35,7 +38,7 @@ cargo build --release --locked -q -p catalog-order
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 export APP_ENV=test LOG_FORMAT=json RUST_LOG=warn NATS_URL="nats://127.0.0.1:$nats_port"
-export NATS_NAMESPACE=bench_items HTTP_ADDR=127.0.0.1:18282 METRICS_ADDR=127.0.0.1:19282
+export NATS_NAMESPACE=bench_items
 export DATABASE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/bench_items"
 "$bin/catalog-order" migrate up >/dev/null
 
@@ -51,19 +54,20 @@ psql_on bench_items "
   ANALYZE;" >/dev/null
 category=$(psql_on bench_items "SELECT id FROM categories WHERE slug = 'category-7'")
 
-"$bin/catalog-order" >/dev/null &
-app_pid=$!
 work=$(mktemp -d)
+bench_pids=()
 cleanup() {
-  kill "$app_pid" 2>/dev/null || true
-  wait "$app_pid" 2>/dev/null || true
+  if [ ${#bench_pids[@]} -gt 0 ]; then
+    kill "${bench_pids[@]}" 2>/dev/null || true
+    wait "${bench_pids[@]}" 2>/dev/null || true
+  fi
   [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"
   rm -rf "$work"
   psql_on postgres "DROP DATABASE IF EXISTS bench_items" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-base="http://$HTTP_ADDR"
-until curl -fs -o /dev/null "$base/health/ready"; do sleep 0.1; done
+bench_replicas "$bin/catalog-order" 18282
+base="http://127.0.0.1:${bench_ports[0]}"
 
 # The statements the service runs for these requests (store/items.rs), LIMIT 20 + 1, with the
 # category bound as a parameter as the service binds it (pgbench -M prepared binds :category).
@@ -88,7 +92,11 @@ url="$base/v1/items?limit=20&category=$category&sort=price"
 curl -fs -o /dev/null "$url"
 etag=$(curl -fs -D - -o /dev/null "$url" | awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }')
 [ -n "$etag" ] || die "the list answered without an ETag"
-[ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$url")" = 304 ] || die "If-None-Match did not answer 304"
+# Every replica must know the page by the same ETag, or half the revalidations would be 200s.
+for port in "${bench_ports[@]}"; do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "${url/$base/http://127.0.0.1:$port}")" = 304 ] \
+    || die "If-None-Match did not answer 304 on the replica on $port"
+done
 
 row() { printf '%-48s %5s %11.0f %9s %9s %8s %8s %s\n' "$@"; }
 printf '\n%-48s %5s %11s %9s %9s %8s %8s %s\n' "" "conns" "per second" "p50 (ms)" "p99 (ms)" "µs CPU" "ratio" "goal"
@@ -96,10 +104,10 @@ for c in $connections; do
   log "concurrency $c: pgbench ×2, wrk ×4, ${seconds}s each"
   read -r pg_hot_tps pg_hot_p50 pg_hot_p99 _ < <(bench_pgbench bench_items "$work/hot.sql" "$c" "$seconds" -D "category=$category")
   read -r pg_cold_tps pg_cold_p50 pg_cold_p99 _ < <(bench_pgbench bench_items "$work/cold.sql" "$c" "$seconds" -D "category=$category")
-  read -r live_rps live_p50 live_p99 live_cpu live_bad < <(bench_wrk "$app_pid" "$base/health/live" "$c" "$seconds")
-  read -r hot_rps hot_p50 hot_p99 hot_cpu hot_bad < <(bench_wrk "$app_pid" "$url" "$c" "$seconds")
-  read -r cold_rps cold_p50 cold_p99 cold_cpu cold_bad < <(bench_wrk "$app_pid" "$url" "$c" "$seconds" -s "$work/cold.lua")
-  read -r rev_rps rev_p50 rev_p99 rev_cpu rev_bad < <(bench_wrk "$app_pid" "$url" "$c" "$seconds" -H "If-None-Match: $etag")
+  read -r live_rps live_p50 live_p99 live_cpu live_bad < <(bench_wrk "$base/health/live" "$c" "$seconds")
+  read -r hot_rps hot_p50 hot_p99 hot_cpu hot_bad < <(bench_wrk "$url" "$c" "$seconds")
+  read -r cold_rps cold_p50 cold_p99 cold_cpu cold_bad < <(bench_wrk "$url" "$c" "$seconds" -s "$work/cold.lua")
+  read -r rev_rps rev_p50 rev_p99 rev_cpu rev_bad < <(bench_wrk "$url" "$c" "$seconds" -H "If-None-Match: $etag")
   row "pgbench, the hot page's SQL" "$c" "$pg_hot_tps" "$pg_hot_p50" "$pg_hot_p99" "" "" ""
   row "hot: the same page (cache hits)" "$c" "$hot_rps" "$hot_p50" "$hot_p99" "$hot_cpu" "$(ratio "$hot_rps" "$pg_hot_tps")" ">= 2 × pgbench"
   row "pgbench, random min_price" "$c" "$pg_cold_tps" "$pg_cold_p50" "$pg_cold_p99" "" "" ""

@@ -3,8 +3,9 @@
 # pgbench replaying the statements of that transaction (store/customers.rs, idempotency.rs,
 # orders.rs, jobs.rs), in one run, at concurrency 32: 200 customers, each order two random items
 # of 1 000 (so row locks on items are rarely shared; docs/capacity.md's hot-item case is not this).
-# Release build (auth issues the tokens), local PostgreSQL and NATS. Prints figures; never fails
-# on them.
+# Release build (auth issues the tokens; catalog-order as the chart runs it, two replicas of one
+# worker each: bench/lib.sh's bench_replicas), local PostgreSQL and NATS. Prints figures; never
+# fails on them.
 #
 #   bench/orders.sh [SECONDS]    (default 10)
 #   CONNECTIONS="1 8 32"         concurrencies to measure at (default 32)
@@ -41,8 +42,7 @@ export APP_ENV=test LOG_FORMAT=json RUST_LOG=warn NATS_URL="nats://127.0.0.1:$na
 export RATE_LIMIT_WRITE_PER_MINUTE=100000000 RATE_LIMIT_WRITE_BURST=100000000
 export RATE_LIMIT_AUTH_PER_MINUTE=100000000 RATE_LIMIT_AUTH_BURST=100000000
 auth_env=(DATABASE_URL="$pg/bench_orders_auth" HTTP_ADDR=127.0.0.1:18381 METRICS_ADDR=127.0.0.1:19381)
-shop_env=(DATABASE_URL="$pg/bench_orders" HTTP_ADDR=127.0.0.1:18382 METRICS_ADDR=127.0.0.1:19382
-  AUTH_JWKS_URL=http://127.0.0.1:18381/.well-known/jwks.json)
+shop_env=(DATABASE_URL="$pg/bench_orders" AUTH_JWKS_URL=http://127.0.0.1:18381/.well-known/jwks.json)
 env "${auth_env[@]}" "$bin/auth" migrate up >/dev/null
 env "${shop_env[@]}" "$bin/catalog-order" migrate up >/dev/null
 
@@ -57,12 +57,11 @@ psql_on bench_orders "
 
 env "${auth_env[@]}" "$bin/auth" >/dev/null &
 auth_pid=$!
-env "${shop_env[@]}" "$bin/catalog-order" >/dev/null &
-app_pid=$!
 work=$(mktemp -d)
+bench_pids=()
 cleanup() {
-  kill "$app_pid" "$auth_pid" 2>/dev/null || true
-  wait "$app_pid" "$auth_pid" 2>/dev/null || true
+  kill "${bench_pids[@]}" "$auth_pid" 2>/dev/null || true
+  wait "${bench_pids[@]}" "$auth_pid" 2>/dev/null || true
   [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"
   rm -rf "$work"
   for db in bench_orders bench_orders_auth; do
@@ -71,8 +70,9 @@ cleanup() {
 }
 trap cleanup EXIT
 auth=http://127.0.0.1:18381
-base=http://127.0.0.1:18382
-until curl -fs -o /dev/null "$auth/health/ready" && curl -fs -o /dev/null "$base/health/ready"; do sleep 0.1; done
+until curl -fs -o /dev/null "$auth/health/ready"; do sleep 0.1; done
+bench_replicas "$bin/catalog-order" 18382 "${shop_env[@]}"
+base="http://127.0.0.1:${bench_ports[0]}"
 
 log "$customers customers sign up"
 for ((c = 1; c <= customers; c++)); do
@@ -145,7 +145,7 @@ for c in $connections; do
   log "concurrency $c: pgbench and wrk, ${seconds}s each"
   read -r pg_tps pg_p50 pg_p99 pg_failed < <(bench_pgbench bench_orders "$work/order.sql" "$c" "$seconds")
   before=$(psql_on bench_orders "SELECT count(*) FROM orders")
-  read -r rps p50 p99 cpu bad < <(bench_wrk "$app_pid" "$base/v1/orders" "$c" "$seconds" -s "$work/orders.lua")
+  read -r rps p50 p99 cpu bad < <(bench_wrk "$base/v1/orders" "$c" "$seconds" -s "$work/orders.lua")
   placed=$(($(psql_on bench_orders "SELECT count(*) FROM orders") - before))
   row "pgbench, the order transaction" "$c" "$pg_tps" "$pg_p50" "$pg_p99" "" "" ""
   row "POST /v1/orders (2 lines, Idempotency-Key)" "$c" "$rps" "$p50" "$p99" "$cpu" "$(ratio "$rps" "$pg_tps")" ">= 0.5 × pgbench"

@@ -33,7 +33,7 @@ report=${SEARCH_REPORT:-/dev/null}
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "usage: bench/search.sh [SECONDS]"
 [[ "$items" =~ ^[1-9][0-9]*$ ]] || die "SEARCH_ITEMS must be a positive number"
 # wrk, not hey: the load generator shares the 2 cores, and wrk needs a fraction of hey's CPU.
-command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || die "wrk is needed (apt install wrk)"
+command -v wrk >/dev/null || apt_install wrk
 command -v pgbench >/dev/null || die "pgbench is needed (Debian: part of postgresql-15)"
 
 pg_args=(-h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}")

@@ -134,9 +134,12 @@ def main():
     md = ["# Benchmark report", "",
           f"Written by `make bench-report` (bench/report.sh) from {len(runs)} run(s) on this machine (2 cores),",
           "each service measured against its baseline in the same run; each row below is the run",
-          "whose ratio is the median, with every run's ratio beside it. The README's Development",
-          "table says what each benchmark does. Plots: the median of the runs at each point, service",
-          "solid, baseline dashed; connections on a log scale, latencies too.", ""]
+          "whose ratio is the median, with every run's ratio beside it. catalog-order runs as the chart",
+          "runs it: two replicas of one Tokio worker each (what a pod's 1-CPU limit gives), wrk's",
+          "connections spread evenly over them ([capacity.md, Few connections](../docs/capacity.md#few-connections)",
+          "has one process with two workers beside it). The README's Development table says what each",
+          "benchmark does. Plots: the median of the runs at each point, service solid, baseline dashed;",
+          "connections on a log scale, latencies too.", ""]
     md += ["## Ratios against the goals (issue 17)", "",
            "| measurement | connections | per second | baseline per second | ratio | every run | ceiling | goal | met |",
            "|---|---:|---:|---:|---:|---|---:|---:|---|"]
