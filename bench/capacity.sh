@@ -95,15 +95,7 @@ cleanup() {
   done
 }
 trap cleanup EXIT
-ready() { # URL PID NAME
-  local _
-  for _ in $(seq 1 300); do
-    curl -fs -o /dev/null "$1/health/ready" && return 0
-    kill -0 "$2" 2>/dev/null || die "$3 exited (see $work/$3.log)"
-    sleep 0.1
-  done
-  die "$3 is not ready after 30s"
-}
+ready() { bench_ready "$1" "$2" "$3 (its log: $work/$3.log)"; } # URL PID NAME
 auth=http://127.0.0.1:18481
 base=http://127.0.0.1:18482
 env "${auth_env[@]}" "$bin/auth" >"$work/auth.log" 2>&1 &

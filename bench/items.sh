@@ -55,12 +55,8 @@ psql_on bench_items "
 category=$(psql_on bench_items "SELECT id FROM categories WHERE slug = 'category-7'")
 
 work=$(mktemp -d)
-bench_pids=()
 cleanup() {
-  if [ ${#bench_pids[@]} -gt 0 ]; then
-    kill "${bench_pids[@]}" 2>/dev/null || true
-    wait "${bench_pids[@]}" 2>/dev/null || true
-  fi
+  bench_stop
   [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"
   rm -rf "$work"
   psql_on postgres "DROP DATABASE IF EXISTS bench_items" >/dev/null 2>&1 || true
@@ -88,13 +84,14 @@ request = function()
 end
 LUA
 
-url="$base/v1/items?limit=20&category=$category&sort=price"
+page="/v1/items?limit=20&category=$category&sort=price"
+url="$base$page"
 curl -fs -o /dev/null "$url"
 etag=$(curl -fs -D - -o /dev/null "$url" | awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }')
 [ -n "$etag" ] || die "the list answered without an ETag"
 # Every replica must know the page by the same ETag, or half the revalidations would be 200s.
 for port in "${bench_ports[@]}"; do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "${url/$base/http://127.0.0.1:$port}")" = 304 ] \
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "http://127.0.0.1:$port$page")" = 304 ] \
     || die "If-None-Match did not answer 304 on the replica on $port"
 done
 

@@ -6,6 +6,8 @@ command -v wrk >/dev/null || apt_install wrk
 command -v pgbench >/dev/null || die "pgbench is needed (Debian: part of postgresql-15)"
 
 bench_pg_args=(-h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}")
+# The replicas bench_replicas started (bench_stop ends them) and their HTTP ports.
+bench_pids=() bench_ports=()
 
 # Percentile P (0–100) of the numbers on stdin, one per line.
 percentile() { sort -n | awk -v p="$1" '{ a[NR] = $1 } END { i = int(NR * p / 100); if (i < 1) i = 1; print a[i] }'; }
@@ -45,11 +47,27 @@ bench_replicas() {
     bench_ports+=("$((port + i))")
   done
   for ((i = 0; i < ${#bench_ports[@]}; i++)); do
-    until curl -fs -o /dev/null "http://127.0.0.1:${bench_ports[i]}/health/ready"; do
-      kill -0 "${bench_pids[i]}" 2>/dev/null || die "$bin on ${bench_ports[i]} exited before it was ready"
-      sleep 0.1
-    done
+    bench_ready "http://127.0.0.1:${bench_ports[i]}" "${bench_pids[i]}" "$bin on ${bench_ports[i]}"
   done
+}
+
+# bench_stop: end the replicas of bench_replicas (for a script's cleanup).
+bench_stop() {
+  [ ${#bench_pids[@]} -gt 0 ] || return 0
+  kill "${bench_pids[@]}" 2>/dev/null || true
+  wait "${bench_pids[@]}" 2>/dev/null || true
+}
+
+# bench_ready URL PID NAME: wait until URL/health/ready answers 200; die if PID exits first or
+# after 30 s.
+bench_ready() {
+  local _
+  for _ in $(seq 1 300); do
+    curl -fs -o /dev/null "$1/health/ready" && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited before it was ready"
+    sleep 0.1
+  done
+  die "$3 is not ready after 30s"
 }
 
 # bench_wrk URL CONNECTIONS SECONDS [wrk args…]: prints "rps p50_ms p99_ms cpu_us bad", where

@@ -58,10 +58,10 @@ psql_on bench_orders "
 env "${auth_env[@]}" "$bin/auth" >/dev/null &
 auth_pid=$!
 work=$(mktemp -d)
-bench_pids=()
 cleanup() {
-  kill "${bench_pids[@]}" "$auth_pid" 2>/dev/null || true
-  wait "${bench_pids[@]}" "$auth_pid" 2>/dev/null || true
+  bench_stop
+  kill "$auth_pid" 2>/dev/null || true
+  wait "$auth_pid" 2>/dev/null || true
   [ "$started_nats" = 1 ] && bash scripts/nats.sh stop "$nats_port"
   rm -rf "$work"
   for db in bench_orders bench_orders_auth; do
@@ -70,7 +70,7 @@ cleanup() {
 }
 trap cleanup EXIT
 auth=http://127.0.0.1:18381
-until curl -fs -o /dev/null "$auth/health/ready"; do sleep 0.1; done
+bench_ready "$auth" "$auth_pid" auth
 bench_replicas "$bin/catalog-order" 18382 "${shop_env[@]}"
 base="http://127.0.0.1:${bench_ports[0]}"
 
