@@ -94,6 +94,18 @@ async fn public_reads_carry_a_strong_etag_and_revalidate_with_304_without_the_da
         format!("/v1/categories/{cat}"),
         format!("/v1/items/{item}/images"),
     ];
+    let counted = || async {
+        let mut counts = [0.0; 3];
+        for (n, result) in counts.iter_mut().zip(["hit", "miss", "stale"]) {
+            *n = shop
+                .metric(&format!(
+                    r#"response_cache_requests_total{{result="{result}",service="catalog-order"}}"#
+                ))
+                .await;
+        }
+        counts
+    };
+    let before = counted().await;
     let mut etags = Vec::new();
     for path in &reads {
         let (status, etag, control, body) = fetch(c, &shop.url(path), None).await;
@@ -105,6 +117,13 @@ async fn public_reads_carry_a_strong_etag_and_revalidate_with_304_without_the_da
         );
         etags.push(etag);
     }
+
+    // Each was a miss, counted once; then every read of them a hit.
+    let [hits, misses, stale] = counted().await;
+    assert_eq!(
+        [hits, misses, stale],
+        [before[0], before[1] + 7.0, before[2]]
+    );
 
     // Revalidation and repeated reads are answered from memory: not one catalog statement.
     let before = catalog_statements();
@@ -124,6 +143,8 @@ async fn public_reads_carry_a_strong_etag_and_revalidate_with_304_without_the_da
         before,
         "cached reads went to the database"
     );
+    // Three reads of each of the seven (two 304s and a 200).
+    assert_eq!(counted().await, [hits + 21.0, misses, stale]);
 
     // What the database says but no write announced stays unseen: proof the answers above came
     // from memory. (Only writes through the service are announced; see docs/operations.md.)
@@ -169,6 +190,12 @@ async fn public_reads_carry_a_strong_etag_and_revalidate_with_304_without_the_da
         assert_eq!(r.headers()["cache-control"], "private, no-store", "{path}");
         assert!(r.headers().get("etag").is_none(), "{path}");
     }
+    // They are not requests to the cache either: no hit, miss or stale counted.
+    let after_writes = counted().await;
+    for path in ["/v1/customers/me", "/v1/orders"] {
+        assert_eq!(shop.get(path, Some(&ann)).await.status(), 200);
+    }
+    assert_eq!(counted().await, after_writes);
     let missing = shop
         .get(&format!("/v1/items/{}", uuid::Uuid::now_v7()), None)
         .await;
