@@ -599,7 +599,7 @@ pub async fn serve(State(cached): State<Cached>, request: Request, next: Next) -
     let uri = request.uri();
     let key = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     // Only the answers of routes that `tags_of` names are kept, so an entry found is served
-    // without asking for the route's tags (a hit allocates nothing).
+    // without asking for the route's tags or copying its key.
     let found = cache.find(key);
     if let Found::Fresh(entry) = &found {
         cache.count(&found);

@@ -166,10 +166,7 @@ fn fingerprint(sort: ItemSort, filter: &ItemFilter) -> String {
         filter.in_stock
     );
     let digest = Sha256::digest(text.as_bytes());
-    // The first 8 bytes in hex, written at once (not a String per byte).
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    format!("{:016x}", u64::from_be_bytes(first))
+    hex::encode(&digest[..8])
 }
 
 /// The filter `query` asks for: `category` is an id, or else a slug.
