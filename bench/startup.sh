@@ -31,8 +31,7 @@ DATABASE_URL="$pg/bench_catalog" "$bin/catalog-order" migrate up >/dev/null
 # Each service's CPU limit, rounded up, from the rendered Deployments: "auth 1" per line.
 bash scripts/tools.sh helm python
 workers=$("$(bash scripts/tools.sh path helm)" template shop helm/storefront \
-  --set secrets.existingSecret=s --set payments.gatewayUrl=https://payments.example.com \
-  --set accountLinkBaseUrl=https://shop.example.com --show-only templates/deployment.yaml 2>/dev/null \
+  -f helm/storefront/ci/default.yaml --show-only templates/deployment.yaml 2>/dev/null \
   | "$(bash scripts/tools.sh path python)" -c '
 import math, sys, yaml
 for d in yaml.safe_load_all(sys.stdin):

@@ -17,9 +17,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 "$helm" template shop helm/storefront --namespace shop --api-versions monitoring.coreos.com/v1 \
-  --set secrets.existingSecret=storefront --set payments.gatewayUrl=https://payments.example.com \
-  --set accountLinkBaseUrl=https://shop.example.com \
-  --set prometheusRule.enabled=true \
+  -f helm/storefront/ci/default.yaml --set prometheusRule.enabled=true \
   --set serviceMonitor.enabled=true --show-only templates/prometheusrule.yaml 2>/dev/null \
   | sed -n '/^spec:$/,$p' | sed '1d; s/^  //' >"$out/storefront.rendered.yaml"
 cp "$rules/tests.yaml" "$out/tests.yaml"
