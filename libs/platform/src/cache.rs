@@ -584,14 +584,15 @@ pub struct Cached {
     pub reads: Option<crate::replica::Reads>,
 }
 
-/// Middleware (`route_layer`): GETs of routes `tags_of` names are answered from the cache when it
-/// holds them; otherwise the handler's 200 is kept. Both carry the ETag and the public
+/// Middleware (`route_layer`): GETs (and HEADs, which axum answers with the GET handler and
+/// strips of their body outside this layer) of routes `tags_of` names are answered from the cache
+/// when it holds them; otherwise the handler's 200 is kept. Both carry the ETag and the public
 /// `Cache-Control`, and a matching `If-None-Match` gets a 304 without a body.
 pub async fn serve(State(cached): State<Cached>, request: Request, next: Next) -> Response {
     let Some(route) = request
         .extensions()
         .get::<MatchedPath>()
-        .filter(|_| request.method() == Method::GET)
+        .filter(|_| matches!(*request.method(), Method::GET | Method::HEAD))
     else {
         return next.run(request).await;
     };

@@ -19,7 +19,17 @@ async fn fetch(
     url: &str,
     etag: Option<&str>,
 ) -> (StatusCode, String, String, String) {
-    let mut req = client.get(url);
+    fetch_as(client, Method::GET, url, etag).await
+}
+
+/// [`fetch`] with another method (HEAD).
+async fn fetch_as(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    etag: Option<&str>,
+) -> (StatusCode, String, String, String) {
+    let mut req = client.request(method, url);
     if let Some(e) = etag {
         req = req.header("if-none-match", e);
     }
@@ -137,14 +147,32 @@ async fn public_reads_carry_a_strong_etag_and_revalidate_with_304_without_the_da
         assert_eq!(fetch(c, &shop.url(path), Some(&weak)).await.0, 304);
         let (status, same, _, _) = fetch(c, &shop.url(path), Some("\"other\"")).await;
         assert_eq!((status, &same), (StatusCode::OK, etag), "{path}");
+        // HEAD is GET without the body (RFC 9110): the same headers, and a 304 alike.
+        let head = fetch_as(c, Method::HEAD, &shop.url(path), None).await;
+        assert_eq!(
+            head,
+            (StatusCode::OK, etag.clone(), PUBLIC.into(), "".into())
+        );
+        let head = fetch_as(c, Method::HEAD, &shop.url(path), Some(etag)).await;
+        assert_eq!(head.0, 304, "{path}");
     }
     assert_eq!(
         catalog_statements(),
         before,
         "cached reads went to the database"
     );
-    // Three reads of each of the seven (two 304s and a 200).
-    assert_eq!(counted().await, [hits + 21.0, misses, stale]);
+    // Five reads of each of the seven (two 304s and a 200, two HEADs).
+    assert_eq!(counted().await, [hits + 35.0, misses, stale]);
+
+    // A HEAD that misses keeps the GET's answer: its ETag validates the GET.
+    let path = shop.url(&format!("/v1/items?category={cat}"));
+    let (status, etag, control, body) = fetch_as(c, Method::HEAD, &path, None).await;
+    assert_eq!(
+        (status, control.as_str(), body.as_str()),
+        (StatusCode::OK, PUBLIC, "")
+    );
+    assert_eq!(fetch(c, &path, Some(&etag)).await.0, 304);
+    assert_eq!(counted().await, [hits + 36.0, misses + 1.0, stale]);
 
     // What the database says but no write announced stays unseen: proof the answers above came
     // from memory. (Only writes through the service are announced; see docs/operations.md.)
