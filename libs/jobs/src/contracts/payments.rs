@@ -10,12 +10,13 @@ use uuid::Uuid;
 use crate::Family;
 
 /// The family of payment jobs (catalog-order serves it). A provider call is short; a provider
-/// that is down is retried with the family's backoff for about an hour before the job is dead.
+/// that is down is retried with the runtime's backoff (1 s doubling, at most 5 min) for about an
+/// hour before the job is dead: a refund outlives an outage an operator would not be paged for.
 pub const FAMILY: Family = Family {
     name: "payment",
     ack_wait: Duration::from_secs(15),
     timeout: Duration::from_secs(30),
-    max_deliver: 10,
+    max_deliver: 20,
     max_ack_pending: 16,
 };
 
@@ -25,4 +26,17 @@ pub const REFUND_KIND: &str = "payment.refund";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     pub payment_id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refund_is_retried_for_about_an_hour() {
+        let waited: Duration = (1..FAMILY.max_deliver)
+            .map(crate::runtime::retry_delay)
+            .sum();
+        assert!((55..=65).contains(&(waited.as_secs() / 60)), "{waited:?}");
+    }
 }
