@@ -246,11 +246,14 @@ per() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { if (n > 0) printf "%.0f", t
 
 # measure NAME CACHE PID PATH [wrk args…]: one wrk run against the service PID; a row of the TSV.
 measure() {
-  local name=$1 cache=$2 pid=$3 url=$4 rps p50 p99 cpu bad pg_us
+  local name=$1 cache=$2 pid=$3 url=$4 rps p50 p99 cpu bad pg_us hostport
   shift 4
   pg_backends >"$work/pg.before"
   # One process (its default workers), not bench_replicas: the model prices a request's CPU.
-  bench_pids=("$pid") bench_ports=("${base##*:}")
+  # bench_wrk sends to bench_ports: the port of URL's own service (auth's rows go to auth).
+  hostport=${url#*://}
+  hostport=${hostport%%/*}
+  bench_pids=("$pid") bench_ports=("${hostport##*:}")
   read -r rps p50 p99 cpu bad < <(bench_wrk "$url" "$connections" "$seconds" "$@")
   pg_us=$(per "$(pg_since)" "$(awk -v r="$rps" -v s="$seconds" 'BEGIN { print r * s }')")
   row "$name" "$cache" "$rps" "$p50" "$p99" "$cpu" "$pg_us" "$bad"
